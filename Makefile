@@ -1,0 +1,32 @@
+# Two commands do all set-up on a fresh machine with Python 3.11:
+#   make report   execute the notebooks on the embedded data into reports/index.html
+#   make test     run the whole test suite (notebooks included)
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.dflib-installed
+# The CPU build of torch; an unpinned torch pulls a multi-GB CUDA build.
+TORCH  := torch==2.13.0
+PROFILE ?= quick
+
+.PHONY: setup test report bench clean
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check $(TORCH)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e ".[dev,notebooks]" $(TORCH)
+	$(BIN)/python -m ipykernel install --sys-prefix --name python3 >/dev/null
+	touch $(STAMP)
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -n 2 --dist loadgroup
+
+report: $(STAMP)
+	$(BIN)/python -m dflib.report --profile $(PROFILE) --out reports
+
+bench: $(STAMP)
+	$(BIN)/dflib bench
+
+clean:
+	rm -rf $(VENV) reports .pytest_cache

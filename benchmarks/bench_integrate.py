@@ -1,0 +1,161 @@
+"""Speed of the exact DCT integrable projection, as ratios measured in one run.
+
+1. DCT solve (b -> L⁺b) and the full projection (gx, gy -> z) vs one
+   ``torch.fft.rfft2`` of a tensor of the same shape (target <= 6x).
+2. vs the dense route (normal equations PᵀP built dense, nullspace fixed by
+   adding the ones-vector constraint 11ᵀ, ``torch.linalg.solve``) on a 30x40 grid
+   with 80 fields, as VA-DepthNet does (target >= 100x).
+3. vs ``scipy.sparse.linalg.spsolve`` (one value pinned) and ``lsqr`` at 256x256.
+
+Usage::
+
+    python benchmarks/bench_integrate.py [--quick] [--out benchmarks/results/integrate.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import time
+import timeit
+from pathlib import Path
+
+import numpy as np
+import scipy
+import scipy.sparse as sp
+import scipy.sparse.linalg as spla
+import torch
+import torch.utils.benchmark as tbench
+
+from dflib.integrate import (
+    _adjoint_differences,
+    integrable_projection,
+    neumann_poisson_solve,
+)
+from dflib.utils import default_device
+
+
+def _torch_median(fn, min_run_time: float) -> float:
+    """Median seconds per call (torch.utils.benchmark, handles CUDA sync)."""
+    return tbench.Timer(stmt="fn()", globals={"fn": fn}).blocked_autorange(
+        min_run_time=min_run_time
+    ).median
+
+
+def _wall_median(fn, repeats: int) -> float:
+    return statistics.median(timeit.repeat(fn, number=1, repeat=repeats))
+
+
+def _sparse_p(h: int, w: int) -> sp.csr_matrix:
+    def d(n: int) -> sp.spmatrix:
+        return sp.diags([-np.ones(n - 1), np.ones(n - 1)], [0, 1], shape=(n - 1, n))
+
+    return sp.vstack([sp.kron(sp.eye(h), d(w)), sp.kron(d(h), sp.eye(w))]).tocsr()
+
+
+def bench_vs_fft(shape: tuple[int, ...], device: torch.device, min_run_time: float) -> dict:
+    g = torch.Generator(device="cpu").manual_seed(0)
+    *lead, h, w = shape
+    b = torch.randn(*shape, generator=g).to(device)
+    gx = torch.randn(*lead, h, w - 1, generator=g).to(device)
+    gy = torch.randn(*lead, h - 1, w, generator=g).to(device)
+    t_fft = _torch_median(lambda: torch.fft.rfft2(b), min_run_time)
+    t_solve = _torch_median(lambda: neumann_poisson_solve(b), min_run_time)
+    t_proj = _torch_median(lambda: integrable_projection(gx, gy), min_run_time)
+    return {
+        "shape": list(shape), "dtype": "float32",
+        "rfft2_s": t_fft, "solve_s": t_solve, "projection_s": t_proj,
+        "solve_over_rfft2": t_solve / t_fft, "projection_over_rfft2": t_proj / t_fft,
+    }
+
+
+def bench_vs_dense(h: int, w: int, fields: int, device: torch.device,
+                   min_run_time: float) -> dict:
+    """Dense normal equations (PᵀP + 11ᵀ) z = PᵀΓ solved by torch.linalg.solve."""
+    g = torch.Generator(device="cpu").manual_seed(1)
+    gx = torch.randn(fields, h, w - 1, generator=g, dtype=torch.float64).to(device)
+    gy = torch.randn(fields, h - 1, w, generator=g, dtype=torch.float64).to(device)
+    p = torch.from_numpy(_sparse_p(h, w).toarray()).to(device)
+
+    def dense() -> torch.Tensor:
+        a = p.T @ p + 1.0  # + ones-vector constraint: unique, zero-mean solution
+        rhs = _adjoint_differences(gx, gy).reshape(fields, h * w).T
+        return torch.linalg.solve(a, rhs).T.reshape(fields, h, w)
+
+    z_dense = dense()
+    z_dct = integrable_projection(gx, gy)
+    max_diff = (z_dense - z_dct).abs().max().item()
+    t_dense = _torch_median(dense, min_run_time)
+    t_dct = _torch_median(lambda: integrable_projection(gx, gy), min_run_time)
+    return {
+        "grid": [h, w], "fields": fields, "dtype": "float64",
+        "dense_solve_s": t_dense, "dct_s": t_dct, "speedup": t_dense / t_dct,
+        "max_abs_diff": max_diff,
+    }
+
+
+def bench_vs_scipy(h: int, w: int, repeats: int, run_lsqr: bool) -> dict:
+    """One 256x256 field: spsolve on the pinned normal equations, and lsqr on P."""
+    rng = np.random.default_rng(2)
+    gx = rng.standard_normal((h, w - 1))
+    gy = rng.standard_normal((h - 1, w))
+    p = _sparse_p(h, w)
+    gamma = np.concatenate([gx.ravel(), gy.ravel()])
+    lap = (p.T @ p).tocsc()[1:, 1:]  # pin z[0, 0] = 0
+    rhs = (p.T @ gamma)[1:]
+
+    def sparse_direct() -> np.ndarray:
+        z = np.concatenate([[0.0], spla.spsolve(lap, rhs)])
+        return z - z.mean()
+
+    tgx, tgy = torch.from_numpy(gx), torch.from_numpy(gy)
+    z_dct = integrable_projection(tgx, tgy).numpy().ravel()
+    out: dict = {"grid": [h, w], "dtype": "float64"}
+    out["spsolve_max_abs_diff"] = float(np.abs(sparse_direct() - z_dct).max())
+    out["spsolve_s"] = _wall_median(sparse_direct, repeats)
+    out["dct_s"] = _torch_median(lambda: integrable_projection(tgx, tgy), 0.5)
+    out["spsolve_speedup"] = out["spsolve_s"] / out["dct_s"]
+    if run_lsqr:
+        t0 = time.perf_counter()
+        res = spla.lsqr(p, gamma, atol=1e-10, btol=1e-10, iter_lim=20000)
+        out["lsqr_s"] = time.perf_counter() - t0
+        out["lsqr_iterations"] = int(res[2])
+        out["lsqr_max_abs_diff"] = float(np.abs(res[0] - res[0].mean() - z_dct).max())
+        out["lsqr_speedup"] = out["lsqr_s"] / out["dct_s"]
+    return out
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="shorter timing windows, no lsqr")
+    parser.add_argument("--device", default="auto", help="cpu, cuda or auto (default)")
+    parser.add_argument("--out", type=Path, default=Path("benchmarks/results/integrate.json"))
+    args = parser.parse_args(argv)
+
+    device = default_device(args.device)
+    min_run = 0.3 if args.quick else 1.5
+    result = {
+        "benchmark": "integrate",
+        "torch": torch.__version__, "scipy": scipy.__version__, "numpy": np.__version__,
+        "threads": torch.get_num_threads(), "device": str(device),
+        "cuda_device": torch.cuda.get_device_name(device) if device.type == "cuda" else None,
+        "machine": platform.machine(), "processor": platform.processor(),
+        "quick": args.quick,
+        "targets": {"solve_over_rfft2_max": 6.0, "speedup_min": 100.0},
+        "vs_rfft2": [bench_vs_fft(s, device, min_run)
+                     for s in [(8, 5, 16, 64, 64), (1, 1, 480, 640)]],
+        "vs_dense_torch_solve": bench_vs_dense(30, 40, 80, device, min_run),
+        "vs_scipy_sparse": bench_vs_scipy(256, 256, 2 if args.quick else 5,
+                                          run_lsqr=not args.quick),
+        "note": "provisional if the machine was shared while measuring",
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    print(json.dumps(result, indent=2))
+    return result
+
+
+if __name__ == "__main__":
+    main()

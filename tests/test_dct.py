@@ -1,0 +1,98 @@
+"""DCT-II / DCT-III via one FFT (Makhoul) against scipy.fft, plus autograd."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import scipy.fft
+import torch
+
+from dflib.dct import dct, dct2, idct, idct2
+
+LENGTHS = [1, 2, 3, 4, 5, 8, 9, 16, 31]
+
+
+@pytest.mark.parametrize("n", LENGTHS)
+@pytest.mark.parametrize("dim", [-1, 0, 1])
+def test_dct_idct_match_scipy_1d(n: int, dim: int) -> None:
+    rng = np.random.default_rng(n)
+    x = rng.standard_normal((3, n, n + 2)) if dim != -1 else rng.standard_normal((2, 3, n))
+    t = torch.from_numpy(x)
+    ref = scipy.fft.dct(x, type=2, norm="ortho", axis=dim)
+    np.testing.assert_allclose(dct(t, dim).numpy(), ref, rtol=0, atol=1e-12)
+    ref_inv = scipy.fft.idct(x, type=2, norm="ortho", axis=dim)
+    np.testing.assert_allclose(idct(t, dim).numpy(), ref_inv, rtol=0, atol=1e-12)
+    # idct(type 2) is dct type 3
+    np.testing.assert_allclose(
+        idct(t, dim).numpy(), scipy.fft.dct(x, type=3, norm="ortho", axis=dim), atol=1e-12
+    )
+
+
+@pytest.mark.parametrize("hw", [(1, 1), (1, 2), (2, 1), (2, 2), (3, 5), (4, 4), (7, 9), (8, 6),
+                                (5, 8), (16, 12)])
+def test_dct2_idct2_match_scipy(hw: tuple[int, int]) -> None:
+    rng = np.random.default_rng(sum(hw))
+    x = rng.standard_normal((2, 3, *hw))
+    t = torch.from_numpy(x)
+    np.testing.assert_allclose(
+        dct2(t).numpy(), scipy.fft.dctn(x, type=2, norm="ortho", axes=(-2, -1)), atol=1e-12
+    )
+    np.testing.assert_allclose(
+        idct2(t).numpy(), scipy.fft.idctn(x, type=2, norm="ortho", axes=(-2, -1)), atol=1e-12
+    )
+    np.testing.assert_allclose(idct2(dct2(t)).numpy(), x, atol=1e-12)
+
+
+def test_hand_worked_length_two() -> None:
+    # DCT-II ortho of [a, b]: [(a + b)/sqrt2, (a - b)/sqrt2]  (cos(pi/4) = 1/sqrt2)
+    x = torch.tensor([3.0, 1.0], dtype=torch.float64)
+    expected = torch.tensor([4.0, 2.0], dtype=torch.float64) / np.sqrt(2.0)
+    torch.testing.assert_close(dct(x), expected, rtol=0, atol=1e-15)
+    torch.testing.assert_close(idct(expected), x, rtol=0, atol=1e-15)
+
+
+def test_constant_maps_to_dc_only() -> None:
+    x = torch.full((6, 10), 2.0, dtype=torch.float64)
+    c = dct2(x)
+    assert c[0, 0].item() == pytest.approx(2.0 * np.sqrt(60.0), abs=1e-12)
+    c[0, 0] = 0
+    assert c.abs().max().item() < 1e-12
+
+
+def test_float32_and_orthogonality() -> None:
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(4, 17, 24, generator=g)
+    c = dct2(x)
+    assert c.dtype == torch.float32
+    # Parseval: orthonormal transform keeps the energy
+    torch.testing.assert_close(c.square().sum(), x.square().sum(), rtol=1e-5, atol=0)
+    torch.testing.assert_close(idct2(c), x, rtol=0, atol=1e-5)
+
+
+def test_autograd_matches_transpose() -> None:
+    # Orthogonal: the adjoint of dct is idct, so grad of <u, dct(x)> is idct(u).
+    g = torch.Generator().manual_seed(1)
+    x = torch.randn(2, 5, 7, dtype=torch.float64, generator=g, requires_grad=True)
+    u = torch.randn(2, 5, 7, dtype=torch.float64, generator=g)
+    (dct2(x) * u).sum().backward()
+    torch.testing.assert_close(x.grad, idct2(u), rtol=0, atol=1e-12)
+    assert torch.autograd.gradcheck(lambda t: dct(t), (x.detach()[0].requires_grad_(),))
+    assert torch.autograd.gradcheck(lambda t: idct2(t), (x.detach().requires_grad_(),))
+
+
+def test_bad_input() -> None:
+    with pytest.raises(TypeError, match="int64"):
+        dct(torch.arange(4))
+    with pytest.raises(TypeError, match="Tensor"):
+        dct2(np.zeros((3, 3)))  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match=r"\(5,\)"):
+        dct2(torch.zeros(5))
+    with pytest.raises(ValueError, match="dim"):
+        dct(torch.zeros(3, 4), dim=2)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_matches_cpu() -> None:
+    x = torch.randn(3, 12, 17, dtype=torch.float64)
+    torch.testing.assert_close(dct2(x.cuda()).cpu(), dct2(x), rtol=0, atol=1e-12)
+    torch.testing.assert_close(idct2(x.cuda()).cpu(), idct2(x), rtol=0, atol=1e-12)

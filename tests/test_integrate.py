@@ -1,0 +1,227 @@
+"""The exact least-squares integrable projection (METHOD.md section 2)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+import scipy.sparse.linalg as spla
+import torch
+
+from dflib.integrate import (
+    _adjoint_differences,
+    forward_differences,
+    integrable_projection,
+    integrable_projection_full,
+    neumann_poisson_solve,
+    project_gradients,
+)
+
+
+def sparse_p(h: int, w: int) -> sp.csr_matrix:
+    """The explicit P (forward differences) for row-major z.ravel(): [gx.ravel(); gy.ravel()]."""
+
+    def d(n: int) -> sp.spmatrix:
+        return sp.diags([-np.ones(n - 1), np.ones(n - 1)], [0, 1], shape=(n - 1, n))
+
+    return sp.vstack([sp.kron(sp.eye(h), d(w)), sp.kron(d(h), sp.eye(w))]).tocsr()
+
+
+def random_field(shape: tuple[int, ...], h: int, w: int, seed: int,
+                 dtype: torch.dtype = torch.float64) -> tuple[torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    gx = torch.randn(*shape, h, w - 1, generator=g, dtype=dtype)
+    gy = torch.randn(*shape, h - 1, w, generator=g, dtype=dtype)
+    return gx, gy
+
+
+def stack_flat(gx: torch.Tensor, gy: torch.Tensor) -> np.ndarray:
+    return np.concatenate([gx.numpy().ravel(), gy.numpy().ravel()])
+
+
+@pytest.mark.parametrize("hw", [(7, 9), (16, 12), (2, 2), (2, 5), (9, 2)])
+def test_equals_lsqr_on_explicit_p(hw: tuple[int, int]) -> None:
+    h, w = hw
+    gx, gy = random_field((), h, w, seed=h * w)  # random: not integrable
+    p = sparse_p(h, w)
+    gamma = stack_flat(gx, gy)
+    sol = spla.lsqr(p, gamma, atol=1e-14, btol=1e-14, iter_lim=100 * h * w)[0]
+    sol = sol - sol.mean()  # lsqr's minimum-norm solution is zero-mean anyway
+    z = integrable_projection(gx, gy)
+    assert z.shape == (h, w)
+    assert np.abs(z.numpy().ravel() - sol).max() <= 1e-10
+    # the field really was non-integrable: a non-zero residual is left
+    assert np.linalg.norm(p @ z.numpy().ravel() - gamma) > 0.1
+
+
+def test_adjoint_differences_is_p_transpose() -> None:
+    h, w = 5, 7
+    gx, gy = random_field((), h, w, seed=3)
+    b = _adjoint_differences(gx, gy).numpy().ravel()
+    np.testing.assert_allclose(b, sparse_p(h, w).T @ stack_flat(gx, gy), rtol=0, atol=1e-13)
+
+
+def test_normal_equation_residual_float32_256() -> None:
+    h = w = 256
+    gx, gy = random_field((), h, w, seed=7, dtype=torch.float32)
+    z = integrable_projection(gx, gy)
+    assert z.dtype == torch.float32
+    # residual Pᵀ(Pz - Γ), evaluated in float64 from the float32 solution
+    zx, zy = forward_differences(z.double())
+    r = _adjoint_differences(zx - gx.double(), zy - gy.double())
+    rel = (r.norm() / _adjoint_differences(gx.double(), gy.double()).norm()).item()
+    assert rel <= 5e-5
+
+
+def step_surface(h: int, w: int) -> torch.Tensor:
+    yy, xx = torch.meshgrid(torch.arange(h, dtype=torch.float64),
+                            torch.arange(w, dtype=torch.float64), indexing="ij")
+    z = 0.3 * xx - 0.1 * yy + torch.sin(xx / 3.0) * torch.cos(yy / 4.0)
+    z = z + 5.0 * (xx > w / 2) - 3.0 * ((yy - 0.5 * xx) > 2)  # step edges
+    return z
+
+
+def test_integrable_field_reproduced_up_to_constant() -> None:
+    z0 = step_surface(23, 31)
+    z = integrable_projection(*forward_differences(z0))
+    torch.testing.assert_close(z, z0 - z0.mean(), rtol=0, atol=1e-10)
+    # float32 as well (looser)
+    z32 = integrable_projection(*forward_differences(z0.float()))
+    torch.testing.assert_close(z32.double(), z0 - z0.mean(), rtol=0, atol=2e-3)
+
+
+def test_zero_mean_and_hand_worked_2x2() -> None:
+    # 2x2 grid, gx = [[1], [0]], gy = [[0, 0]]: P z = Γ has no exact solution
+    # (the cycle sums to 1). Least squares spreads the misfit over the 4 edges:
+    # z = [[-3/8, 3/8], [-1/8, 1/8]] (by symmetry and Lz = PᵀΓ).
+    gx = torch.tensor([[1.0], [0.0]], dtype=torch.float64)
+    gy = torch.tensor([[0.0, 0.0]], dtype=torch.float64)
+    z = integrable_projection(gx, gy)
+    expected = torch.tensor([[-3.0, 3.0], [-1.0, 1.0]], dtype=torch.float64) / 8
+    torch.testing.assert_close(z, expected, rtol=0, atol=1e-14)
+    gx, gy = random_field((4,), 6, 5, seed=1)
+    assert integrable_projection(gx, gy).sum(dim=(-2, -1)).abs().max() < 1e-12
+
+
+def test_idempotent_and_orthogonal() -> None:
+    gx, gy = random_field((3,), 11, 14, seed=5)
+    z = integrable_projection(gx, gy)
+    px, py = project_gradients(gx, gy)
+    # idempotent: projecting the integrable part again returns the same surface
+    torch.testing.assert_close(integrable_projection(px, py), z, rtol=0, atol=1e-11)
+    qx, qy = project_gradients(px, py)
+    torch.testing.assert_close(qx, px, rtol=0, atol=1e-11)
+    torch.testing.assert_close(qy, py, rtol=0, atol=1e-11)
+    # orthogonal: the misfit Γ - P z* is orthogonal to the range of P
+    r = _adjoint_differences(gx - px, gy - py)
+    assert r.abs().max() < 1e-11
+    u = torch.randn(3, 11, 14, dtype=torch.float64, generator=torch.Generator().manual_seed(9))
+    ux, uy = forward_differences(u)
+    inner = (ux * (gx - px)).sum() + (uy * (gy - py)).sum()
+    assert abs(inner.item()) < 1e-10
+
+
+def test_batch_shapes_equal_loop() -> None:
+    gx, gy = random_field((2, 3, 4), 8, 10, seed=11)
+    z = integrable_projection(gx, gy)
+    assert z.shape == (2, 3, 4, 8, 10)
+    for idx in np.ndindex(2, 3, 4):
+        torch.testing.assert_close(z[idx], integrable_projection(gx[idx], gy[idx]),
+                                   rtol=0, atol=1e-13)
+    # non-contiguous inputs give the same answer
+    zt = integrable_projection(gx.transpose(0, 2).contiguous().transpose(0, 2),
+                               gy.transpose(0, 1).contiguous().transpose(0, 1))
+    torch.testing.assert_close(zt, z, rtol=0, atol=0)
+
+
+def test_full_size_convenience() -> None:
+    gx, gy = random_field((2,), 6, 7, seed=13)
+    g = torch.zeros(2, 2, 6, 7, dtype=torch.float64)
+    g[:, 0, :, :-1] = gx
+    g[:, 1, :-1, :] = gy
+    g[:, 0, :, -1] = 100.0  # dropped by design
+    g[:, 1, -1, :] = -100.0
+    torch.testing.assert_close(integrable_projection_full(g), integrable_projection(gx, gy),
+                               rtol=0, atol=0)
+
+
+def test_gradcheck_float64_batched() -> None:
+    gx, gy = random_field((2, 1), 4, 5, seed=17)
+    gx.requires_grad_(True)
+    gy.requires_grad_(True)
+    assert torch.autograd.gradcheck(integrable_projection, (gx, gy))
+    assert torch.autograd.gradgradcheck(integrable_projection, (gx, gy))
+    b = torch.randn(3, 5, 4, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(neumann_poisson_solve, (b,))
+
+
+def test_backward_is_p_lplus() -> None:
+    # d/dΓ <c, z(Γ)> = P L⁺ c  (L⁺ self-adjoint)
+    gx, gy = random_field((2,), 9, 6, seed=19)
+    gx.requires_grad_(True)
+    gy.requires_grad_(True)
+    c = torch.randn(2, 9, 6, dtype=torch.float64, generator=torch.Generator().manual_seed(2))
+    (integrable_projection(gx, gy) * c).sum().backward()
+    ex, ey = forward_differences(neumann_poisson_solve(c))
+    torch.testing.assert_close(gx.grad, ex, rtol=0, atol=1e-12)
+    torch.testing.assert_close(gy.grad, ey, rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("value", [0.0, 2.5])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_gradients_finite_for_constant_and_zero_fields(value: float, dtype: torch.dtype) -> None:
+    h, w = 16, 12
+    gx = torch.full((2, h, w - 1), value, dtype=dtype, requires_grad=True)
+    gy = torch.full((2, h - 1, w), value, dtype=dtype, requires_grad=True)
+    z = integrable_projection(gx, gy)
+    # a loss whose incoming gradient has a large constant (nullspace) component
+    (z[..., 0, 0] * 1e3 + z.square().sum()).sum().backward()
+    for grad in (gx.grad, gy.grad):
+        assert torch.isfinite(grad).all()
+        assert grad.abs().max() < 1e4  # an epsilon in place of λ_00 would blow this up
+    # The mean of z is identically 0, so its gradient is exactly zero (up to rounding).
+    gx.grad = gy.grad = None
+    integrable_projection(gx, gy).sum().backward()
+    tol = 1e-4 if dtype == torch.float32 else 1e-12
+    assert gx.grad.abs().max() < tol and gy.grad.abs().max() < tol
+    if value == 0.0:  # at the zero field, d||z||²/dΓ = 2 P L⁺ z = 0
+        gx.grad = gy.grad = None
+        integrable_projection(gx, gy).square().sum().backward()
+        assert gx.grad.abs().max() == 0 and gy.grad.abs().max() == 0
+
+
+def test_bad_inputs() -> None:
+    gx, gy = random_field((), 5, 6, seed=0)
+    with pytest.raises(ValueError, match=r"\(5, 5\).*\(4, 7\)"):
+        integrable_projection(gx, gy[:, :-1].contiguous().new_zeros(4, 7))
+    with pytest.raises(ValueError, match=r"\(4, 6\)"):
+        integrable_projection(gx[:4], gy)  # H mismatch
+    with pytest.raises(ValueError, match="2 x 2"):
+        integrable_projection(torch.zeros(1, 4, dtype=torch.float64),
+                              torch.zeros(0, 5, dtype=torch.float64))
+    with pytest.raises(ValueError, match="2 x 2"):
+        integrable_projection(torch.zeros(3, 0), torch.zeros(2, 1))
+    with pytest.raises(TypeError, match="int64"):
+        integrable_projection(gx.long(), gy.long())
+    with pytest.raises(TypeError, match="bool"):
+        integrable_projection(gx > 0, gy > 0)
+    with pytest.raises(TypeError, match="float32.*float64|dtype"):
+        integrable_projection(gx.float(), gy)
+    with pytest.raises(TypeError, match="Tensor"):
+        integrable_projection(gx.numpy(), gy)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match=r"\(2, 5, 5\)"):
+        integrable_projection(gx.expand(2, 5, 5), gy.expand(3, 4, 6))
+    with pytest.raises(ValueError, match=r"\[\.\.\., 2, H, W\]"):
+        integrable_projection_full(torch.zeros(3, 5, 6))
+    with pytest.raises(ValueError, match="H, W >= 2"):
+        forward_differences(torch.zeros(1, 5))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_cuda_matches_cpu(dtype: torch.dtype) -> None:
+    gx, gy = random_field((2, 3), 20, 17, seed=23, dtype=dtype)
+    z = integrable_projection(gx.cuda().requires_grad_(), gy.cuda())
+    tol = 1e-4 if dtype == torch.float32 else 1e-11
+    torch.testing.assert_close(z.detach().cpu(), integrable_projection(gx, gy), rtol=0, atol=tol)
+    z.square().sum().backward()

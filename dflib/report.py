@@ -45,6 +45,15 @@ def check_parameters(path: Path, parameters: dict) -> None:
         )
 
 
+def check_namespace(namespace: dict, known: set[str] | tuple[str, ...]) -> None:
+    """In a notebook, right after its ``parameters`` cell: raise ``ValueError`` if an
+    upper-case name other than the declared ``known`` parameters was injected
+    (papermill run directly only warns about unknown parameters)."""
+    unknown = sorted(k for k in namespace if k.isupper() and not k.startswith("_") and k not in set(known))
+    if unknown:
+        raise ValueError(f"unknown parameters {unknown}; this notebook takes {sorted(known)}")
+
+
 def run_notebook(path: Path, out_path: Path, parameters: dict | None = None, *, timeout_s: int = 1800) -> float:
     """Execute one notebook with papermill (cwd = its folder); returns seconds taken."""
     import papermill

@@ -1,0 +1,161 @@
+"""Building blocks of DualFocus: a ResNet-style 2-D encoder with a top-down
+path, the per-plane gradient head and the 3-D encoder-decoder over (N, H', W').
+
+Written in plain torch (no torchvision). Shapes are in the docstrings.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+def make_norm(kind: str, channels: int, dims: int = 2) -> nn.Module:
+    """A normalisation layer: ``"batch"`` (BatchNorm{2,3}d), ``"group"``
+    (GroupNorm with up to 8 groups dividing ``channels``) or ``"none"``."""
+    if kind == "batch":
+        return nn.BatchNorm2d(channels) if dims == 2 else nn.BatchNorm3d(channels)
+    if kind == "group":
+        return nn.GroupNorm(math.gcd(8, channels), channels)
+    if kind == "none":
+        return nn.Identity()
+    raise ValueError(f"norm must be 'batch', 'group' or 'none', got {kind!r}")
+
+
+def conv_norm_act(cin: int, cout: int, norm: str, dims: int = 2, kernel: int = 3,
+                  stride: int | tuple[int, ...] = 1) -> nn.Sequential:
+    """Conv (no bias when normalised) -> norm -> ReLU."""
+    conv_cls = nn.Conv2d if dims == 2 else nn.Conv3d
+    conv = conv_cls(cin, cout, kernel, stride=stride, padding=kernel // 2, bias=(norm == "none"))
+    return nn.Sequential(conv, make_norm(norm, cout, dims), nn.ReLU(inplace=True))
+
+
+class BasicBlock(nn.Module):
+    """ResNet basic block: two 3x3 convs, identity or 1x1 projection shortcut.
+
+    ``[B, cin, H, W] -> [B, cout, H / stride, W / stride]``.
+    """
+
+    def __init__(self, cin: int, cout: int, stride: int, norm: str) -> None:
+        super().__init__()
+        bias = norm == "none"
+        self.conv1 = nn.Conv2d(cin, cout, 3, stride=stride, padding=1, bias=bias)
+        self.norm1 = make_norm(norm, cout)
+        self.conv2 = nn.Conv2d(cout, cout, 3, padding=1, bias=bias)
+        self.norm2 = make_norm(norm, cout)
+        self.shortcut: nn.Module = nn.Identity()
+        if stride != 1 or cin != cout:
+            self.shortcut = nn.Sequential(
+                nn.Conv2d(cin, cout, 1, stride=stride, bias=bias), make_norm(norm, cout))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = F.relu(self.norm1(self.conv1(x)), inplace=True)
+        y = self.norm2(self.conv2(y))
+        return F.relu(y + self.shortcut(x), inplace=True)
+
+
+class FeatureEncoder(nn.Module):
+    """Shared 2-D encoder applied to every focal image.
+
+    A stride-2 stem, ``len(widths)`` residual stages that each halve the
+    resolution (ResNet-18 trunk for ``widths=(64,128,256,512)``,
+    ``blocks=(2,2,2,2)``), then a top-down path (1x1 laterals + upsampling +
+    3x3 smoothing, FPN style) back to ``out_stride``.
+
+    ``[B, in_ch, H, W] -> [B, out_ch, H / out_stride, W / out_stride]``;
+    H and W must be multiples of ``2 ** (1 + len(widths))``.
+    """
+
+    def __init__(self, in_ch: int, stem_width: int, stem_kernel: int, widths: tuple[int, ...],
+                 blocks: tuple[int, ...], out_ch: int, out_stride: int, norm: str) -> None:
+        super().__init__()
+        self.stem = conv_norm_act(in_ch, stem_width, norm, kernel=stem_kernel, stride=2)
+        stages = []
+        cin = stem_width
+        for w, nb in zip(widths, blocks):
+            layers = [BasicBlock(cin, w, 2, norm)] + [BasicBlock(w, w, 1, norm) for _ in range(nb - 1)]
+            stages.append(nn.Sequential(*layers))
+            cin = w
+        self.stages = nn.ModuleList(stages)
+        # Level strides: stem 2, stage i 2 ** (i + 2). Keep levels with stride >= out_stride.
+        level_channels = [stem_width, *widths]
+        level_strides = [2 ** (i + 1) for i in range(len(level_channels))]
+        self.first_level = level_strides.index(out_stride)
+        kept = level_channels[self.first_level:]
+        self.laterals = nn.ModuleList([nn.Conv2d(c, out_ch, 1) for c in kept])
+        self.smooth = nn.ModuleList(
+            [conv_norm_act(out_ch, out_ch, norm) for _ in range(len(kept) - 1)])
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        feats = [self.stem(x)]
+        for stage in self.stages:
+            feats.append(stage(feats[-1]))
+        feats = feats[self.first_level:]
+        y = self.laterals[-1](feats[-1])
+        for i in range(len(feats) - 2, -1, -1):
+            y = F.interpolate(y, size=feats[i].shape[-2:], mode="bilinear", align_corners=False)
+            y = self.smooth[i](y + self.laterals[i](feats[i]))
+        return y
+
+
+class GradientHead(nn.Module):
+    """Predicts C2 gradient fields per focal plane from the enhanced volume.
+
+    A 3x3x3 conv (one plane of focal context each side) then a 1x3x3 conv.
+    ``V* [B, Cv, N, H', W'] -> Γ [B, N, C2, 2, H', W']`` (component 0 = x, 1 = y).
+    """
+
+    def __init__(self, cin: int, hidden: int, surface_channels: int, norm: str) -> None:
+        super().__init__()
+        self.c2 = surface_channels
+        self.body = conv_norm_act(cin, hidden, norm, dims=3)
+        self.out = nn.Conv3d(hidden, 2 * surface_channels, (1, 3, 3), padding=(0, 1, 1))
+
+    def forward(self, v: torch.Tensor) -> torch.Tensor:
+        g = self.out(self.body(v))  # [B, 2 C2, N, H', W']
+        b, _, n, h, w = g.shape
+        return g.view(b, self.c2, 2, n, h, w).permute(0, 3, 1, 2, 4, 5)
+
+
+class VolumeDecoder(nn.Module):
+    """3-D encoder-decoder over (N, H', W') with skip connections (DFV style).
+
+    Level 0 works at (N, H', W'); each further level halves H', W' with a
+    stride-(1, 2, 2) conv (N is never strided, so any N >= 1 works); the way up
+    upsamples trilinearly to the skip's size, concatenates and convolves.
+    ``[B, cin, N, H', W'] -> logits [B, N, H', W']``; H', W' must be multiples of
+    ``2 ** (len(widths) - 1)``.
+    """
+
+    def __init__(self, cin: int, widths: tuple[int, ...], convs: int, norm: str) -> None:
+        super().__init__()
+        down = []
+        for i, w in enumerate(widths):
+            prev = cin if i == 0 else widths[i - 1]
+            stride = (1, 1, 1) if i == 0 else (1, 2, 2)
+            layers = [conv_norm_act(prev, w, norm, dims=3, stride=stride)]
+            layers += [conv_norm_act(w, w, norm, dims=3) for _ in range(convs - 1)]
+            down.append(nn.Sequential(*layers))
+        self.down = nn.ModuleList(down)
+        up = []
+        for i in range(len(widths) - 2, -1, -1):
+            layers = [conv_norm_act(widths[i + 1] + widths[i], widths[i], norm, dims=3)]
+            layers += [conv_norm_act(widths[i], widths[i], norm, dims=3) for _ in range(convs - 1)]
+            up.append(nn.Sequential(*layers))
+        self.up = nn.ModuleList(up)
+        self.head = nn.Conv3d(widths[0], 1, 3, padding=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        skips = []
+        for level in self.down:
+            x = level(x)
+            skips.append(x)
+        x = skips.pop()
+        for level in self.up:
+            skip = skips.pop()
+            x = F.interpolate(x, size=skip.shape[-3:], mode="trilinear", align_corners=False)
+            x = level(torch.cat([x, skip], dim=1))
+        return self.head(x)[:, 0]

@@ -1,0 +1,190 @@
+"""Configuration dataclass and presets for :class:`dflib.models.DualFocus`.
+
+Presets (parameter counts are checked in ``tests/test_models.py``):
+
+========================  ===========  ==================  ===============
+preset                    focal diffs  surface branch      parameters
+========================  ===========  ==================  ===============
+``tiny()``                on           on                  ~0.2 M (CPU)
+``paper()``               on           on                  ~27 M (GPU)
+``dfv_tiny()``/``dfv()``  on           off                 DFV-style baseline
+``plain_tiny()``/``plain()`` off       off                 plain focal volume
+========================  ===========  ==================  ===============
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields, replace
+from typing import Any
+
+_NORMS = ("batch", "group", "none")
+
+
+@dataclass(frozen=True)
+class DualFocusConfig:
+    """Every architectural choice of :class:`~dflib.models.DualFocus`.
+
+    Attributes:
+        in_channels: colour channels of each focal image (3 for RGB).
+        stem_width: channels of the stride-2 stem convolution of the 2-D encoder.
+        stem_kernel: kernel size of the stem convolution (7 = ResNet, 3 = tiny).
+        encoder_widths: channels of the residual stages; each stage halves the
+            resolution, so the encoder's deepest stride is ``2 ** (1 + len)``.
+        encoder_blocks: residual basic blocks per stage (ResNet-18: 2, 2, 2, 2).
+        feature_channels: C1, channels of the focal volume V (per plane).
+        feature_stride: 2 or 4, the focal volume's resolution is 1/stride of the
+            input (a top-down path fuses the deeper stages up to this stride).
+        focal_differences: build V*_n = [V_n, V_{n+1} - V_n] (METHOD.md §1);
+            when off, V* = V (C1 channels, nothing concatenated).
+        surface_branch: predict the gradient fields Γ_n, project them onto
+            integrable surfaces z*_n and feed them to the decoder (METHOD.md §2).
+        surface_channels: C2, surfaces per focal plane.
+        head_width: hidden channels of the gradient head.
+        decoder_widths: channels of the 3-D encoder-decoder, one entry per level;
+            level i > 0 halves H', W' (never N), so any N >= 2 works.
+        decoder_convs: 3x3x3 convolutions per level (on the way down and up).
+        norm: ``"batch"``, ``"group"`` (batch-size independent) or ``"none"``.
+    """
+
+    in_channels: int = 3
+    stem_width: int = 16
+    stem_kernel: int = 3
+    encoder_widths: tuple[int, ...] = (16, 32, 64)
+    encoder_blocks: tuple[int, ...] = (1, 1, 1)
+    feature_channels: int = 16
+    feature_stride: int = 4
+    focal_differences: bool = True
+    surface_branch: bool = True
+    surface_channels: int = 4
+    head_width: int = 16
+    decoder_widths: tuple[int, ...] = (16, 32)
+    decoder_convs: int = 1
+    norm: str = "group"
+
+    def __post_init__(self) -> None:
+        # Accept lists (e.g. from JSON/YAML) but store tuples (hashable, frozen).
+        for name in ("encoder_widths", "encoder_blocks", "decoder_widths"):
+            value = getattr(self, name)
+            if isinstance(value, list):
+                object.__setattr__(self, name, tuple(value))
+        self.validate()
+
+    # ------------------------------------------------------------------ checks
+    def validate(self) -> None:
+        """Raise ``ValueError`` naming the first invalid field."""
+
+        def positive_int(name: str) -> None:
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise ValueError(f"DualFocusConfig.{name} must be a positive int, got {v!r}")
+
+        for name in ("in_channels", "stem_width", "stem_kernel", "feature_channels",
+                     "surface_channels", "head_width", "decoder_convs"):
+            positive_int(name)
+        if self.stem_kernel % 2 == 0:
+            raise ValueError(f"DualFocusConfig.stem_kernel must be odd, got {self.stem_kernel}")
+        for name in ("encoder_widths", "encoder_blocks", "decoder_widths"):
+            v = getattr(self, name)
+            if (not isinstance(v, tuple) or len(v) == 0
+                    or any(isinstance(x, bool) or not isinstance(x, int) or x < 1 for x in v)):
+                raise ValueError(
+                    f"DualFocusConfig.{name} must be a non-empty tuple of positive ints, got {v!r}")
+        if len(self.encoder_blocks) != len(self.encoder_widths):
+            raise ValueError(
+                "DualFocusConfig.encoder_blocks must have one entry per encoder stage "
+                f"({len(self.encoder_widths)}), got {self.encoder_blocks!r}")
+        if self.feature_stride not in (2, 4):
+            raise ValueError(
+                f"DualFocusConfig.feature_stride must be 2 or 4, got {self.feature_stride!r}")
+        if self.norm not in _NORMS:
+            raise ValueError(f"DualFocusConfig.norm must be one of {_NORMS}, got {self.norm!r}")
+        for name in ("focal_differences", "surface_branch"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"DualFocusConfig.{name} must be a bool, got {getattr(self, name)!r}")
+
+    # -------------------------------------------------------------- derived
+    @property
+    def encoder_stride(self) -> int:
+        """Stride of the deepest encoder stage (stem 2 x 2 per stage)."""
+        return 2 ** (1 + len(self.encoder_widths))
+
+    @property
+    def pad_multiple(self) -> int:
+        """Input H, W are padded (replicate, bottom/right) to a multiple of this."""
+        return max(self.encoder_stride, self.feature_stride * 2 ** (len(self.decoder_widths) - 1))
+
+    @property
+    def volume_channels(self) -> int:
+        """Channels of V* (2 C1 with focal differences, else C1)."""
+        return 2 * self.feature_channels if self.focal_differences else self.feature_channels
+
+    # ------------------------------------------------------------ (de)serialise
+    def to_dict(self) -> dict[str, Any]:
+        """Plain-JSON dict (tuples become lists)."""
+        return {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(self).items()}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "DualFocusConfig":
+        """Inverse of :meth:`to_dict`; unknown keys raise ``ValueError``."""
+        if not isinstance(d, dict):
+            raise TypeError(f"from_dict expects a dict, got {type(d).__name__}")
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise ValueError(f"DualFocusConfig.from_dict: unknown field(s) {unknown}")
+        return cls(**d)
+
+    def replace(self, **changes: Any) -> "DualFocusConfig":
+        """A copy with some fields changed (validated)."""
+        return replace(self, **changes)
+
+    # ---------------------------------------------------------------- presets
+    @classmethod
+    def tiny(cls) -> "DualFocusConfig":
+        """Well under 1 M parameters; trains on a 2-core CPU in minutes."""
+        return cls()
+
+    @classmethod
+    def paper(cls) -> "DualFocusConfig":
+        """About 27 M parameters (the paper's size): ResNet-18 trunk + 3-D decoder."""
+        return cls(
+            stem_width=64,
+            stem_kernel=7,
+            encoder_widths=(64, 128, 256, 512),
+            encoder_blocks=(2, 2, 2, 2),
+            feature_channels=64,
+            feature_stride=4,
+            surface_channels=8,
+            head_width=64,
+            decoder_widths=(64, 128, 256, 288),
+            decoder_convs=2,
+            norm="batch",
+        )
+
+    @classmethod
+    def dfv_tiny(cls) -> "DualFocusConfig":
+        """DFV-style baseline (focal differences, no surface branch), tiny size."""
+        return cls.tiny().replace(surface_branch=False)
+
+    @classmethod
+    def dfv(cls) -> "DualFocusConfig":
+        """DFV-style baseline at paper size."""
+        return cls.paper().replace(surface_branch=False)
+
+    @classmethod
+    def plain_tiny(cls) -> "DualFocusConfig":
+        """Plain focal-volume baseline (no focal differences, no surfaces), tiny."""
+        return cls.tiny().replace(surface_branch=False, focal_differences=False)
+
+    @classmethod
+    def plain(cls) -> "DualFocusConfig":
+        """Plain focal-volume baseline at paper size."""
+        return cls.paper().replace(surface_branch=False, focal_differences=False)
+
+    @classmethod
+    def preset(cls, name: str) -> "DualFocusConfig":
+        """A preset by name: tiny, paper, dfv_tiny, dfv, plain_tiny, plain."""
+        names = ("tiny", "paper", "dfv_tiny", "dfv", "plain_tiny", "plain")
+        if name not in names:
+            raise ValueError(f"preset name must be one of {names}, got {name!r}")
+        return getattr(cls, name)()

@@ -1,0 +1,217 @@
+"""The DualFocus network (METHOD.md §1–§4) and its DFV-style baselines.
+
+Data flow for a stack ``[B, N, 3, H, W]`` with focus distances ``[B, N]``:
+
+1. The stack is padded (replicate, bottom/right) to a multiple of
+   ``config.pad_multiple`` and every focal image goes through the shared 2-D
+   encoder (N folded into the batch) -> focal volume V ``[B, C1, N, H', W']``,
+   with H' = H_pad / feature_stride.
+2. Focal differences (§1): V*_n = [V_n, V_{n+1} - V_n] for n < N and
+   V*_N = [V_N, V_N - V_{N-1}] -> ``[B, 2 C1, N, H', W']``. When
+   ``focal_differences`` is off, V* = V (C1 channels; nothing concatenated).
+3. Surface branch (§2, when ``surface_branch`` is on): a gradient head predicts
+   Γ ``[B, N, C2, 2, H', W']``; :func:`dflib.integrate.integrable_projection_full`
+   projects all B·N·C2 fields in one batched call onto integrable surfaces
+   z* ``[B, N, C2, H', W']`` (zero-mean, not otherwise normalised: L_sv gives
+   them depth units). A learned 1x1 map without bias (``surface_mix``) mixes
+   the C2 surfaces of each plane into one surface z̄_n ``[B, N, H', W']``; since
+   the map is linear it commutes with the projection, so z̄_n is itself the
+   least-squares integrable surface of the mixed gradient field, and
+   θ_grad(z*_n) := P z̄_n (forward differences) is what L_sv supervises.
+   The C2 surfaces are concatenated with V* as features.
+4. A 3-D encoder-decoder turns the volume into logits ``[B, N, H', W']``,
+   upsampled bilinearly to the padded input size and cropped to ``[H, W]``;
+   p = softmax over n (§4).
+5. Readout (:func:`focus_readout`): depth D̂ = Σ p_n f_n, uncertainty
+   σ = sqrt(Σ p_n (D̂ - f_n)²) and all-in-focus image Σ p_n I_n.
+
+The network never sees the focus distances: they only enter the readout, so
+metres (increasing) and disparities (decreasing) work alike, and the planes'
+order is all the network assumes (a stack must be sorted by focus).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from dflib.integrate import forward_differences, integrable_projection_full
+from dflib.models.blocks import FeatureEncoder, GradientHead, VolumeDecoder
+from dflib.models.config import DualFocusConfig
+
+
+def check_focus(focus: torch.Tensor, batch: int | None = None, planes: int | None = None) -> None:
+    """Validate focus distances ``[B, N]``: finite, N >= 2, strictly monotonic
+    along N in each row (increasing metres or decreasing disparities)."""
+    if not isinstance(focus, torch.Tensor):
+        raise TypeError(f"focus must be a torch.Tensor, got {type(focus).__name__}")
+    if focus.dim() != 2:
+        raise ValueError(f"focus must have shape [B, N], got {tuple(focus.shape)}")
+    if batch is not None and planes is not None and tuple(focus.shape) != (batch, planes):
+        raise ValueError(
+            f"focus must have shape [B, N] = {(batch, planes)} to match the stack, "
+            f"got {tuple(focus.shape)}")
+    if focus.shape[1] < 2:
+        raise ValueError(f"focus needs N >= 2 focal planes, got N = {focus.shape[1]}")
+    if not torch.isfinite(focus).all():
+        raise ValueError(f"focus must be finite, got {focus.tolist()}")
+    d = focus[:, 1:] - focus[:, :-1]
+    monotonic = (d > 0).all(dim=1) | (d < 0).all(dim=1)
+    if not monotonic.all():
+        raise ValueError(
+            "focus must be strictly monotonic along N in every row (increasing metres or "
+            f"decreasing disparities), got {focus.tolist()}")
+
+
+def focus_readout(prob: torch.Tensor, focus: torch.Tensor, stack: torch.Tensor | None = None
+                  ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    """Expectation readout of a focus distribution (METHOD.md §4).
+
+    Args:
+        prob: ``[B, N, H, W]`` focus probability (sums to 1 over N).
+        focus: ``[B, N]`` focus distances (metres, or disparities).
+        stack: optional ``[B, N, C, H, W]`` focal stack.
+
+    Returns:
+        depth ``[B, 1, H, W]`` = Σ p_n f_n (units of ``focus``),
+        sigma ``[B, 1, H, W]`` = sqrt(Σ p_n (depth - f_n)²) (exactly 0 for a
+        one-hot p; the square root is guarded so its gradient stays finite),
+        aif ``[B, C, H, W]`` = Σ p_n I_n, or None without ``stack``.
+    """
+    if prob.dim() != 4:
+        raise ValueError(f"prob must have shape [B, N, H, W], got {tuple(prob.shape)}")
+    if focus.shape != prob.shape[:2]:
+        raise ValueError(
+            f"focus must have shape [B, N] = {tuple(prob.shape[:2])}, got {tuple(focus.shape)}")
+    f = focus.to(prob.dtype)[:, :, None, None]
+    depth = (prob * f).sum(dim=1, keepdim=True)
+    var = (prob * (depth - f) ** 2).sum(dim=1, keepdim=True)
+    pos = var > 0
+    sigma = torch.where(pos, torch.sqrt(torch.where(pos, var, torch.ones_like(var))),
+                        torch.zeros_like(var))
+    aif = None
+    if stack is not None:
+        if stack.dim() != 5 or stack.shape[:2] != prob.shape[:2] or stack.shape[-2:] != prob.shape[-2:]:
+            raise ValueError(
+                f"stack must have shape [B, N, C, H, W] matching prob {tuple(prob.shape)}, "
+                f"got {tuple(stack.shape)}")
+        aif = (prob.unsqueeze(2) * stack.to(prob.dtype)).sum(dim=1)
+    return depth, sigma, aif
+
+
+def focal_difference_volume(v: torch.Tensor) -> torch.Tensor:
+    """V ``[B, C, N, H, W]`` -> V* ``[B, 2C, N, H, W]`` with
+    V*_n = [V_n, V_{n+1} - V_n] (n < N) and V*_N = [V_N, V_N - V_{N-1}]."""
+    fwd = v[:, :, 1:] - v[:, :, :-1]  # [B, C, N-1, H, W]
+    diff = torch.cat([fwd, fwd[:, :, -1:]], dim=2)
+    return torch.cat([v, diff], dim=1)
+
+
+class DualFocus(nn.Module):
+    """DualFocus depth-from-focus network; with ``surface_branch=False`` the
+    DFV-style baseline, with ``focal_differences=False`` too the plain
+    focal-volume baseline. See the module docstring for the data flow.
+
+    Example::
+
+        model = DualFocus(DualFocusConfig.tiny())
+        out = model(stack, focus)   # stack [B,N,3,H,W] in [0,1], focus [B,N]
+        out["depth"]                # [B,1,H,W], units of focus
+    """
+
+    def __init__(self, config: DualFocusConfig | None = None) -> None:
+        super().__init__()
+        if config is None:
+            config = DualFocusConfig.tiny()
+        if not isinstance(config, DualFocusConfig):
+            raise TypeError(f"config must be a DualFocusConfig, got {type(config).__name__}")
+        config.validate()
+        self.config = config
+        c = config
+        self.encoder = FeatureEncoder(c.in_channels, c.stem_width, c.stem_kernel, c.encoder_widths,
+                                      c.encoder_blocks, c.feature_channels, c.feature_stride, c.norm)
+        dec_in = c.volume_channels
+        self.gradient_head: GradientHead | None = None
+        self.surface_mix: nn.Conv2d | None = None
+        if c.surface_branch:
+            self.gradient_head = GradientHead(c.volume_channels, c.head_width, c.surface_channels, c.norm)
+            self.surface_mix = nn.Conv2d(c.surface_channels, 1, 1, bias=False)
+            nn.init.constant_(self.surface_mix.weight, 1.0 / c.surface_channels)
+            dec_in += c.surface_channels
+        self.decoder = VolumeDecoder(dec_in, c.decoder_widths, c.decoder_convs, c.norm)
+
+    def num_parameters(self, trainable_only: bool = True) -> int:
+        """Number of (trainable) parameters."""
+        return sum(p.numel() for p in self.parameters() if p.requires_grad or not trainable_only)
+
+    def _check_inputs(self, stack: torch.Tensor, focus: torch.Tensor) -> None:
+        if not isinstance(stack, torch.Tensor):
+            raise TypeError(f"stack must be a torch.Tensor, got {type(stack).__name__}")
+        if stack.dim() != 5 or stack.shape[2] != self.config.in_channels:
+            raise ValueError(
+                f"stack must have shape [B, N, {self.config.in_channels}, H, W], got {tuple(stack.shape)}")
+        b, n = stack.shape[:2]
+        if n < 2:
+            raise ValueError(f"stack needs N >= 2 focal planes, got N = {n}")
+        if stack.shape[0] == 0 or stack.shape[-1] == 0 or stack.shape[-2] == 0:
+            raise ValueError(f"stack must be non-empty, got {tuple(stack.shape)}")
+        if not stack.is_floating_point():
+            raise TypeError(f"stack must be a floating tensor (values in [0, 1]), got {stack.dtype}")
+        check_focus(focus, b, n)
+
+    def forward(self, stack: torch.Tensor, focus: torch.Tensor) -> dict[str, Any]:
+        """Predict depth from a focal stack.
+
+        Args:
+            stack: ``[B, N, C, H, W]`` focal images in [0, 1], sorted by focus;
+                any N >= 2, any H, W.
+            focus: ``[B, N]`` focus distances, strictly monotonic per row
+                (metres increasing, or disparities decreasing).
+
+        Returns:
+            dict with ``depth [B,1,H,W]``, ``prob [B,N,H,W]``, ``logits [B,N,H,W]``,
+            ``sigma [B,1,H,W]``, ``aif [B,C,H,W]``, and with the surface branch
+            on also ``surface [B,N,H',W']`` (z̄_n, zero-mean per plane over the
+            padded grid), ``surface_grad`` = (gx ``[B,N,H',W'-1]``,
+            gy ``[B,N,H'-1,W']``) (θ_grad, depth units per feature pixel) and ``surfaces
+            [B,N,C2,H',W']`` (z*). Feature-grid outputs cover
+            H' = ceil(H / feature_stride) rows: feature pixel (i, j) covers
+            input pixels [i s, (i+1) s) x [j s, (j+1) s), s = feature_stride.
+        """
+        self._check_inputs(stack, focus)
+        c = self.config
+        b, n, ch, h, w = stack.shape
+        m = c.pad_multiple
+        hp, wp = -(-h // m) * m, -(-w // m) * m
+        x = stack.reshape(b * n, ch, h, w)
+        if (hp, wp) != (h, w):
+            x = F.pad(x, (0, wp - w, 0, hp - h), mode="replicate")
+        feats = self.encoder(x)  # [B N, C1, H', W']
+        hf, wf = feats.shape[-2:]
+        v = feats.view(b, n, c.feature_channels, hf, wf).transpose(1, 2)  # [B, C1, N, H', W']
+        vstar = focal_difference_volume(v) if c.focal_differences else v
+
+        out: dict[str, Any] = {}
+        dec_in = vstar
+        if self.gradient_head is not None and self.surface_mix is not None:
+            gamma = self.gradient_head(vstar)  # [B, N, C2, 2, H', W']
+            z = integrable_projection_full(gamma)  # [B, N, C2, H', W']
+            zbar = self.surface_mix(z.reshape(b * n, c.surface_channels, hf, wf)).view(b, n, hf, wf)
+            dec_in = torch.cat([vstar, z.transpose(1, 2)], dim=1)
+            # Crop to the feature pixels that overlap the unpadded input.
+            hc, wc = -(-h // c.feature_stride), -(-w // c.feature_stride)
+            zbar_c = zbar[..., :hc, :wc]
+            gx, gy = forward_differences(zbar_c)
+            out.update(surface=zbar_c, surface_grad=(gx, gy), surfaces=z[..., :hc, :wc])
+
+        logits = self.decoder(dec_in)  # [B, N, H', W']
+        logits = F.interpolate(logits, size=(hp, wp), mode="bilinear", align_corners=False)
+        logits = logits[..., :h, :w]
+        prob = torch.softmax(logits, dim=1)
+        depth, sigma, aif = focus_readout(prob, focus, stack)
+        assert aif is not None
+        out.update(depth=depth, prob=prob, logits=logits, sigma=sigma, aif=aif)
+        return out

@@ -1,0 +1,400 @@
+"""Training: a config dataclass, a seeded loop, checkpoints and exact resume.
+
+A run is fully described by :class:`TrainConfig` (saved as ``config.json`` next
+to the run). The loop is deterministic on CPU: the model is initialised from
+``seed``, the data order of every epoch comes from a
+:class:`~torch.utils.data.DistributedSampler` seeded with ``seed`` (one replica
+on a single process), and a checkpoint stores the model, the optimiser, the
+schedule and the step, so ``resume=True`` continues bit-for-bit where an
+interrupted run stopped.
+
+Multi-GPU: ``torchrun --nproc_per_node=4 -m dflib.cli train --config run.json``
+wraps the model in DistributedDataParallel; each process reads its own shard.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import json
+import math
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch.utils.data import DataLoader, Dataset, DistributedSampler
+
+from dflib.utils import default_device
+
+#: seeds of the embedded synthetic splits; training never touches the test one
+TRAIN_SEED_OFFSET = 0
+VAL_SEED = 900_001
+TEST_SEED = 1_000_003
+
+MODEL_PRESETS = ("tiny", "paper", "dfv_tiny", "dfv", "plain_tiny", "plain")
+
+
+@dataclass
+class TrainConfig:
+    """Everything a training run depends on.
+
+    Units: ``size`` in pixels (H, W); ``lr`` per step; the loss weights are the
+    paper's λ_sv and λ_fv (METHOD.md section 5).
+    """
+
+    model: str = "tiny"  #: preset of :class:`dflib.models.DualFocusConfig`
+    data: str = "synthetic"  #: synthetic | fod500 | ddff12 | nyu
+    data_dir: str | None = None  #: folder of a fetched dataset (not needed for synthetic)
+    size: tuple[int, int] = (128, 128)  #: training crop (H, W), pixels
+    n_planes: int = 5  #: focal planes per stack
+    train_scenes: int = 512  #: synthetic: distinct rendered training stacks
+    val_scenes: int = 16  #: synthetic: validation stacks (a seed no other split uses)
+    batch_size: int = 4
+    steps: int = 2000  #: optimiser steps
+    optimizer: str = "adamw"  #: adam | adamw
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    schedule: str = "cosine"  #: cosine | constant
+    warmup_steps: int = 50
+    lambda_sv: float = 0.1  #: weight of the spatial variational constraint L_sv
+    lambda_fv: float = 1.0  #: weight of the focal variational constraint L_fv
+    seed: int = 0
+    device: str = "auto"  #: auto (CUDA when present), cpu, cuda, cuda:1, …
+    amp: bool = True  #: bfloat16 autocast, used on CUDA only
+    num_workers: int = 0
+    out_dir: str = "runs/tiny"
+    log_every: int = 10
+    val_every: int = 250
+    ckpt_every: int = 250
+    max_grad_norm: float = 1.0
+
+    def __post_init__(self) -> None:
+        self.size = tuple(int(s) for s in self.size)  # JSON gives lists
+        checks = {
+            "model": self.model in MODEL_PRESETS,
+            "data": self.data in ("synthetic", "fod500", "ddff12", "nyu"),
+            "size": len(self.size) == 2 and min(self.size) >= 16,
+            "n_planes": self.n_planes >= 2,
+            "train_scenes": self.train_scenes >= 1,
+            "val_scenes": self.val_scenes >= 0,
+            "batch_size": self.batch_size >= 1,
+            "steps": self.steps >= 1,
+            "optimizer": self.optimizer in ("adam", "adamw"),
+            "lr": math.isfinite(self.lr) and self.lr > 0,
+            "weight_decay": self.weight_decay >= 0,
+            "schedule": self.schedule in ("cosine", "constant"),
+            "warmup_steps": self.warmup_steps >= 0,
+            "lambda_sv": math.isfinite(self.lambda_sv) and self.lambda_sv >= 0,
+            "lambda_fv": math.isfinite(self.lambda_fv) and self.lambda_fv >= 0,
+            "log_every": self.log_every >= 1,
+            "val_every": self.val_every >= 1,
+            "ckpt_every": self.ckpt_every >= 1,
+            "num_workers": self.num_workers >= 0,
+        }
+        expected = {
+            "model": f"one of {MODEL_PRESETS}",
+            "data": "one of synthetic, fod500, ddff12, nyu",
+            "size": "(H, W) with both >= 16",
+            "optimizer": "adam or adamw",
+            "schedule": "cosine or constant",
+        }
+        for name, ok in checks.items():
+            if not ok:
+                raise ValueError(
+                    f"TrainConfig.{name}: got {getattr(self, name)!r}, expected {expected.get(name, 'a valid value (see the field docs)')}"
+                )
+
+    # -- (de)serialisation ------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["size"] = list(self.size)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "TrainConfig":
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(d) - names)
+        if unknown:
+            raise ValueError(f"TrainConfig: unknown field(s) {unknown}; known fields: {sorted(names)}")
+        return cls(**d)
+
+    def save(self, path: str | Path) -> None:
+        """Write the config as JSON (``.json``) or YAML (``.yaml``/``.yml``)."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if path.suffix in (".yaml", ".yml"):
+            import yaml
+
+            path.write_text(yaml.safe_dump(self.to_dict(), sort_keys=False))
+        else:
+            path.write_text(json.dumps(self.to_dict(), indent=2))
+
+    @classmethod
+    def load(cls, path: str | Path) -> "TrainConfig":
+        path = Path(path)
+        if path.suffix in (".yaml", ".yml"):
+            import yaml
+
+            return cls.from_dict(yaml.safe_load(path.read_text()) or {})
+        return cls.from_dict(json.loads(path.read_text()))
+
+
+# -- data -------------------------------------------------------------------
+def build_datasets(cfg: TrainConfig) -> tuple[Dataset, Dataset | None]:
+    """(train, val) datasets for ``cfg.data``; synthetic stacks are rendered once and cached."""
+    if cfg.data == "synthetic":
+        from dflib.data import CachedDataset, SyntheticFocalStackDataset
+
+        common = dict(size=cfg.size, n_planes=cfg.n_planes)
+        train = CachedDataset(SyntheticFocalStackDataset(cfg.train_scenes, seed=cfg.seed + TRAIN_SEED_OFFSET, **common))
+        val = (
+            CachedDataset(SyntheticFocalStackDataset(cfg.val_scenes, seed=VAL_SEED, **common))
+            if cfg.val_scenes
+            else None
+        )
+        return train, val
+    from dflib.data import open_dataset
+
+    train = open_dataset(cfg.data, split="train", root=cfg.data_dir, crop=cfg.size, n_planes=cfg.n_planes, seed=cfg.seed)
+    # only DDFF-12 has a validation split; the others are never validated on their test split
+    val = open_dataset(cfg.data, split="val", root=cfg.data_dir) if cfg.data == "ddff12" else None
+    return train, val
+
+
+def _batches_for_epoch(n_items: int, cfg: TrainConfig, epoch: int, rank: int, world: int) -> list[list[int]]:
+    """This process's batches of item indices for one epoch (DistributedSampler order)."""
+    sampler = DistributedSampler(range(n_items), num_replicas=world, rank=rank, shuffle=True, seed=cfg.seed, drop_last=True)
+    sampler.set_epoch(epoch)
+    order = list(sampler)
+    usable = len(order) - len(order) % cfg.batch_size
+    return [order[i : i + cfg.batch_size] for i in range(0, usable, cfg.batch_size)]
+
+
+def _to_device(batch: dict, device: torch.device) -> dict:
+    return {k: v.to(device, non_blocking=True) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
+
+
+# -- model, optimiser, schedule ------------------------------------------------
+def build_model(preset: str, seed: int) -> torch.nn.Module:
+    """A freshly initialised model of a named preset, its weights drawn from ``seed``."""
+    from dflib.models import DualFocus, DualFocusConfig
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return DualFocus(getattr(DualFocusConfig, preset)())
+
+
+def _lr_lambda(cfg: TrainConfig):
+    def f(step: int) -> float:
+        if step < cfg.warmup_steps:
+            return (step + 1) / cfg.warmup_steps
+        if cfg.schedule == "constant":
+            return 1.0
+        t = (step - cfg.warmup_steps) / max(1, cfg.steps - cfg.warmup_steps)
+        return 0.5 * (1 + math.cos(math.pi * min(1.0, t)))
+
+    return f
+
+
+def _optimizer(cfg: TrainConfig, model: torch.nn.Module) -> torch.optim.Optimizer:
+    cls = torch.optim.AdamW if cfg.optimizer == "adamw" else torch.optim.Adam
+    return cls(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+
+
+# -- checkpoints -------------------------------------------------------------
+def save_checkpoint(path: str | Path, model, cfg: TrainConfig, optimizer=None, scheduler=None, step: int = 0, metrics=None) -> None:
+    """Save a checkpoint that ``torch.load(path, weights_only=True)`` can read."""
+    model = getattr(model, "module", model)
+    state = {
+        "format": "dflib-checkpoint-1",
+        "model": model.state_dict(),
+        "model_config": model.config.to_dict(),
+        "train_config": cfg.to_dict(),
+        "step": int(step),
+        "metrics": dict(metrics or {}),
+    }
+    if optimizer is not None:
+        state["optimizer"] = optimizer.state_dict()
+    if scheduler is not None:
+        state["scheduler"] = scheduler.state_dict()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    torch.save(state, tmp)
+    os.replace(tmp, path)  # never leave a half-written checkpoint behind
+
+
+def load_model(checkpoint: str | Path, device: str | torch.device | None = None) -> torch.nn.Module:
+    """The model stored in a checkpoint, in eval mode, on ``device`` (default: CUDA when present)."""
+    from dflib.models import DualFocus, DualFocusConfig
+
+    path = Path(checkpoint)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint {str(path)!r} does not exist")
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    model = DualFocus(DualFocusConfig.from_dict(state["model_config"]))
+    model.load_state_dict(state["model"])
+    return model.to(default_device(device)).eval()
+
+
+# -- validation ----------------------------------------------------------------
+@torch.no_grad()
+def validate(model: torch.nn.Module, dataset: Dataset, device: torch.device, protocol: str = "default", batch_size: int = 4) -> dict[str, float]:
+    """Mean depth metrics of ``model`` over ``dataset`` (see :func:`dflib.metrics.depth_metrics`)."""
+    from dflib.metrics import depth_metrics
+
+    was_training = model.training
+    model.eval()
+    preds, gts = [], []
+    for batch in DataLoader(dataset, batch_size=batch_size):
+        batch = _to_device(batch, device)
+        out = model(batch["stack"], batch["focus"])
+        preds.append(out["depth"].float().cpu())
+        gts.append(torch.where(batch["mask"], batch["depth"], torch.zeros_like(batch["depth"])).cpu())
+    model.train(was_training)
+    return depth_metrics(torch.cat(preds), torch.cat(gts), protocol=protocol)
+
+
+# -- the loop ------------------------------------------------------------------
+@dataclass
+class TrainResult:
+    out_dir: Path
+    step: int
+    history: list[dict] = field(default_factory=list)
+    val_metrics: dict[str, float] = field(default_factory=dict)
+
+
+def train(cfg: TrainConfig, resume: bool = False, progress: bool = True, stop_after: int | None = None) -> TrainResult:
+    """Train ``cfg.model`` on ``cfg.data``; logs, checkpoints and config go to ``cfg.out_dir``.
+
+    Args:
+        cfg: the run's configuration.
+        resume: continue from ``out_dir/last.pt`` if it exists (bit-for-bit on CPU).
+        progress: show a tqdm bar with the loss terms.
+        stop_after: stop (with a checkpoint) after this many steps in total, as if
+            interrupted; used by the tests of resume.
+
+    Files written: ``config.json``, ``log.csv`` (one row per ``log_every``
+    steps: every loss term, the learning rate, and validation metrics when
+    computed), ``last.pt`` (every ``ckpt_every`` steps and at the end),
+    ``final_metrics.json``.
+    """
+    from tqdm.auto import tqdm
+
+    from dflib.losses import DualFocusLoss
+
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    rank = int(os.environ.get("RANK", "0"))
+    distributed = world > 1
+    if distributed:
+        import torch.distributed as dist
+
+        local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+        backend = "nccl" if torch.cuda.is_available() else "gloo"
+        if not dist.is_initialized():
+            dist.init_process_group(backend)
+        device = torch.device(f"cuda:{local_rank}") if torch.cuda.is_available() else torch.device("cpu")
+        if device.type == "cuda":
+            torch.cuda.set_device(device)
+    else:
+        device = default_device(cfg.device)
+    is_main = rank == 0
+
+    out_dir = Path(cfg.out_dir)
+    if is_main:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        cfg.save(out_dir / "config.json")
+
+    train_set, val_set = build_datasets(cfg)
+    model = build_model(cfg.model, cfg.seed).to(device)
+    optimizer = _optimizer(cfg, model)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _lr_lambda(cfg))
+    criterion = DualFocusLoss(lambda_sv=cfg.lambda_sv, lambda_fv=cfg.lambda_fv)
+
+    step = 0
+    ckpt_path = out_dir / "last.pt"
+    if resume and ckpt_path.exists():
+        state = torch.load(ckpt_path, map_location="cpu", weights_only=True)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        step = int(state["step"])
+
+    net = model
+    if distributed:
+        net = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+    use_amp = cfg.amp and device.type == "cuda"
+
+    from dflib.data import protocol_for
+
+    # the synthetic data uses FoD500's camera and planes, so it is scored like FoD500
+    val_protocol = "fod500" if cfg.data == "synthetic" else protocol_for(cfg.data)
+    log_path = out_dir / "log.csv"
+    history: list[dict] = []
+    val_metrics: dict[str, float] = {}
+    batches_per_epoch = len(_batches_for_epoch(len(train_set), cfg, 0, rank, world))
+    if batches_per_epoch == 0:
+        raise ValueError(
+            f"TrainConfig.batch_size: {cfg.batch_size} is larger than the training set per process "
+            f"({len(train_set)} items over {world} process(es))"
+        )
+    end = cfg.steps if stop_after is None else min(cfg.steps, stop_after)
+    bar = tqdm(total=cfg.steps, initial=step, desc=f"train {cfg.model}", disable=not (progress and is_main), unit="step")
+    net.train()
+    while step < end:
+        epoch, offset = divmod(step, batches_per_epoch)
+        batches = _batches_for_epoch(len(train_set), cfg, epoch, rank, world)[offset:]
+        if hasattr(train_set, "set_epoch"):
+            train_set.set_epoch(epoch)  # per-epoch augmentation seeds of the real datasets
+        loader = DataLoader(train_set, batch_sampler=batches, num_workers=cfg.num_workers)
+        for batch in loader:
+            if step >= end:
+                break
+            batch = _to_device(batch, device)
+            with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=use_amp):
+                out = net(batch["stack"], batch["focus"])
+            terms = criterion(out, batch["depth"], batch["focus"], batch["mask"])
+            optimizer.zero_grad(set_to_none=True)
+            terms["total"].backward()
+            if cfg.max_grad_norm > 0:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
+            optimizer.step()
+            scheduler.step()
+            step += 1
+            bar.update(1)
+            row = None
+            if step % cfg.log_every == 0 or step == end:
+                row = {"step": step, "lr": scheduler.get_last_lr()[0], **{k: float(v.detach()) for k, v in terms.items()}}
+                bar.set_postfix({k: f"{v:.4g}" for k, v in row.items() if k not in ("step", "lr")})
+            if val_set is not None and is_main and (step % cfg.val_every == 0 or step == cfg.steps):
+                val_metrics = validate(model, val_set, device, protocol=val_protocol)
+                row = row or {"step": step, "lr": scheduler.get_last_lr()[0], **{k: float(v.detach()) for k, v in terms.items()}}
+                row.update({f"val_{k}": v for k, v in val_metrics.items()})
+            if row is not None and is_main:
+                history.append(row)
+                _append_csv(log_path, row)
+            if is_main and (step % cfg.ckpt_every == 0 or step == end):
+                save_checkpoint(ckpt_path, model, cfg, optimizer, scheduler, step, val_metrics)
+    bar.close()
+    if is_main and step == cfg.steps:
+        (out_dir / "final_metrics.json").write_text(json.dumps({"step": step, "val": val_metrics}, indent=2))
+    return TrainResult(out_dir, step, history, val_metrics)
+
+
+def _append_csv(path: Path, row: dict) -> None:
+    """Append one row; the header is the union of keys seen (rewritten when it grows)."""
+    rows = []
+    if path.exists():
+        with path.open(newline="") as f:
+            rows = list(csv.DictReader(f))
+    rows.append({k: row[k] for k in row})
+    keys: list[str] = []
+    for r in rows:
+        keys += [k for k in r if k not in keys]
+    with path.open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=keys)
+        writer.writeheader()
+        writer.writerows(rows)

@@ -1,0 +1,213 @@
+"""Tests of dflib.losses: hand-worked values and invariants of the three terms."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from dflib.integrate import forward_differences
+from dflib.losses import (DualFocusLoss, depth_loss, downsample_depth, focal_variational_loss,
+                          sharpness_weights, spatial_variational_loss, valid_mask)
+
+FOCUS = torch.tensor([[0.1, 0.15, 0.3, 0.7, 1.5]])
+
+
+def _curves(values: list[list[float]]) -> torch.Tensor:
+    """Curves ``[K, N]`` -> prob ``[1, N, 1, K]`` (one pixel per curve)."""
+    return torch.tensor(values, dtype=torch.float64).T[None, :, None, :]
+
+
+# ----------------------------------------------------------------- L_depth
+def test_valid_mask_rejects_zero_negative_nan_inf():
+    t = torch.tensor([1.0, 0.0, -1.0, float("nan"), float("inf"), 0.5])
+    assert valid_mask(t).tolist() == [True, False, False, False, False, True]
+
+
+def test_depth_loss_hand_value_and_invalid_pixels_ignored():
+    pred = torch.tensor([0.5, 3.0, 7.0, 1.0]).view(1, 1, 2, 2).requires_grad_(True)
+    target = torch.tensor([1.0, 1.0, float("nan"), 0.0]).view(1, 1, 2, 2)
+    # valid: |0.5 - 1| = 0.5 -> 0.5 * 0.25 = 0.125 ; |3 - 1| = 2 -> 2 - 0.5 = 1.5
+    loss = depth_loss(pred, target)
+    assert loss.item() == pytest.approx((0.125 + 1.5) / 2)
+    loss.backward()
+    assert torch.isfinite(pred.grad).all()
+    assert pred.grad[0, 0, 1].abs().sum() == 0  # invalid pixels get no gradient
+    # an extra mask removes the second pixel
+    m = torch.tensor([True, False, True, True]).view(1, 1, 2, 2)
+    assert depth_loss(pred, target, m).item() == pytest.approx(0.125)
+    # nothing valid -> 0, still differentiable
+    z = depth_loss(pred, torch.zeros_like(target))
+    assert z.item() == 0 and z.requires_grad
+
+
+def test_depth_loss_shape_errors():
+    with pytest.raises(ValueError, match="pred"):
+        depth_loss(torch.zeros(1, 2, 3, 3), torch.zeros(1, 2, 3, 3))
+    with pytest.raises(ValueError, match="target"):
+        depth_loss(torch.zeros(1, 1, 3, 3), torch.zeros(1, 1, 3, 4))
+    with pytest.raises(ValueError, match="mask"):
+        depth_loss(torch.zeros(1, 1, 3, 3), torch.ones(1, 1, 3, 3), torch.ones(1, 3, 3, dtype=torch.bool))
+
+
+# ----------------------------------------------------------------- q_n
+def test_sharpness_weights_sum_to_one_and_peak_at_nearest_plane():
+    depth = torch.tensor([0.09, 0.12, 0.2, 0.5, 1.0, 2.0, 0.31]).view(1, 1, 1, 7)
+    q = sharpness_weights(depth, FOCUS)
+    assert q.shape == (1, 5, 1, 7)
+    torch.testing.assert_close(q.sum(dim=1), torch.ones(1, 1, 7))
+    nearest = (FOCUS[0, :, None] - depth.view(1, 7)).abs().argmin(dim=0)
+    assert q.argmax(dim=1).view(-1).tolist() == nearest.tolist()
+    # hand value: D = f_3 exactly -> q_3 = 1 / Σ exp(-|f_n - f_3|)
+    q3 = sharpness_weights(torch.full((1, 1, 1, 1), 0.3), FOCUS)[0, 2].item()
+    expected = 1.0 / sum(math.exp(-abs(f - 0.3)) for f in FOCUS[0].tolist())
+    assert q3 == pytest.approx(expected, rel=1e-6)
+
+
+# ----------------------------------------------------------------- L_sv
+def test_downsample_depth_is_mask_aware_mean():
+    d = torch.arange(1.0, 17.0).view(1, 1, 4, 4)
+    m = torch.ones_like(d, dtype=torch.bool)
+    m[0, 0, 0, 0] = False  # top-left cell keeps 3 of 4 pixels
+    m[0, 0, 2:, 2:] = False  # bottom-right cell empty
+    df, mf = downsample_depth(d, m, 2)
+    assert mf[0, 0].tolist() == [[True, True], [True, False]]
+    assert df[0, 0, 0, 0].item() == pytest.approx((2 + 5 + 6) / 3)
+    assert df[0, 0, 0, 1].item() == pytest.approx((3 + 4 + 7 + 8) / 4)
+    assert df[0, 0, 1, 1].item() == 0
+
+
+def _ramp(h: int, w: int, ax: float, ay: float, c: float) -> torch.Tensor:
+    y, x = torch.meshgrid(torch.arange(h, dtype=torch.float64), torch.arange(w, dtype=torch.float64),
+                          indexing="ij")
+    return (c + ax * x + ay * y)[None, None]
+
+
+def test_spatial_loss_zero_when_gradients_match_target():
+    # depth plane at full resolution 8 x 12; stride 4 -> feature grid 2 x 3.
+    # A plane's cell means are again a plane, with slopes 4x per feature pixel.
+    d = _ramp(8, 12, 0.01, 0.02, 0.5)
+    focus = FOCUS.double()
+    df, _ = downsample_depth(d, valid_mask(d), 4)
+    gx, gy = forward_differences(df.expand(1, 5, 2, 3))
+    assert gx[0, 0, 0, 0].item() == pytest.approx(0.04)  # depth per feature pixel
+    loss = spatial_variational_loss((gx, gy), d, focus)
+    assert loss.item() == pytest.approx(0.0, abs=1e-12)
+    # a surface off by 0.1 in every x-gradient: loss = Σ_n q_n * 0.1 over the x terms / count
+    loss2 = spatial_variational_loss((gx + 0.1, gy), d, focus)
+    nx, ny = 2 * 2, 1 * 3
+    assert loss2.item() == pytest.approx(0.1 * nx / (nx + ny), rel=1e-9)
+
+
+def test_spatial_loss_weights_only_in_focus_planes_and_masks():
+    # constant depth at plane 4 (0.7 m): wrong gradients on plane 1 cost q_1, on plane 4 cost q_4
+    d = torch.full((1, 1, 8, 8), 0.7, dtype=torch.float64)
+    q = sharpness_weights(torch.full((1, 1, 1, 1), 0.7, dtype=torch.float64), FOCUS.double())[0, :, 0, 0]
+    gx = torch.zeros(1, 5, 4, 3, dtype=torch.float64)
+    gy = torch.zeros(1, 5, 3, 4, dtype=torch.float64)
+    for n in (0, 3):
+        gxn = gx.clone()
+        gxn[:, n] = 1.0
+        loss = spatial_variational_loss((gxn, gy), d, FOCUS.double(), stride=2)
+        assert loss.item() == pytest.approx(q[n].item() * 12 / 24)
+    # masking out the left half of the image leaves only gradients inside the right half
+    mask = torch.ones(1, 1, 8, 8, dtype=torch.bool)
+    mask[..., :4] = False
+    gxn = gx.clone()
+    gxn[..., :2] = 5.0  # gradients between columns 0-1, 1-2 of the feature grid: masked
+    assert spatial_variational_loss((gxn, gy), d, FOCUS.double(), mask=mask).item() == 0
+    # NaN in the target never reaches the loss
+    dn = d.clone()
+    dn[..., :4] = float("nan")
+    assert spatial_variational_loss((gxn, gy), dn, FOCUS.double()).item() == 0
+
+
+def test_spatial_loss_shape_errors():
+    gx, gy = torch.zeros(1, 5, 4, 3), torch.zeros(1, 5, 3, 4)
+    with pytest.raises(ValueError, match="gy"):
+        spatial_variational_loss((gx, torch.zeros(1, 5, 4, 4)), torch.ones(1, 1, 8, 8), FOCUS)
+    with pytest.raises(ValueError, match="focus"):
+        spatial_variational_loss((gx, gy), torch.ones(1, 1, 8, 8), FOCUS[:, :3])
+    with pytest.raises(ValueError, match="grid"):
+        spatial_variational_loss((gx, gy), torch.ones(1, 1, 8, 8), FOCUS, stride=4)
+
+
+# ----------------------------------------------------------------- L_fv
+def test_focal_loss_zero_for_unimodal_and_monotone_curves():
+    p = _curves([
+        [0.1, 0.2, 0.4, 0.2, 0.1],  # peaked
+        [0.5, 0.2, 0.15, 0.1, 0.05],  # decreasing
+        [0.05, 0.1, 0.15, 0.2, 0.5],  # increasing
+        [0.2, 0.2, 0.2, 0.2, 0.2],  # flat
+        [0.0, 0.4, 0.4, 0.2, 0.0],  # plateau at the top
+        [1.0, 0.0, 0.0, 0.0, 0.0],  # one-hot
+    ])
+    assert focal_variational_loss(p).item() == 0
+
+
+def test_focal_loss_bimodal_hand_value():
+    # k = 2nd plane; pairs after it: (0.4 -> 0.1) ok, (0.1 -> 0.3) rises by 0.2 -> 0.04, (0.3 -> 0.1) ok
+    p = _curves([[0.1, 0.4, 0.1, 0.3, 0.1]])
+    assert focal_variational_loss(p).item() == pytest.approx(0.04)
+    # dip before the peak: [0.3, 0.1, 0.2, 0.4] k = 4th -> (0.3 -> 0.1) falls by 0.2 -> 0.04
+    p2 = _curves([[0.3, 0.1, 0.2, 0.4]])
+    assert focal_variational_loss(p2).item() == pytest.approx(0.04)
+    # averaged over valid pixels: a bimodal and a unimodal pixel, or masked out
+    both = torch.cat([p, _curves([[0.1, 0.2, 0.4, 0.2, 0.1]])], dim=3)
+    assert focal_variational_loss(both).item() == pytest.approx(0.02)
+    mask = torch.tensor([[[[False, True]]]])
+    assert focal_variational_loss(both, mask).item() == 0
+    assert focal_variational_loss(both, ~mask).item() == pytest.approx(0.04)
+
+
+def test_focal_loss_matches_loop_reference_on_random_curves():
+    g = torch.Generator().manual_seed(0)
+    p = torch.softmax(torch.randn(2, 6, 3, 4, generator=g, dtype=torch.float64) * 2, dim=1)
+    ref = 0.0
+    for b in range(2):
+        for y in range(3):
+            for x in range(4):
+                c = p[b, :, y, x].tolist()
+                k = max(range(6), key=lambda i: c[i])
+                ref += sum(max(0, c[i] - c[i + 1]) ** 2 for i in range(k))
+                ref += sum(max(0, c[i + 1] - c[i]) ** 2 for i in range(k, 5))
+    assert focal_variational_loss(p).item() == pytest.approx(ref / 24, rel=1e-12)
+    assert ref > 0
+
+
+def test_focal_loss_errors():
+    with pytest.raises(ValueError, match="prob"):
+        focal_variational_loss(torch.zeros(2, 1, 3, 3))
+    with pytest.raises(ValueError, match="mask"):
+        focal_variational_loss(torch.zeros(2, 3, 3, 3), torch.ones(2, 1, 3, 4, dtype=torch.bool))
+
+
+# ----------------------------------------------------------------- combined
+def test_dualfocus_loss_combines_and_skips_terms():
+    prob = _curves([[0.1, 0.4, 0.1, 0.3, 0.1]]).float().expand(1, 5, 8, 8).contiguous()
+    depth_gt = torch.full((1, 1, 8, 8), 0.3)
+    out = {"depth": torch.full((1, 1, 8, 8), 0.5), "prob": prob,
+           "surface_grad": (torch.full((1, 5, 2, 1), 0.1), torch.zeros(1, 5, 1, 2))}
+    parts = DualFocusLoss(lambda_sv=2.0, lambda_fv=3.0)(out, depth_gt, FOCUS)
+    assert parts["depth"].item() == pytest.approx(0.5 * 0.2**2)
+    assert parts["fv"].item() == pytest.approx(0.04)
+    assert parts["sv"].item() == pytest.approx(0.1 * 2 / 4)
+    assert parts["total"].item() == pytest.approx(0.02 + 2 * 0.05 + 3 * 0.04)
+    off = DualFocusLoss(lambda_sv=0.0, lambda_fv=0.0)(out, depth_gt, FOCUS)
+    assert off["sv"].item() == 0 and off["fv"].item() == 0
+    assert off["total"].item() == pytest.approx(0.02)
+    no_branch = {k: v for k, v in out.items() if k != "surface_grad"}
+    assert DualFocusLoss()(no_branch, depth_gt, FOCUS)["sv"].item() == 0
+    with pytest.raises(ValueError, match="lambda_sv"):
+        DualFocusLoss(lambda_sv=-1.0)
+    with pytest.raises(ValueError, match="lambda_fv"):
+        DualFocusLoss(lambda_fv=float("nan"))
+
+
+def test_smooth_l1_agrees_with_torch_reference():
+    g = torch.Generator().manual_seed(1)
+    pred = torch.rand(2, 1, 5, 6, generator=g) * 2
+    target = torch.rand(2, 1, 5, 6, generator=g) * 2 + 0.01
+    torch.testing.assert_close(depth_loss(pred, target, beta=0.5), F.smooth_l1_loss(pred, target, beta=0.5))

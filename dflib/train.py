@@ -22,7 +22,7 @@ import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import torch
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
@@ -267,7 +267,13 @@ class TrainResult:
     val_metrics: dict[str, float] = field(default_factory=dict)
 
 
-def train(cfg: TrainConfig, resume: bool = False, progress: bool = True, stop_after: int | None = None) -> TrainResult:
+def train(
+    cfg: TrainConfig,
+    resume: bool = False,
+    progress: bool = True,
+    stop_after: int | None = None,
+    on_log: Callable[[dict], None] | None = None,
+) -> TrainResult:
     """Train ``cfg.model`` on ``cfg.data``; logs, checkpoints and config go to ``cfg.out_dir``.
 
     Args:
@@ -276,6 +282,8 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True, stop_af
         progress: show a tqdm bar with the loss terms.
         stop_after: stop (with a checkpoint) after this many steps in total, as if
             interrupted; used by the tests of resume.
+        on_log: called with every logged row (a dict of the loss terms, the
+            learning rate and any validation metrics), e.g. for a live plot.
 
     Files written: ``config.json``, ``log.csv`` (one row per ``log_every``
     steps: every loss term, the learning rate, and validation metrics when
@@ -376,6 +384,8 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True, stop_af
             if row is not None and is_main:
                 history.append(row)
                 _append_csv(log_path, row)
+                if on_log is not None:
+                    on_log(row)
             if is_main and (step % cfg.ckpt_every == 0 or step == end):
                 save_checkpoint(ckpt_path, model, cfg, optimizer, scheduler, step, val_metrics)
     bar.close()

@@ -1,0 +1,105 @@
+"""The dflib command line as a user meets it: render → predict, errors, help."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import imageio.v3 as iio
+import numpy as np
+import pytest
+import torch
+
+from dflib import io
+from dflib.cli import main
+from dflib.models import DualFocus, DualFocusConfig
+from dflib.predict import predict
+from dflib.scenes import random_scene
+from dflib.train import TrainConfig, save_checkpoint
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    path = tmp_path_factory.mktemp("ckpt") / "tiny.pt"
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        model = DualFocus(DualFocusConfig.tiny())
+    save_checkpoint(path, model, TrainConfig())
+    return path
+
+
+@pytest.fixture(scope="module")
+def rendered(tmp_path_factory):
+    d = tmp_path_factory.mktemp("stack")
+    scene = random_scene(3, size=(64, 80))
+    io.write_image(d / "rgb.png", scene.rgb)
+    np.save(d / "depth.npy", scene.depth)
+    assert main(["render", "--rgb", str(d / "rgb.png"), "--depth", str(d / "depth.npy"), "--camera", "fod500",
+                 "--focus", "0.1", "0.15", "0.3", "0.7", "1.5", "--out", str(d / "out")]) == 0
+    return d / "out"
+
+
+def test_render_writes_stack_and_focus(rendered):
+    meta = json.loads((rendered / "focus.json").read_text())
+    assert meta["focus_m"] == pytest.approx([0.1, 0.15, 0.3, 0.7, 1.5])
+    imgs = [iio.imread(rendered / n) for n in meta["images"]]
+    assert all(im.shape == (64, 80, 3) and im.dtype == np.uint8 for im in imgs)
+    assert (rendered / "aif.png").is_file()
+
+
+def test_predict_cli_matches_api(rendered, checkpoint, tmp_path):
+    meta = json.loads((rendered / "focus.json").read_text())
+    images = [str(rendered / n) for n in meta["images"]]
+    focus = [str(f) for f in meta["focus_m"]]
+    out = tmp_path / "depth.png"
+    assert main(["predict", "--images", *images, "--focus", *focus, "--checkpoint", str(checkpoint),
+                 "--out", str(out), "--device", "cpu"]) == 0
+    api = predict([io.read_image(p) for p in images], meta["focus_m"], checkpoint=checkpoint, device="cpu")
+    cli_depth = np.load(tmp_path / "depth.npy")
+    np.testing.assert_allclose(cli_depth, api.depth, rtol=0, atol=1e-6)
+    png = iio.imread(out)
+    assert png.dtype == np.uint16
+    np.testing.assert_allclose(png / 1000.0, api.depth, atol=0.5e-3 + 1e-6)
+    assert np.load(tmp_path / "depth_sigma.npy").shape == (64, 80)
+    for name in ("depth_preview.png", "depth_sigma.png", "depth_aif.png", "depth.json"):
+        assert (tmp_path / name).is_file()
+    assert 0.1 - 1e-6 <= api.depth.min() and api.depth.max() <= 1.5 + 1e-6
+
+
+def test_predict_rejects_mismatched_counts_and_sizes(rendered, checkpoint, tmp_path, capsys):
+    meta = json.loads((rendered / "focus.json").read_text())
+    images = [str(rendered / n) for n in meta["images"]]
+    assert main(["predict", "--images", *images, "--focus", "0.1", "0.2", "--checkpoint", str(checkpoint),
+                 "--out", str(tmp_path / "d.png")]) == 2
+    assert "5 images but 2 focus distances" in capsys.readouterr().err
+    iio.imwrite(tmp_path / "small.png", np.zeros((10, 10, 3), np.uint8))
+    assert main(["predict", "--images", *images[:4], str(tmp_path / "small.png"), "--focus", *map(str, meta["focus_m"]),
+                 "--checkpoint", str(checkpoint), "--out", str(tmp_path / "d.png")]) == 2
+    assert "same size" in capsys.readouterr().err
+
+
+def test_missing_checkpoint_is_a_clear_error(rendered, tmp_path, capsys):
+    meta = json.loads((rendered / "focus.json").read_text())
+    images = [str(rendered / n) for n in meta["images"]]
+    code = main(["predict", "--images", *images, "--focus", *map(str, meta["focus_m"]),
+                 "--checkpoint", str(tmp_path / "nope.pt"), "--out", str(tmp_path / "d.png")])
+    assert code == 2 and "does not exist" in capsys.readouterr().err
+
+
+def test_pfm_and_png_depth_readers(tmp_path):
+    depth = np.arange(12, dtype=np.float32).reshape(3, 4) / 4 + 0.5
+    with open(tmp_path / "d.pfm", "wb") as f:
+        f.write(b"Pf\n4 3\n-1.0\n")
+        f.write(np.flipud(depth).astype("<f4").tobytes())
+    np.testing.assert_array_equal(io.read_depth(tmp_path / "d.pfm"), depth)
+    io.write_depth(tmp_path / "d", depth)
+    np.testing.assert_allclose(io.read_depth(tmp_path / "d.png"), depth, atol=5e-4)
+    with pytest.raises(ValueError, match="npy, .pfm"):
+        io.read_depth(tmp_path / "d.json")
+
+
+def test_help_lists_the_commands():
+    out = subprocess.run([sys.executable, "-m", "dflib.cli", "--help"], capture_output=True, text=True, check=True).stdout
+    for cmd in ("render", "train", "eval", "predict", "bench"):
+        assert cmd in out

@@ -379,3 +379,32 @@ def run_fetch(entry: Mapping[str, Any], dest: Path, log: Callable[[str], None] =
     except DatasetNotFoundError as err:
         log(f"MISSING: {err}")
         return None
+
+
+class LazyH5:
+    """Mixin for datasets backed by one HDF5 file at ``self.path``: the file is
+    opened on first use, once per process (DataLoader workers each open their
+    own), and the handle is dropped when the dataset is pickled."""
+
+    _h5 = None
+    _pid: int | None = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state["_h5"], state["_pid"] = None, None  # h5py handles do not pickle / fork safely
+        return state
+
+    def _file(self):
+        import h5py
+
+        if self._h5 is None or self._pid != os.getpid():
+            self._h5 = h5py.File(self.path, "r")
+            self._pid = os.getpid()
+        return self._h5
+
+    def close(self) -> None:
+        """Close the h5 handle (reopened on the next access)."""
+        if self._h5 is not None:
+            self._h5.close()
+            self._h5 = None
+

@@ -37,7 +37,7 @@ import h5py
 import numpy as np
 import torch
 
-from .common import AugmentConfig, DatasetNotFoundError, FocalStackDataset, data_dir, make_sample
+from .common import AugmentConfig, DatasetNotFoundError, FocalStackDataset, LazyH5, data_dir, make_sample
 
 _FOCAL_PX = 521.4052
 _BASELINE_M = 1982.0250823695178 / 7317.020641763665 * 1e-3
@@ -67,7 +67,7 @@ def ddff12_dir(root: str | os.PathLike[str] | None = None) -> Path:
     return Path(root) if root is not None else data_dir() / "ddff12"
 
 
-class DDFF12Dataset(FocalStackDataset):
+class DDFF12Dataset(LazyH5, FocalStackDataset):
     """DDFF-12 focal stacks, disparity ground truth (focus and depth in disparity units).
 
     Args:
@@ -124,28 +124,9 @@ class DDFF12Dataset(FocalStackDataset):
         self.ascending = ascending
         focus = torch.tensor(disp, dtype=torch.float32)
         self.focus = focus.flip(0) if ascending else focus
-        self._h5: h5py.File | None = None
-        self._pid: int | None = None
 
     def __len__(self) -> int:
         return self._len
-
-    def __getstate__(self) -> dict[str, Any]:
-        state = self.__dict__.copy()
-        state["_h5"], state["_pid"] = None, None  # h5py handles do not pickle / fork safely
-        return state
-
-    def _file(self) -> h5py.File:
-        if self._h5 is None or self._pid != os.getpid():
-            self._h5 = h5py.File(self.path, "r")
-            self._pid = os.getpid()
-        return self._h5
-
-    def close(self) -> None:
-        """Close the h5 handle (reopened on the next access)."""
-        if self._h5 is not None:
-            self._h5.close()
-            self._h5 = None
 
     def _load(self, index: int) -> dict[str, torch.Tensor]:
         f = self._file()

@@ -38,7 +38,7 @@ import h5py
 import numpy as np
 import torch
 
-from .common import AugmentConfig, DatasetNotFoundError, FocalStackDataset, data_dir, make_sample
+from .common import AugmentConfig, DatasetNotFoundError, FocalStackDataset, LazyH5, data_dir, make_sample
 
 NYU_FIXED_FOCUS_M: tuple[float, ...] = (1.0, 1.5, 2.5, 4.0, 6.0)
 NYU_CROP: tuple[int, int] = (384, 512)
@@ -223,7 +223,7 @@ def convert_labeled_mat(
     return paths
 
 
-class StacksH5Dataset(FocalStackDataset):
+class StacksH5Dataset(LazyH5, FocalStackDataset):
     """Reader of the stacks h5 format above (lazy, one handle per process)."""
 
     dataset_name = "stacks"
@@ -242,22 +242,9 @@ class StacksH5Dataset(FocalStackDataset):
                     raise KeyError(f"{path} has no {key!r}; keys: {sorted(f)}")
             self._len = int(f["stack"].shape[0])
             self.attrs = dict(f.attrs)
-        self._h5: h5py.File | None = None
-        self._pid: int | None = None
 
     def __len__(self) -> int:
         return self._len
-
-    def __getstate__(self) -> dict[str, Any]:
-        state = self.__dict__.copy()
-        state["_h5"], state["_pid"] = None, None
-        return state
-
-    def _file(self) -> h5py.File:
-        if self._h5 is None or self._pid != os.getpid():
-            self._h5 = h5py.File(self.path, "r")
-            self._pid = os.getpid()
-        return self._h5
 
     def _load(self, index: int) -> dict[str, torch.Tensor]:
         f = self._file()

@@ -389,6 +389,8 @@ def train(
             if is_main and (step % cfg.ckpt_every == 0 or step == end):
                 save_checkpoint(ckpt_path, model, cfg, optimizer, scheduler, step, val_metrics)
     bar.close()
+    if distributed:
+        dist.destroy_process_group()
     if is_main and step == cfg.steps:
         (out_dir / "final_metrics.json").write_text(json.dumps({"step": step, "val": val_metrics}, indent=2))
     return TrainResult(out_dir, step, history, val_metrics)

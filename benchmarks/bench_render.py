@@ -82,7 +82,7 @@ def main() -> None:
         "repeats": args.repeats,
         "target": "480x640 -> 10 planes in < 2 s on 2 CPU cores",
         "results": results,
-        "note": "machine shared with other jobs while measured: figures are provisional",
+        "note": "the load average says how busy the machine was while measuring; compare within one run",
     }
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)

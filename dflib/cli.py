@@ -181,7 +181,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--out", default="results", help="output folder")
     e.set_defaults(func=cmd_eval)
 
-    b = sub.add_parser("bench", help="run the speed/accuracy benchmarks in benchmarks/")
+    b = sub.add_parser("bench", help="run the speed/accuracy benchmarks in benchmarks/ (bench_accuracy trains 6 models: ~20 min)")
     b.add_argument("--quick", action="store_true")
     b.add_argument("--only", nargs="*", help="run only benchmarks whose name contains one of these")
     b.set_defaults(func=cmd_bench)

@@ -29,8 +29,7 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from dflib.utils import default_device
 
-#: seeds of the embedded synthetic splits; training never touches the test one
-TRAIN_SEED_OFFSET = 0
+#: seeds of the embedded synthetic splits; training stacks use the run's own seed
 VAL_SEED = 900_001
 TEST_SEED = 1_000_003
 
@@ -149,7 +148,7 @@ def build_datasets(cfg: TrainConfig) -> tuple[Dataset, Dataset | None]:
         from dflib.data import CachedDataset, SyntheticFocalStackDataset
 
         common = dict(size=cfg.size, n_planes=cfg.n_planes)
-        train = CachedDataset(SyntheticFocalStackDataset(cfg.train_scenes, seed=cfg.seed + TRAIN_SEED_OFFSET, **common))
+        train = CachedDataset(SyntheticFocalStackDataset(cfg.train_scenes, seed=cfg.seed, **common))
         val = (
             CachedDataset(SyntheticFocalStackDataset(cfg.val_scenes, seed=VAL_SEED, **common))
             if cfg.val_scenes

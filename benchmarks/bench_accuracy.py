@@ -40,15 +40,23 @@ MEASURES = ("sml", "tenengrad", "lapv", "lapd", "glvar")
 
 
 def run_training(cfg: TrainConfig, log: Path) -> float:
-    """Train one config in its own process (one thread); returns seconds."""
-    cfg_path = Path(cfg.out_dir) / "config.json"
+    """Train one config in its own process (one thread); returns seconds.
+
+    A finished run of the identical config (same ``config.json``) is reused."""
+    out = Path(cfg.out_dir)
+    done = out / "train_seconds.txt"
+    if done.is_file() and (out / "config.json").is_file() and TrainConfig.load(out / "config.json") == cfg:
+        return float(done.read_text())
+    cfg_path = out / "config.json"
     cfg.save(cfg_path)
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
     t0 = time.perf_counter()
     with log.open("w") as f:
         subprocess.run([sys.executable, "-m", "dflib.cli", "train", "--config", str(cfg_path)],
                        cwd=ROOT, env=env, stdout=f, stderr=subprocess.STDOUT, check=True)
-    return time.perf_counter() - t0
+    seconds = time.perf_counter() - t0
+    done.write_text(f"{seconds:.1f}")
+    return seconds
 
 
 def main() -> int:
@@ -60,10 +68,14 @@ def main() -> int:
     p.add_argument("--runs", default=str(ROOT / "runs" / "accuracy"))
     p.add_argument("--test-size", type=int, default=None, help="stacks in the embedded test split")
     p.add_argument("--export", help="copy the seed-0 models (weights only) into this folder")
+    p.add_argument("--models", nargs="+", choices=list(MODELS), default=list(MODELS))
+    p.add_argument("--lambda-sv", type=float, default=0.1, help="λ_sv of the DualFocus runs")
+    p.add_argument("--lambda-fv", type=float, default=1.0, help="λ_fv of the DualFocus runs")
+    p.add_argument("--stem", help="output file stem (default: accuracy, or accuracy_quick)")
     p.add_argument("--out", default=str(ROOT / "benchmarks" / "results"))
     args = p.parse_args()
 
-    base = dict(size=(128, 128), batch_size=4, steps=args.steps, lr=1e-3, lambda_sv=0.1, lambda_fv=1.0,
+    base = dict(size=(128, 128), batch_size=4, steps=args.steps, lr=1e-3, lambda_sv=args.lambda_sv, lambda_fv=args.lambda_fv,
                 train_scenes=512, val_scenes=16, val_every=500, ckpt_every=500, log_every=25)
     if args.quick:
         base.update(size=(64, 64), steps=40, train_scenes=16, val_scenes=2, val_every=20, ckpt_every=20, log_every=10)
@@ -71,7 +83,10 @@ def main() -> int:
     runs = Path(args.runs)
     runs.mkdir(parents=True, exist_ok=True)
     # seed-major order: the seed-0 pair (the shipped weights) finishes first
-    configs = [TrainConfig(model=m, seed=s, out_dir=str(runs / f"{m}_s{s}"), **base) for s in args.seeds for m in MODELS]
+    # DFV-style baseline = both constraints off (METHOD.md section 5); λ only applies to DualFocus
+    off = {"tiny": {}, "dfv_tiny": {"lambda_sv": 0.0, "lambda_fv": 0.0}}
+    configs = [TrainConfig(model=m, seed=s, out_dir=str(runs / f"{m}_s{s}"), **{**base, **off[m]})
+               for s in args.seeds for m in args.models]
 
     t0 = time.perf_counter()
     with ThreadPoolExecutor(args.jobs) as pool:
@@ -87,7 +102,8 @@ def main() -> int:
         row.update(model=c.model, seed=c.seed, train_seconds=sec)
 
     summary = []
-    for m, label in MODELS.items():
+    for m in args.models:
+        label = MODELS[m]
         rows = [r for r in table.rows if r.get("model") == m]
         summary.append({"method": label, "seeds": len(rows), "params": rows[0]["params"], **summarise_seeds(rows)})
     sff_rows = [r for r in table.rows if r["method"].startswith("sff-")]
@@ -97,14 +113,15 @@ def main() -> int:
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    stem = "accuracy_quick" if args.quick else "accuracy"
+    stem = args.stem or ("accuracy_quick" if args.quick else "accuracy")
     keys = ["method", "seeds", "params"] + [k for k in METRIC_KEYS if k in summary[0]]
     md = ["| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)]
     md += ["| " + " | ".join(str(r.get(k, "")) for k in keys) + " |" for r in summary]
     n_test = len(test)
     note = (f"\nEmbedded benchmark: {n_test} stacks, 256×256, 5 planes (0.1–1.5 m), FoD500 camera, noise on, "
             f"`fod500` protocol (clipped to 1.5 m), δ as fractions. Training: {base['steps']} steps, batch "
-            f"{base['batch_size']}, {base['size'][0]}² crops, λ_sv={base['lambda_sv']}, λ_fv={base['lambda_fv']}, "
+            f"{base['batch_size']}, {base['size'][0]}² crops, λ_sv={base['lambda_sv']}, λ_fv={base['lambda_fv']} "
+            f"for DualFocus (DFV: both 0), "
             f"seeds {args.seeds}; wall time {train_wall / 60:.1f} min for all runs ({args.jobs} at a time).\n")
     (out / f"{stem}.md").write_text("\n".join(md) + "\n" + note)
     (out / f"{stem}.json").write_text(json.dumps({

@@ -340,6 +340,8 @@ def train(
     # the synthetic data uses FoD500's camera and planes, so it is scored like FoD500
     val_protocol = "fod500" if cfg.data == "synthetic" else protocol_for(cfg.data)
     log_path = out_dir / "log.csv"
+    if is_main and step == 0 and log_path.exists():
+        log_path.unlink()  # a fresh run starts a fresh log
     history: list[dict] = []
     val_metrics: dict[str, float] = {}
     batches_per_epoch = len(_batches_for_epoch(len(train_set), cfg, 0, rank, world))

@@ -79,3 +79,11 @@ def test_on_log_sees_every_logged_row(tmp_path):
     res = train(_cfg(tmp_path, "a", val_scenes=0), progress=False, on_log=rows.append)
     assert [r["step"] for r in rows] == [2, 4, 6] and rows == res.history
     assert all(r["total"] >= r["depth"] >= 0 for r in rows)
+
+
+def test_a_fresh_run_in_a_used_folder_starts_a_fresh_log(tmp_path):
+    cfg = _cfg(tmp_path, "a", val_scenes=0)
+    train(cfg, progress=False)
+    train(cfg, progress=False)
+    lines = (tmp_path / "a" / "log.csv").read_text().splitlines()
+    assert len(lines) == 1 + 3  # header + steps 2, 4, 6 once

@@ -146,10 +146,10 @@ def _twiddles2(h: int, w: int, dtype: torch.dtype,
     cdtype = torch.complex64 if dtype == torch.float32 else torch.complex128
     k = torch.arange(h, dtype=torch.float64, device=device) * (-math.pi / (2 * h))
     l = torch.arange(w // 2 + 1, dtype=torch.float64, device=device) * (-math.pi / (2 * w))
-    wk = torch.polar(torch.ones_like(k), k)[:, None]
-    wl = torch.polar(torch.ones_like(l), l)[None, :]
-    a = (wk * wl).to(cdtype)
-    b = (wk.conj() * wl).to(cdtype)
+    wk = torch.polar(torch.ones_like(k), k).to(cdtype)[:, None]  # exact in float64, then cast
+    wl = torch.polar(torch.ones_like(l), l).to(cdtype)[None, :]
+    a = wk * wl
+    b = wk.conj() * wl
     flip = (-torch.arange(h, device=device)) % h
     return a, b, flip
 

@@ -113,33 +113,28 @@ def _adjoint_differences(gx: torch.Tensor, gy: torch.Tensor) -> torch.Tensor:
     return (px[..., :, :-1] - px[..., :, 1:]) + (py[..., :-1, :] - py[..., 1:, :])
 
 
-def _inverse_eigenvalues(h: int, w: int, dtype: torch.dtype,
-                         device: torch.device) -> torch.Tensor:
-    """1 / λ_kl ``[H, W]`` (float64) for the Neumann Laplacian, entry (0, 0) exactly 0.
-
-    Computed per call (H + W sines and one H x W pass, cheap next to the
-    FFTs); no global cache.
-    """
-    sk = torch.sin(torch.arange(h, dtype=torch.float64, device=device) * (math.pi / (2 * h)))
-    sl = torch.sin(torch.arange(w, dtype=torch.float64, device=device) * (math.pi / (2 * w)))
-    lam = 4.0 * sk.square()[:, None] + 4.0 * sl.square()[None, :]
-    lam[0, 0] = 1.0
-    inv = lam.reciprocal_()
-    inv[0, 0] = 0.0  # the constant mode: pseudo-inverse, zero-mean solution
-    return inv
+def _eigenvalues(n: int, idx: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """4 sin²(π i / 2n) for the integer indices ``idx``, in ``dtype``."""
+    return 4.0 * torch.sin(idx.to(dtype) * (math.pi / (2 * n))).square()
 
 
 def _packed_inverse(h: int, w: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
     """``[H, W//2+1, 2]`` real table applying 1/λ in the packed half spectrum.
 
-    The DCT coefficients packed on the half spectrum are C[k, l] = Re S / 2 and
-    C[k, W-l] = -Im S / 2; dividing both by their eigenvalue and re-packing as
-    Y = C'[k, l] - i C'[k, W-l] gives Y = (inv[k, l] Re S + i inv[k, -l] Im S) / 2.
+    λ_kl = 4 sin²(πk/2H) + 4 sin²(πl/2W). The DCT coefficients packed on the
+    half spectrum are C[k, l] = Re S / 2 and C[k, W-l] = -Im S / 2; dividing
+    both by their eigenvalue and re-packing as Y = C'[k, l] - i C'[k, W-l] gives
+    Y = (inv[k, l] Re S + i inv[k, -l] Im S) / 2. Only the half-size table is
+    built (per call, in ``dtype``; no global cache), and the (0, 0) entry —
+    the constant mode — is exactly 0: the pseudo-inverse, never an epsilon.
     """
-    inv = _inverse_eigenvalues(h, w, torch.float64, device)
     m = w // 2 + 1
-    cols = (-torch.arange(m, device=device)) % w
-    return (0.5 * torch.stack([inv[:, :m], inv[:, cols]], dim=-1)).to(dtype)
+    cols = torch.arange(m, device=device)
+    lk = _eigenvalues(h, torch.arange(h, device=device), dtype)[:, None, None]
+    ll = torch.stack([_eigenvalues(w, cols, dtype), _eigenvalues(w, (-cols) % w, dtype)], dim=-1)
+    inv = (lk + ll).reciprocal_().mul_(0.5)
+    inv[0, 0] = 0.0  # λ_00 = 0 in both packed slots (l = 0 and -l = 0)
+    return inv
 
 
 def _solve(b: torch.Tensor) -> torch.Tensor:

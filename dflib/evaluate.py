@@ -29,9 +29,11 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from dflib.metrics import METRIC_NAMES
 from dflib.utils import default_device, to_numpy
 
-METRIC_KEYS = ("mse", "rmse", "log_rmse", "abs_rel", "sq_rel", "delta1", "delta2", "delta3", "bump", "avg_unc")
+#: every metric a results row may hold: those of :func:`dflib.metrics.depth_metrics`, and ``avg_unc`` with σ
+METRIC_KEYS = METRIC_NAMES + ("avg_unc",)
 EMBEDDED_SIZE = (256, 256)
 EMBEDDED_LENGTH = 24
 

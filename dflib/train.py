@@ -27,6 +27,7 @@ from typing import Any, Callable
 import torch
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
+from dflib.metrics import METRIC_NAMES
 from dflib.utils import default_device
 
 #: seeds of the embedded synthetic splits; training stacks use the run's own seed
@@ -34,6 +35,8 @@ VAL_SEED = 900_001
 TEST_SEED = 1_000_003
 
 MODEL_PRESETS = ("tiny", "paper", "dfv_tiny", "dfv", "plain_tiny", "plain")
+#: columns of a run's ``log.csv``: the loss terms, and the validation metrics on validation steps
+LOG_COLUMNS = ["step", "lr", "total", "depth", "sv", "fv"] + [f"val_{k}" for k in METRIC_NAMES]
 
 
 @dataclass
@@ -398,16 +401,10 @@ def train(
 
 
 def _append_csv(path: Path, row: dict) -> None:
-    """Append one row; the header is the union of keys seen (rewritten when it grows)."""
-    rows = []
-    if path.exists():
-        with path.open(newline="") as f:
-            rows = list(csv.DictReader(f))
-    rows.append({k: row[k] for k in row})
-    keys: list[str] = []
-    for r in rows:
-        keys += [k for k in r if k not in keys]
-    with path.open("w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=keys)
-        writer.writeheader()
-        writer.writerows(rows)
+    """Append one row of :data:`LOG_COLUMNS` (header written with the first row)."""
+    new = not path.exists()
+    with path.open("a", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=LOG_COLUMNS, restval="")
+        if new:
+            writer.writeheader()
+        writer.writerow(row)

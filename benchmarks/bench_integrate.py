@@ -1,7 +1,9 @@
 """Speed of the exact DCT integrable projection, as ratios measured in one run.
 
 1. DCT solve (b -> L⁺b) and the full projection (gx, gy -> z) vs one
-   ``torch.fft.rfft2`` of a tensor of the same shape (target <= 6x).
+   ``torch.fft.rfft2`` of a tensor of the same shape (target <= 6x). On a CPU
+   the solve runs on scipy's pocketfft DCT; the torch-FFT route (the one CUDA
+   takes) is timed beside it.
 2. vs the dense route (normal equations PᵀP built dense, nullspace fixed by
    adding the ones-vector constraint 11ᵀ, ``torch.linalg.solve``) on a 30x40 grid
    with 80 fields, as VA-DepthNet does (target >= 100x).
@@ -31,6 +33,7 @@ import torch.utils.benchmark as tbench
 
 from dflib.integrate import (
     _adjoint_differences,
+    _solve_torch,
     integrable_projection,
     neumann_poisson_solve,
 )
@@ -64,11 +67,15 @@ def bench_vs_fft(shape: tuple[int, ...], device: torch.device, min_run_time: flo
     t_fft = _torch_median(lambda: torch.fft.rfft2(b), min_run_time)
     t_solve = _torch_median(lambda: neumann_poisson_solve(b), min_run_time)
     t_proj = _torch_median(lambda: integrable_projection(gx, gy), min_run_time)
-    return {
+    out = {
         "shape": list(shape), "dtype": "float32",
         "rfft2_s": t_fft, "solve_s": t_solve, "projection_s": t_proj,
         "solve_over_rfft2": t_solve / t_fft, "projection_over_rfft2": t_proj / t_fft,
     }
+    if device.type == "cpu":  # the torch-FFT route that CUDA takes, for comparison
+        t_torch = _torch_median(lambda: _solve_torch(b), min_run_time)
+        out.update(solve_torch_fft_s=t_torch, solve_torch_fft_over_rfft2=t_torch / t_fft)
+    return out
 
 
 def bench_vs_dense(h: int, w: int, fields: int, device: torch.device,

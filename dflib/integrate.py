@@ -132,8 +132,8 @@ def _inverse_eigenvalues(h: int, w: int, dtype: np.dtype) -> np.ndarray:
     Built in float64 per call (no global cache) and cast once; λ_00 = 0 maps to
     0 (the pseudo-inverse), never to 1/epsilon.
     """
-    lk = 4.0 * np.sin(np.arange(h) * (np.pi / (2 * h))) ** 2
-    ll = 4.0 * np.sin(np.arange(w) * (np.pi / (2 * w))) ** 2
+    lk = _eigenvalues(h, torch.arange(h), torch.float64).numpy()
+    ll = _eigenvalues(w, torch.arange(w), torch.float64).numpy()
     lam = lk[:, None] + ll[None, :]
     lam[0, 0] = np.inf
     return np.reciprocal(lam, out=lam).astype(dtype, copy=False)

@@ -11,6 +11,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from dflib.models.config import PRESETS as MODEL_PRESETS
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -157,7 +159,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     t = sub.add_parser("train", help="train a model (config file and/or flags)")
     t.add_argument("--config", help="TrainConfig as .json or .yaml; flags override it")
-    t.add_argument("--model", help="preset: tiny, paper, dfv_tiny, dfv, plain_tiny, plain")
+    t.add_argument("--model", help=f"preset: {', '.join(MODEL_PRESETS)}")
     t.add_argument("--data", help="synthetic (default), fod500, ddff12, nyu")
     t.add_argument("--data-dir", dest="data_dir")
     t.add_argument("--steps", type=int)
@@ -181,7 +183,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--out", default="results", help="output folder")
     e.set_defaults(func=cmd_eval)
 
-    b = sub.add_parser("bench", help="run the speed/accuracy benchmarks in benchmarks/ (bench_accuracy trains 6 models: ~20 min)")
+    b = sub.add_parser("bench", help="run the speed/accuracy benchmarks in benchmarks/ (bench_ablation trains 25 models: hours)")
     b.add_argument("--quick", action="store_true")
     b.add_argument("--only", nargs="*", help="run only benchmarks whose name contains one of these")
     b.set_defaults(func=cmd_bench)

@@ -126,20 +126,20 @@ def _eigenvalues(n: int, idx: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
     return 4.0 * torch.sin(idx.to(dtype) * (math.pi / (2 * n))).square()
 
 
-def _inverse_eigenvalues(h: int, w: int, dtype: np.dtype) -> np.ndarray:
-    """``[H, W]`` table of 1/λ_kl in ``dtype`` with the (0, 0) entry exactly 0.
+def _inverse_eigenvalues(h: int, w: int, dtype: np.dtype, floor: float = 0.0) -> np.ndarray:
+    """``[H, W]`` table of 1/max(λ_kl, floor) in ``dtype`` with the (0, 0) entry exactly 0.
 
     Built in float64 per call (no global cache) and cast once; λ_00 = 0 maps to
-    0 (the pseudo-inverse), never to 1/epsilon.
+    0 (the pseudo-inverse), never to 1/epsilon. ``floor = 0`` is the exact L⁺.
     """
     lk = _eigenvalues(h, torch.arange(h), torch.float64).numpy()
     ll = _eigenvalues(w, torch.arange(w), torch.float64).numpy()
-    lam = lk[:, None] + ll[None, :]
+    lam = np.maximum(lk[:, None] + ll[None, :], floor)
     lam[0, 0] = np.inf
     return np.reciprocal(lam, out=lam).astype(dtype, copy=False)
 
 
-def _packed_inverse(h: int, w: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+def _packed_inverse(h: int, w: int, dtype: torch.dtype, device: torch.device, floor: float = 0.0) -> torch.Tensor:
     """``[H, W//2+1, 2]`` real table applying 1/λ in the packed half spectrum.
 
     λ_kl = 4 sin²(πk/2H) + 4 sin²(πl/2W). The DCT coefficients packed on the
@@ -153,12 +153,12 @@ def _packed_inverse(h: int, w: int, dtype: torch.dtype, device: torch.device) ->
     cols = torch.arange(m, device=device)
     lk = _eigenvalues(h, torch.arange(h, device=device), dtype)[:, None, None]
     ll = torch.stack([_eigenvalues(w, cols, dtype), _eigenvalues(w, (-cols) % w, dtype)], dim=-1)
-    inv = (lk + ll).reciprocal_().mul_(0.5)
+    inv = (lk + ll).clamp_min_(floor).reciprocal_().mul_(0.5)
     inv[0, 0] = 0.0  # λ_00 = 0 in both packed slots (l = 0 and -l = 0)
     return inv
 
 
-def _solve_pocketfft(b: torch.Tensor, overwrite: bool = False) -> torch.Tensor:
+def _solve_pocketfft(b: torch.Tensor, overwrite: bool = False, floor: float = 0.0) -> torch.Tensor:
     """L⁺ b for a CPU tensor with scipy.fft's native real-to-real DCT (pocketfft).
 
     ``idct(dct(b) / λ)`` one axis at a time (scipy's default normalisation:
@@ -172,12 +172,12 @@ def _solve_pocketfft(b: torch.Tensor, overwrite: bool = False) -> torch.Tensor:
     workers = torch.get_num_threads()
     c = scipy.fft.dct(b.detach().numpy(), axis=-1, workers=workers, overwrite_x=overwrite)
     c = scipy.fft.dct(c, axis=-2, workers=workers, overwrite_x=True)
-    c *= _inverse_eigenvalues(h, w, c.dtype)
+    c *= _inverse_eigenvalues(h, w, c.dtype, floor)
     c = scipy.fft.idct(c, axis=-2, workers=workers, overwrite_x=True)
     return torch.from_numpy(scipy.fft.idct(c, axis=-1, workers=workers, overwrite_x=True))
 
 
-def _solve_torch(b: torch.Tensor) -> torch.Tensor:
+def _solve_torch(b: torch.Tensor, floor: float = 0.0) -> torch.Tensor:
     """L⁺ b with torch's FFT on any device (the route taken off the CPU).
 
     2-D DCT-II of b (Makhoul reordering + one rfft2), division by λ on the
@@ -193,7 +193,7 @@ def _solve_torch(b: torch.Tensor) -> torch.Tensor:
     # S = A V + B V_-k
     s = v.mul_(a).addcmul_(bt, vf)
     # Y = (inv[k, l] Re S + i inv[k, -l] Im S) / 2
-    torch.view_as_real(s).mul_(_packed_inverse(h, w, b.dtype, b.device))
+    torch.view_as_real(s).mul_(_packed_inverse(h, w, b.dtype, b.device, floor))
     # V' = conj(A) (Y - i Y_-k), no second term for k = 0
     torch.index_select(s, -2, flip, out=vf)
     gf = (-1j * a.conj()).resolve_conj()
@@ -202,8 +202,11 @@ def _solve_torch(b: torch.Tensor) -> torch.Tensor:
     return _unreorder2(torch.fft.irfft2(y, s=(h, w)))
 
 
-def _solve(b: torch.Tensor, overwrite: bool = False) -> torch.Tensor:
+def _solve(b: torch.Tensor, overwrite: bool = False, floor: float = 0.0) -> torch.Tensor:
     """L⁺ b over the last two dims ``[..., H, W]`` (no autograd bookkeeping of its own).
+
+    ``floor > 0`` divides by max(λ, floor) instead of λ (used only by the
+    bounded backward pass of :func:`integrable_projection`).
 
     Both routes are the exact DCT solve and agree to rounding (tested): CPU
     tensors go through scipy's pocketfft DCT, others (CUDA) through torch's
@@ -211,22 +214,43 @@ def _solve(b: torch.Tensor, overwrite: bool = False) -> torch.Tensor:
     temporary nobody else reads).
     """
     if b.device.type == "cpu":
-        return _solve_pocketfft(b, overwrite)
-    return _solve_torch(b)
+        return _solve_pocketfft(b, overwrite, floor)
+    return _solve_torch(b, floor)
 
 
 class _NeumannPoissonSolve(torch.autograd.Function):
-    """b ↦ L⁺ b. Linear and self-adjoint: backward applies the same map."""
+    """b ↦ L⁺ b. Linear and self-adjoint: backward applies the same map.
+
+    With ``backward_floor > 0`` the backward pass divides by max(λ, floor)
+    instead (a bounded, no longer exact gradient; the forward stays exact).
+    """
 
     @staticmethod
-    def forward(ctx, b: torch.Tensor, overwrite: bool) -> torch.Tensor:  # type: ignore[override]
+    def forward(ctx, b: torch.Tensor, overwrite: bool, backward_floor: float = 0.0) -> torch.Tensor:  # type: ignore[override]
         # Nothing is saved for backward, so a temporary b may be overwritten.
+        ctx.backward_floor = backward_floor
         return _solve(b, overwrite)
 
     @staticmethod
-    def backward(ctx, grad_out: torch.Tensor) -> tuple[torch.Tensor, None]:  # type: ignore[override]
+    def backward(ctx, grad_out: torch.Tensor) -> tuple[torch.Tensor, None, None]:  # type: ignore[override]
+        floor = ctx.backward_floor
+        if floor > 0:
+            return _BoundedSolve.apply(grad_out, floor), None, None
         # apply() again, so double backward (create_graph=True) works too.
-        return _NeumannPoissonSolve.apply(grad_out, False), None
+        return _NeumannPoissonSolve.apply(grad_out, False), None, None
+
+
+class _BoundedSolve(torch.autograd.Function):
+    """b ↦ L_floor⁺ b (1/max(λ, floor)); self-adjoint like the exact solve."""
+
+    @staticmethod
+    def forward(ctx, b: torch.Tensor, floor: float) -> torch.Tensor:  # type: ignore[override]
+        ctx.floor = floor
+        return _solve(b, False, floor)
+
+    @staticmethod
+    def backward(ctx, grad_out: torch.Tensor) -> tuple[torch.Tensor, None]:  # type: ignore[override]
+        return _BoundedSolve.apply(grad_out, ctx.floor), None
 
 
 def neumann_poisson_solve(b: torch.Tensor) -> torch.Tensor:
@@ -246,7 +270,7 @@ def neumann_poisson_solve(b: torch.Tensor) -> torch.Tensor:
 
 
 # ------------------------------------------------------------------------ public API
-def integrable_projection(gx: torch.Tensor, gy: torch.Tensor) -> torch.Tensor:
+def integrable_projection(gx: torch.Tensor, gy: torch.Tensor, backward_gain: float | None = None) -> torch.Tensor:
     """The zero-mean surface whose forward differences best fit (gx, gy).
 
     Solves ``argmin_z ||Dx z - gx||² + ||Dy z - gy||²`` exactly (DCT solve of
@@ -257,6 +281,12 @@ def integrable_projection(gx: torch.Tensor, gy: torch.Tensor) -> torch.Tensor:
         gy: ``[..., H-1, W]`` y-gradient, ``gy ~ z[..., 1:, :] - z[..., :-1, :]``.
             Same leading shape, dtype (float32 or float64) and device as gx;
             H, W >= 2.
+        backward_gain: None (default) for the exact gradient. A number G > 0
+            bounds the backward pass's gain: the map from ∂/∂z to ∂/∂Γ is
+            P L⁺, whose gain 1/√λ reaches ~H/π at the lowest frequency; with
+            G, λ is floored at 1/G² in the backward solve only (the forward
+            result is unchanged and exact; the gradient is then a deliberately
+            damped one at the lowest frequencies).
 
     Returns:
         z ``[..., H, W]`` with mean exactly zero over (H, W); differentiable
@@ -268,8 +298,13 @@ def integrable_projection(gx: torch.Tensor, gy: torch.Tensor) -> torch.Tensor:
             grids smaller than 2 x 2, or tensors on different devices.
     """
     _check_pair(gx, gy)
+    floor = 0.0
+    if backward_gain is not None:
+        if not (isinstance(backward_gain, (int, float)) and math.isfinite(backward_gain) and backward_gain > 0):
+            raise ValueError(f"backward_gain must be None or a finite number > 0, got {backward_gain!r}")
+        floor = 1.0 / float(backward_gain) ** 2
     # PᵀΓ is a fresh temporary: the solve may work in its memory.
-    return _NeumannPoissonSolve.apply(_adjoint_differences(gx, gy), True)
+    return _NeumannPoissonSolve.apply(_adjoint_differences(gx, gy), True, floor)
 
 
 def project_gradients(gx: torch.Tensor, gy: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -282,7 +317,7 @@ def project_gradients(gx: torch.Tensor, gy: torch.Tensor) -> tuple[torch.Tensor,
     return forward_differences(integrable_projection(gx, gy))
 
 
-def integrable_projection_full(g: torch.Tensor) -> torch.Tensor:
+def integrable_projection_full(g: torch.Tensor, backward_gain: float | None = None) -> torch.Tensor:
     """:func:`integrable_projection` for full-size gradient maps, as networks predict.
 
     Args:
@@ -291,6 +326,7 @@ def integrable_projection_full(g: torch.Tensor) -> torch.Tensor:
             stored at pixel h). The last column of channel 0 and the last row
             of channel 1 have no forward neighbour and are dropped (ignored;
             their gradient is zero).
+        backward_gain: as in :func:`integrable_projection`.
 
     Returns:
         z ``[..., H, W]``, zero mean over (H, W).
@@ -298,4 +334,4 @@ def integrable_projection_full(g: torch.Tensor) -> torch.Tensor:
     _check_real_tensor(g, "g")
     if g.ndim < 3 or g.shape[-3] != 2:
         raise ValueError(f"g must be [..., 2, H, W], got shape {tuple(g.shape)}")
-    return integrable_projection(g[..., 0, :, :-1], g[..., 1, :-1, :])
+    return integrable_projection(g[..., 0, :, :-1], g[..., 1, :-1, :], backward_gain)

@@ -27,16 +27,19 @@ from typing import Any, Callable
 import torch
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
+from dflib.diagnostics import DIAGNOSTIC_KEYS
 from dflib.metrics import METRIC_NAMES
+from dflib.models.config import PRESETS as MODEL_PRESETS
 from dflib.utils import default_device
 
 #: seeds of the embedded synthetic splits; training stacks use the run's own seed
 VAL_SEED = 900_001
 TEST_SEED = 1_000_003
 
-MODEL_PRESETS = ("tiny", "paper", "dfv_tiny", "dfv", "plain_tiny", "plain")
-#: columns of a run's ``log.csv``: the loss terms, and the validation metrics on validation steps
-LOG_COLUMNS = ["step", "lr", "total", "depth", "sv", "fv"] + [f"val_{k}" for k in METRIC_NAMES]
+#: columns of a run's ``log.csv``: the loss terms, and on validation steps the validation metrics and,
+#: for models with a surface branch, the surface diagnostics (:mod:`dflib.diagnostics`) on the validation split
+LOG_COLUMNS = (["step", "lr", "total", "depth", "sv", "fv"] + [f"val_{k}" for k in METRIC_NAMES]
+               + [f"diag_{k}" for k in DIAGNOSTIC_KEYS])
 
 
 @dataclass
@@ -63,10 +66,19 @@ class TrainConfig:
     warmup_steps: int = 50
     lambda_sv: float = 0.1  #: weight of the spatial variational constraint L_sv
     lambda_fv: float = 1.0  #: weight of the focal variational constraint L_fv
+    #: fields of the model preset to change, e.g. {"surface_units": "planes", "head_isolation": true}
+    model_overrides: dict = field(default_factory=dict)
+    sv_penalty: str = "l1"  #: L_sv penalty, l1 (the paper) | huber; units come from the model's surface_units
+    sv_tau: float = 1.0  #: temperature of L_sv's in-focus weights q, in the surfaces' units
+    sv_delta: float = 0.5  #: Huber threshold of L_sv, in the surfaces' units
+    sv_ramp_steps: int = 0  #: λ_sv rises linearly from 0 over this many steps (0: constant)
+    branch_lr_scale: float = 1.0  #: learning rate of the surface branch (gradient head, mix) relative to lr
+    depth_clip: bool = False  #: clip the depth target to [f_1, f_N] in L_depth (every method alike)
     seed: int = 0
     device: str = "auto"  #: auto (CUDA when present), cpu, cuda, cuda:1, …
     amp: bool = True  #: bfloat16 autocast, used on CUDA only
     num_workers: int = 0
+    cache_dir: str | None = None  #: keep rendered synthetic pools here and reuse them across runs
     out_dir: str = "runs/tiny"
     log_every: int = 10
     val_every: int = 250
@@ -91,6 +103,12 @@ class TrainConfig:
             "warmup_steps": self.warmup_steps >= 0,
             "lambda_sv": math.isfinite(self.lambda_sv) and self.lambda_sv >= 0,
             "lambda_fv": math.isfinite(self.lambda_fv) and self.lambda_fv >= 0,
+            "model_overrides": isinstance(self.model_overrides, dict),
+            "sv_penalty": self.sv_penalty in ("l1", "huber"),
+            "sv_tau": math.isfinite(self.sv_tau) and self.sv_tau > 0,
+            "sv_delta": math.isfinite(self.sv_delta) and self.sv_delta > 0,
+            "sv_ramp_steps": self.sv_ramp_steps >= 0,
+            "branch_lr_scale": math.isfinite(self.branch_lr_scale) and self.branch_lr_scale >= 0,
             "log_every": self.log_every >= 1,
             "val_every": self.val_every >= 1,
             "ckpt_every": self.ckpt_every >= 1,
@@ -103,6 +121,13 @@ class TrainConfig:
             "optimizer": "adam or adamw",
             "schedule": "cosine or constant",
         }
+        if isinstance(self.model_overrides, dict):
+            from dflib.models import DualFocusConfig
+
+            try:
+                DualFocusConfig.preset(self.model).replace(**self.model_overrides)
+            except (TypeError, ValueError) as e:
+                raise ValueError(f"TrainConfig.model_overrides: got {self.model_overrides!r}: {e}") from None
         for name, ok in checks.items():
             if not ok:
                 raise ValueError(
@@ -151,19 +176,32 @@ def build_datasets(cfg: TrainConfig) -> tuple[Dataset, Dataset | None]:
         from dflib.data import CachedDataset, SyntheticFocalStackDataset
 
         common = dict(size=cfg.size, n_planes=cfg.n_planes)
-        train = CachedDataset(SyntheticFocalStackDataset(cfg.train_scenes, seed=cfg.seed, **common))
-        val = (
-            CachedDataset(SyntheticFocalStackDataset(cfg.val_scenes, seed=VAL_SEED, **common))
-            if cfg.val_scenes
-            else None
-        )
-        return train, val
+
+        def cached(n: int, seed: int) -> CachedDataset:
+            return CachedDataset(SyntheticFocalStackDataset(n, seed=seed, **common),
+                                 cache_file=_cache_file(cfg, n, seed) if cfg.cache_dir else None)
+
+        return cached(cfg.train_scenes, cfg.seed), (cached(cfg.val_scenes, VAL_SEED) if cfg.val_scenes else None)
     from dflib.data import open_dataset
 
     train = open_dataset(cfg.data, split="train", root=cfg.data_dir, crop=cfg.size, n_planes=cfg.n_planes, seed=cfg.seed)
     # only DDFF-12 has a validation split; the others are never validated on their test split
     val = open_dataset(cfg.data, split="val", root=cfg.data_dir) if cfg.data == "ddff12" else None
     return train, val
+
+
+def _cache_file(cfg: TrainConfig, scenes: int, seed: int) -> Path:
+    """Where a rendered synthetic pool is kept: named after its parameters and the renderer's source."""
+    import hashlib
+
+    import dflib
+
+    root = Path(dflib.__file__).parent
+    h = hashlib.sha256()
+    for name in ("optics.py", "render.py", "scenes.py", "data/synthetic.py"):
+        h.update((root / name).read_bytes())
+    tag = f"synthetic_s{seed}_n{scenes}_{cfg.size[0]}x{cfg.size[1]}_p{cfg.n_planes}_{h.hexdigest()[:12]}.pt"
+    return Path(cfg.cache_dir) / tag
 
 
 def _batches_for_epoch(n_items: int, cfg: TrainConfig, epoch: int, rank: int, world: int) -> list[list[int]]:
@@ -180,13 +218,21 @@ def _to_device(batch: dict, device: torch.device) -> dict:
 
 
 # -- model, optimiser, schedule ------------------------------------------------
-def build_model(preset: str, seed: int) -> torch.nn.Module:
-    """A freshly initialised model of a named preset, its weights drawn from ``seed``."""
+def build_model(preset: str, seed: int, overrides: dict | None = None) -> torch.nn.Module:
+    """A freshly initialised model of a named preset (with some fields changed), its weights drawn from ``seed``."""
     from dflib.models import DualFocus, DualFocusConfig
 
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        return DualFocus(getattr(DualFocusConfig, preset)())
+        return DualFocus(DualFocusConfig.preset(preset).replace(**(overrides or {})))
+
+
+def build_loss(cfg: TrainConfig, model: torch.nn.Module):
+    """The run's :class:`~dflib.losses.DualFocusLoss`; L_sv's units are the model's ``surface_units``."""
+    from dflib.losses import DualFocusLoss
+
+    return DualFocusLoss(lambda_sv=cfg.lambda_sv, lambda_fv=cfg.lambda_fv, sv_units=getattr(model, "module", model).config.surface_units,
+                         sv_penalty=cfg.sv_penalty, sv_tau=cfg.sv_tau, sv_delta=cfg.sv_delta, depth_clip=cfg.depth_clip)
 
 
 def _lr_lambda(cfg: TrainConfig):
@@ -202,8 +248,21 @@ def _lr_lambda(cfg: TrainConfig):
 
 
 def _optimizer(cfg: TrainConfig, model: torch.nn.Module) -> torch.optim.Optimizer:
+    """Adam(W) over two groups: the surface branch at ``lr * branch_lr_scale``, the rest at ``lr``."""
     cls = torch.optim.AdamW if cfg.optimizer == "adamw" else torch.optim.Adam
-    return cls(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    branch = [p for n, p in model.named_parameters() if n.startswith(("gradient_head.", "surface_mix."))]
+    ids = {id(p) for p in branch}
+    groups = [{"params": [p for p in model.parameters() if id(p) not in ids]}]
+    if branch:
+        groups.append({"params": branch, "lr": cfg.lr * cfg.branch_lr_scale})
+    return cls(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
+
+
+def lambda_sv_at(cfg: TrainConfig, step: int) -> float:
+    """λ_sv at optimiser step ``step`` (0-based): a linear ramp over ``sv_ramp_steps``, then constant."""
+    if cfg.sv_ramp_steps <= 0:
+        return cfg.lambda_sv
+    return cfg.lambda_sv * min(1.0, (step + 1) / cfg.sv_ramp_steps)
 
 
 # -- checkpoints -------------------------------------------------------------
@@ -294,8 +353,6 @@ def train(
     """
     from tqdm.auto import tqdm
 
-    from dflib.losses import DualFocusLoss
-
     world = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
     distributed = world > 1
@@ -319,10 +376,10 @@ def train(
         cfg.save(out_dir / "config.json")
 
     train_set, val_set = build_datasets(cfg)
-    model = build_model(cfg.model, cfg.seed).to(device)
+    model = build_model(cfg.model, cfg.seed, cfg.model_overrides).to(device)
     optimizer = _optimizer(cfg, model)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _lr_lambda(cfg))
-    criterion = DualFocusLoss(lambda_sv=cfg.lambda_sv, lambda_fv=cfg.lambda_fv)
+    criterion = build_loss(cfg, model)
 
     step = 0
     ckpt_path = out_dir / "last.pt"
@@ -368,7 +425,7 @@ def train(
             batch = _to_device(batch, device)
             with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=use_amp):
                 out = net(batch["stack"], batch["focus"])
-            terms = criterion(out, batch["depth"], batch["focus"], batch["mask"])
+            terms = criterion(out, batch["depth"], batch["focus"], batch["mask"], lambda_sv=lambda_sv_at(cfg, step))
             optimizer.zero_grad(set_to_none=True)
             terms["total"].backward()
             if cfg.max_grad_norm > 0:
@@ -385,6 +442,11 @@ def train(
                 val_metrics = validate(model, val_set, device, protocol=val_protocol)
                 row = row or {"step": step, "lr": scheduler.get_last_lr()[0], **{k: float(v.detach()) for k, v in terms.items()}}
                 row.update({f"val_{k}": v for k, v in val_metrics.items()})
+                if model.config.surface_branch:  # what the surfaces have learned so far (dflib.diagnostics)
+                    from dflib.diagnostics import dataset_diagnostics
+
+                    diag = dataset_diagnostics(model, val_set, items=len(val_set), batch_size=cfg.batch_size, loss=criterion)
+                    row.update({f"diag_{k}": v for k, v in diag.items()})
             if row is not None and is_main:
                 history.append(row)
                 _append_csv(log_path, row)

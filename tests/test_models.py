@@ -34,6 +34,7 @@ def _inputs(b: int, n: int, h: int, w: int, seed: int = 0, disparity: bool = Fal
 # ----------------------------------------------------------------- config
 @pytest.mark.parametrize("name, lo, hi", [
     ("tiny", 0, 1_000_000), ("dfv_tiny", 0, 1_000_000), ("plain_tiny", 0, 1_000_000),
+    ("mid", 1_000_000, 3_000_000), ("dfv_mid", 1_000_000, 3_000_000),
     ("paper", 23_000_000, 31_000_000), ("dfv", 19_000_000, 31_000_000),
     ("plain", 19_000_000, 31_000_000)])
 def test_parameter_counts(name, lo, hi):
@@ -52,7 +53,9 @@ def test_paper_preset_is_within_15_percent_of_27m():
 
 
 def test_config_roundtrip_and_validation():
-    for name in ("tiny", "paper", "dfv_tiny", "dfv", "plain_tiny", "plain"):
+    from dflib.models.config import PRESETS
+
+    for name in PRESETS:
         cfg = DualFocusConfig.preset(name)
         assert DualFocusConfig.from_dict(cfg.to_dict()) == cfg
     assert not DualFocusConfig.dfv().surface_branch and DualFocusConfig.dfv().focal_differences

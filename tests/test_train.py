@@ -7,7 +7,7 @@ import json
 import pytest
 import torch
 
-from dflib.train import TrainConfig, load_model, train
+from dflib.train import TrainConfig, build_datasets, load_model, train
 
 SMALL = dict(size=(32, 32), train_scenes=4, val_scenes=2, batch_size=2, steps=6, warmup_steps=2,
              log_every=2, val_every=3, ckpt_every=3)
@@ -87,3 +87,26 @@ def test_a_fresh_run_in_a_used_folder_starts_a_fresh_log(tmp_path):
     train(cfg, progress=False)
     lines = (tmp_path / "a" / "log.csv").read_text().splitlines()
     assert len(lines) == 1 + 3  # header + steps 2, 4, 6 once
+
+
+def test_rendered_pool_is_cached_on_disk_and_reused(tmp_path):
+    from torch.utils.data import Dataset
+
+    from dflib.data import CachedDataset, SyntheticFocalStackDataset
+
+    class Refuses(Dataset):
+        def __len__(self):
+            return 2
+
+        def __getitem__(self, i):
+            raise AssertionError("a cached pool must not be rendered again")
+
+    cfg = TrainConfig(model="dfv_tiny", size=(32, 32), train_scenes=2, val_scenes=1, cache_dir=str(tmp_path / "cache"))
+    train_set, val_set = build_datasets(cfg)
+    files = sorted((tmp_path / "cache").glob("synthetic_*.pt"))
+    assert len(files) == 2 and any("_s0_n2_32x32_p5_" in f.name for f in files)
+    again = CachedDataset(Refuses(), cache_file=next(f for f in files if "_s0_" in f.name))
+    for a, b in zip(train_set.items, again.items):
+        assert all(torch.equal(a[k], b[k]) for k in a)
+    fresh = SyntheticFocalStackDataset(2, size=(32, 32), n_planes=5, seed=0)[1]
+    assert torch.equal(fresh["stack"], again[1]["stack"])

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
+import torch
 from torch.utils.data import Dataset
 
 
@@ -12,12 +16,29 @@ class CachedDataset(Dataset):
     the tiny model; a training run renders its pool once and reuses it.
     Memory: ``len(dataset)`` samples, e.g. 512 stacks of ``[5, 3, 128, 128]``
     float32 take about 500 MB.
+
+    With ``cache_file``, the items are also kept on disk: loaded from there
+    when the file exists (``torch.load(weights_only=True)``), else rendered
+    and written atomically. The caller names the file after everything the
+    items depend on (see :func:`dflib.train.build_datasets`).
     """
 
-    def __init__(self, dataset: Dataset, progress: bool = True, desc: str = "rendering stacks") -> None:
+    def __init__(self, dataset: Dataset, progress: bool = True, desc: str = "rendering stacks",
+                 cache_file: str | Path | None = None) -> None:
         from tqdm.auto import tqdm
 
+        path = Path(cache_file) if cache_file is not None else None
+        if path is not None and path.is_file():
+            self.items = torch.load(path, map_location="cpu", weights_only=True)
+            if len(self.items) != len(dataset):
+                raise ValueError(f"cache_file {str(path)!r} holds {len(self.items)} items, the dataset has {len(dataset)}")
+            return
         self.items = [dataset[i] for i in tqdm(range(len(dataset)), desc=desc, disable=not progress, leave=False)]
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+            torch.save(self.items, tmp)
+            os.replace(tmp, path)  # two runs rendering the same pool at once both end with a whole file
 
     def __len__(self) -> int:
         return len(self.items)

@@ -105,17 +105,26 @@ class GradientHead(nn.Module):
     """Predicts C2 gradient fields per focal plane from the enhanced volume.
 
     A 3x3x3 conv (one plane of focal context each side) then a 1x3x3 conv.
+    With ``context=True`` the whole focal stack is visible to every plane: the
+    mean and the max over N of the first conv's features are concatenated to
+    each plane's features and go through a second 3x3x3 conv.
     ``V* [B, Cv, N, H', W'] -> Γ [B, N, C2, 2, H', W']`` (component 0 = x, 1 = y).
     """
 
-    def __init__(self, cin: int, hidden: int, surface_channels: int, norm: str) -> None:
+    def __init__(self, cin: int, hidden: int, surface_channels: int, norm: str, context: bool = False) -> None:
         super().__init__()
         self.c2 = surface_channels
         self.body = conv_norm_act(cin, hidden, norm, dims=3)
+        self.context = conv_norm_act(3 * hidden, hidden, norm, dims=3) if context else None
         self.out = nn.Conv3d(hidden, 2 * surface_channels, (1, 3, 3), padding=(0, 1, 1))
 
     def forward(self, v: torch.Tensor) -> torch.Tensor:
-        g = self.out(self.body(v))  # [B, 2 C2, N, H', W']
+        h = self.body(v)  # [B, hidden, N, H', W']
+        if self.context is not None:
+            n = h.shape[2]
+            pooled = torch.cat([h.mean(2, keepdim=True), h.amax(2, keepdim=True)], dim=1)
+            h = self.context(torch.cat([h, pooled.expand(-1, -1, n, -1, -1)], dim=1))
+        g = self.out(h)  # [B, 2 C2, N, H', W']
         b, _, n, h, w = g.shape
         return g.view(b, self.c2, 2, n, h, w).permute(0, 3, 1, 2, 4, 5)
 

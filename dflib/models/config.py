@@ -6,6 +6,7 @@ Presets (parameter counts are checked in ``tests/test_models.py``):
 preset                    focal diffs  surface branch      parameters
 ========================  ===========  ==================  ===============
 ``tiny()``                on           on                  ~0.2 M (CPU)
+``mid()``/``dfv_mid()``   on           on / off            ~2.3 M (long CPU runs)
 ``paper()``               on           on                  ~27 M (GPU)
 ``dfv_tiny()``/``dfv()``  on           off                 DFV-style baseline
 ``plain_tiny()``/``plain()`` off       off                 plain focal volume
@@ -44,6 +45,26 @@ class DualFocusConfig:
             level i > 0 halves H', W' (never N), so any N >= 2 works.
         decoder_convs: 3x3x3 convolutions per level (on the way down and up).
         norm: ``"batch"``, ``"group"`` (batch-size independent) or ``"none"``.
+
+    Surface-branch switches (issue 12; the defaults are the paper-literal
+    branch, METHOD.md §2, and each departure is measured in
+    ``benchmarks/bench_ablation.py``):
+
+        surface_units: what the surfaces z*_n mean and L_sv supervises:
+            ``"depth"`` (units of the focus distances, the paper's formula) or
+            ``"planes"`` (fractional focal-plane index u(D*) ∈ [0, N-1], the
+            depth clipped to [f_1, f_N] and mapped piecewise-linearly).
+        head_isolation: feed the gradient head V*.detach(), so L_sv (and the
+            decoder's gradient through the surfaces) never reaches the shared
+            encoder.
+        head_context: give the gradient head the whole focal context: after
+            its first 3x3x3 conv, the mean and max over all N planes are
+            concatenated to every plane before a second 3x3x3 conv.
+        surface_norm: divide each surface by its RMS over the feature grid
+            (per item, plane and channel) before it is fused with V*.
+        surface_backward_gain: None for the exact backward pass of the
+            projection, or G > 0 to bound its low-frequency gain to G
+            (:func:`dflib.integrate.integrable_projection`).
     """
 
     in_channels: int = 3
@@ -60,6 +81,11 @@ class DualFocusConfig:
     decoder_widths: tuple[int, ...] = (16, 32)
     decoder_convs: int = 1
     norm: str = "group"
+    surface_units: str = "depth"
+    head_isolation: bool = False
+    head_context: bool = False
+    surface_norm: bool = False
+    surface_backward_gain: float | None = None
 
     def __post_init__(self) -> None:
         # Accept lists (e.g. from JSON/YAML) but store tuples (hashable, frozen).
@@ -98,7 +124,12 @@ class DualFocusConfig:
                 f"DualFocusConfig.feature_stride must be 2 or 4, got {self.feature_stride!r}")
         if self.norm not in _NORMS:
             raise ValueError(f"DualFocusConfig.norm must be one of {_NORMS}, got {self.norm!r}")
-        for name in ("focal_differences", "surface_branch"):
+        if self.surface_units not in ("depth", "planes"):
+            raise ValueError(f"DualFocusConfig.surface_units must be 'depth' or 'planes', got {self.surface_units!r}")
+        g = self.surface_backward_gain
+        if g is not None and (isinstance(g, bool) or not isinstance(g, (int, float)) or not 0 < g < float("inf")):
+            raise ValueError(f"DualFocusConfig.surface_backward_gain must be None or a number > 0, got {g!r}")
+        for name in ("focal_differences", "surface_branch", "head_isolation", "head_context", "surface_norm"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"DualFocusConfig.{name} must be a bool, got {getattr(self, name)!r}")
 
@@ -162,6 +193,24 @@ class DualFocusConfig:
         )
 
     @classmethod
+    def mid(cls) -> "DualFocusConfig":
+        """About 2.3 M parameters: between ``tiny`` and ``paper``, for long CPU runs (10 k+ steps) or a small GPU."""
+        return cls(
+            stem_width=32,
+            encoder_widths=(32, 64, 128),
+            encoder_blocks=(2, 2, 2),
+            feature_channels=32,
+            head_width=32,
+            decoder_widths=(32, 64, 128),
+            decoder_convs=2,
+        )
+
+    @classmethod
+    def dfv_mid(cls) -> "DualFocusConfig":
+        """DFV-style baseline at the ``mid`` size."""
+        return cls.mid().replace(surface_branch=False)
+
+    @classmethod
     def dfv_tiny(cls) -> "DualFocusConfig":
         """DFV-style baseline (focal differences, no surface branch), tiny size."""
         return cls.tiny().replace(surface_branch=False)
@@ -183,8 +232,11 @@ class DualFocusConfig:
 
     @classmethod
     def preset(cls, name: str) -> "DualFocusConfig":
-        """A preset by name: tiny, paper, dfv_tiny, dfv, plain_tiny, plain."""
-        names = ("tiny", "paper", "dfv_tiny", "dfv", "plain_tiny", "plain")
-        if name not in names:
-            raise ValueError(f"preset name must be one of {names}, got {name!r}")
+        """A preset by name, one of :data:`PRESETS`."""
+        if name not in PRESETS:
+            raise ValueError(f"preset name must be one of {PRESETS}, got {name!r}")
         return getattr(cls, name)()
+
+
+#: every preset name :meth:`DualFocusConfig.preset` knows
+PRESETS: tuple[str, ...] = ("tiny", "mid", "paper", "dfv_tiny", "dfv_mid", "dfv", "plain_tiny", "plain")

@@ -13,12 +13,18 @@ Data flow for a stack ``[B, N, 3, H, W]`` with focus distances ``[B, N]``:
    Γ ``[B, N, C2, 2, H', W']``; :func:`dflib.integrate.integrable_projection_full`
    projects all B·N·C2 fields in one batched call onto integrable surfaces
    z* ``[B, N, C2, H', W']`` (zero-mean, not otherwise normalised: L_sv gives
-   them depth units). A learned 1x1 map without bias (``surface_mix``) mixes
+   them its units, ``config.surface_units``: depth, or focal-plane index).
+   The projection runs in float32 even under mixed-precision autocast. A learned 1x1 map without bias (``surface_mix``) mixes
    the C2 surfaces of each plane into one surface z̄_n ``[B, N, H', W']``; since
    the map is linear it commutes with the projection, so z̄_n is itself the
    least-squares integrable surface of the mixed gradient field, and
    θ_grad(z*_n) := P z̄_n (forward differences) is what L_sv supervises.
-   The C2 surfaces are concatenated with V* as features.
+   The C2 surfaces are concatenated with V* as features (divided by their
+   RMS first when ``config.surface_norm``). Further switches, all off by
+   default (the paper-literal branch): ``head_isolation`` (the head reads
+   V*.detach()), ``head_context`` (the head sees all N planes) and
+   ``surface_backward_gain`` (a bounded backward pass of the projection);
+   see :class:`~dflib.models.config.DualFocusConfig`.
 4. A 3-D encoder-decoder turns the volume into logits ``[B, N, H', W']``,
    upsampled bilinearly to the padded input size and cropped to ``[H, W]``;
    p = softmax over n (§4).
@@ -137,7 +143,8 @@ class DualFocus(nn.Module):
         self.gradient_head: GradientHead | None = None
         self.surface_mix: nn.Conv2d | None = None
         if c.surface_branch:
-            self.gradient_head = GradientHead(c.volume_channels, c.head_width, c.surface_channels, c.norm)
+            self.gradient_head = GradientHead(c.volume_channels, c.head_width, c.surface_channels, c.norm,
+                                              context=c.head_context)
             self.surface_mix = nn.Conv2d(c.surface_channels, 1, 1, bias=False)
             nn.init.constant_(self.surface_mix.weight, 1.0 / c.surface_channels)
             dec_in += c.surface_channels
@@ -197,10 +204,17 @@ class DualFocus(nn.Module):
         out: dict[str, Any] = {}
         dec_in = vstar
         if self.gradient_head is not None and self.surface_mix is not None:
-            gamma = self.gradient_head(vstar)  # [B, N, C2, 2, H', W']
-            z = integrable_projection_full(gamma)  # [B, N, C2, H', W']
-            zbar = self.surface_mix(z.reshape(b * n, c.surface_channels, hf, wf)).view(b, n, hf, wf)
-            dec_in = torch.cat([vstar, z.transpose(1, 2)], dim=1)
+            gamma = self.gradient_head(vstar.detach() if c.head_isolation else vstar)  # [B, N, C2, 2, H', W']
+            # The projection and everything L_sv reads run in float32 (or the
+            # model's float64), also under bfloat16/float16 autocast.
+            with torch.autocast(device_type=gamma.device.type, enabled=False):
+                if gamma.dtype in (torch.float16, torch.bfloat16):
+                    gamma = gamma.float()
+                z = integrable_projection_full(gamma, c.surface_backward_gain)  # [B, N, C2, H', W']
+                zbar = F.conv2d(z.reshape(b * n, c.surface_channels, hf, wf),
+                                self.surface_mix.weight.to(z.dtype)).view(b, n, hf, wf)
+                zfeat = z * torch.rsqrt(z.square().mean(dim=(-2, -1), keepdim=True) + 1e-4) if c.surface_norm else z
+            dec_in = torch.cat([vstar, zfeat.transpose(1, 2).to(vstar.dtype)], dim=1)
             # Crop to the feature pixels that overlap the unpadded input.
             hc, wc = -(-h // c.feature_stride), -(-w // c.feature_stride)
             zbar_c = zbar[..., :hc, :wc]
@@ -210,6 +224,8 @@ class DualFocus(nn.Module):
         logits = self.decoder(dec_in)  # [B, N, H', W']
         logits = F.interpolate(logits, size=(hp, wp), mode="bilinear", align_corners=False)
         logits = logits[..., :h, :w]
+        if logits.dtype in (torch.float16, torch.bfloat16):
+            logits = logits.float()  # the readout (and so every loss) runs in float32 under autocast
         prob = torch.softmax(logits, dim=1)
         depth, sigma, aif = focus_readout(prob, focus, stack)
         assert aif is not None

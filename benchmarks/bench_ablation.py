@@ -1,0 +1,312 @@
+"""Does each part of DualFocus help? The ablation ladder, with seed-paired confidence intervals.
+
+Two studies, each a set of training recipes (``dflib/recipes/*.yaml``) trained
+for several seeds (one ``dflib train`` process per run, ``--jobs`` at a time,
+one thread each):
+
+``--study ladder`` (default) trains the variants
+
+- ``dfv``: DFV-style baseline, no constraints (``tiny_dfv``, or ``mid_dfv`` with ``--size mid``);
+- ``dfv+fv``: the same with the focal constraint L_fv (``tiny_dfv_fv``);
+- ``dualfocus_nosv``: the DualFocus network, surface branch present, λ_sv = 0;
+- ``dualfocus``: dflib's DualFocus recipe (``tiny_dualfocus``);
+- ``dualfocus_paper``: the paper-literal spatial constraint (``tiny_dualfocus_paper``);
+
+and scores every checkpoint on the embedded **test** split (``--test-size``
+seeded, noisy 256² stacks, Middlebury crops among them, ``fod500`` protocol):
+RMSE, Bump and the other DDFF-12 metrics, RMSE per region (depth edges vs
+smooth, textured vs textureless: :func:`dflib.metrics.region_masks`), and the
+surface diagnostics (:mod:`dflib.diagnostics`). Differences between variants
+are paired by seed (same seed = same initial encoder draw and data order), with
+a 95 % Student-t interval over seeds. It writes ``benchmarks/results/ablation.json``
+(``ablation_mid.json`` with ``--size mid``)::
+
+    {"test_stacks": int, "steps": int, "cpu": str, "command": str,
+     "variants": {name: {"recipe": str, "seeds": [...], "rmse": [...], "bump": [...], ...}},
+     "paired": {"dualfocus-dfv": {"mean": float, "ci95": [lo, hi], "metric": "rmse"}, ...}}
+
+``--study levers`` is the lever study of issue 12: DualFocus variants that
+each change one thing about the surface branch, scored on the **validation**
+split only (``VAL_SEED``; the test split is never used to choose), written to
+``benchmarks/results/levers.json`` in the same layout.
+
+    python benchmarks/bench_ablation.py                          # ladder, 5 seeds, 96 test stacks
+    python benchmarks/bench_ablation.py --size mid --seeds 0 1 2  # the ~2.3 M ladder, 10 k steps (a night)
+    python benchmarks/bench_ablation.py --study levers --steps 1000 --seeds 0 1
+    python benchmarks/bench_ablation.py --quick                  # a smoke run (minutes)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shlex
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from dflib.evaluate import METRIC_KEYS, summarise_seeds  # noqa: E402
+from dflib.train import TrainConfig, load_model, save_checkpoint  # noqa: E402
+
+RECIPES = ROOT / "dflib" / "recipes"
+#: ladder variant -> recipe file stem, per model size (``--size``)
+LADDER = {
+    size: {"dfv": f"{size}_dfv", "dfv+fv": f"{size}_dfv_fv", "dualfocus_nosv": f"{size}_dualfocus_nosv",
+           "dualfocus": f"{size}_dualfocus", "dualfocus_paper": f"{size}_dualfocus_paper"}
+    for size in ("tiny", "mid")
+}
+#: pairs reported as "a-b" (RMSE and Bump of a minus b, per seed)
+PAIRS = [("dualfocus", "dfv"), ("dualfocus", "dfv+fv"), ("dualfocus", "dualfocus_nosv"),
+         ("dfv+fv", "dfv"), ("dualfocus_nosv", "dfv+fv"), ("dualfocus_paper", "dfv+fv"),
+         ("dualfocus", "dualfocus_paper")]
+
+#: the lever study: every variant is the paper-literal recipe with some fields changed
+_PLANES = {"sv_penalty": "huber", "lambda_sv": 0.3}
+LEVERS: dict[str, tuple[str, dict]] = {
+    "nosv": ("tiny_dualfocus_paper", {"lambda_sv": 0.0}),
+    "dfv+fv": ("tiny_dfv_fv", {}),
+    "planes": ("tiny_dualfocus_paper", {**_PLANES, "model_overrides": {"surface_units": "planes"}}),
+    "planes+isolated": ("tiny_dualfocus_paper", {**_PLANES, "model_overrides": {
+        "surface_units": "planes", "head_isolation": True}}),
+    "planes+isolated+context": ("tiny_dualfocus_paper", {**_PLANES, "model_overrides": {
+        "surface_units": "planes", "head_isolation": True, "head_context": True}}),
+    "planes+isolated+norm": ("tiny_dualfocus_paper", {**_PLANES, "model_overrides": {
+        "surface_units": "planes", "head_isolation": True, "surface_norm": True}}),
+    "planes+bounded+ramp": ("tiny_dualfocus_paper", {**_PLANES, "sv_ramp_steps": 500, "model_overrides": {
+        "surface_units": "planes", "surface_norm": True, "surface_backward_gain": 2.0}}),
+    "planes+slowbranch": ("tiny_dualfocus_paper", {**_PLANES, "branch_lr_scale": 0.3, "sv_ramp_steps": 500,
+                                                   "model_overrides": {"surface_units": "planes", "surface_norm": True}}),
+}
+PAIRS_LEVERS = [(k, "nosv") for k in LEVERS if k not in ("nosv",)] + [("nosv", "dfv+fv")]
+
+
+#: the ladder's seed-0 checkpoints that ``--export`` ships (weights only)
+EXPORT_NAMES = {"dualfocus": "dualfocus_{size}.pt", "dfv": "dfv_{size}.pt"}
+#: classical shape-from-focus measures scored beside the ladder (the best is reported)
+MEASURES = ("sml", "tenengrad", "lapv", "lapd", "glvar")
+
+
+def run_training(cfg: TrainConfig, log: Path) -> float:
+    """Train one config in its own process (one thread); returns seconds.
+
+    A finished run of the identical config (same ``config.json``) is reused;
+    an unfinished one continues from its last checkpoint (``--resume``)."""
+    out = Path(cfg.out_dir)
+    done = out / "train_seconds.txt"
+    cfg_path = out / "config.json"
+    if cfg_path.is_file() and TrainConfig.load(cfg_path) == cfg:
+        if done.is_file():
+            return float(done.read_text())
+        resume = ["--resume"]
+    else:
+        resume = []
+    cfg.save(cfg_path)
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    t0 = time.perf_counter()
+    with log.open("a" if resume else "w") as f:
+        subprocess.run([sys.executable, "-m", "dflib.cli", "train", "--config", str(cfg_path), *resume],
+                       cwd=ROOT, env=env, stdout=f, stderr=subprocess.STDOUT, check=True)
+    seconds = time.perf_counter() - t0
+    done.write_text(f"{seconds:.1f}")
+    return seconds
+
+
+def load_recipe(stem: str, **changes) -> TrainConfig:
+    """A recipe from ``dflib/recipes/<stem>.yaml`` with some fields changed."""
+    cfg = TrainConfig.load(RECIPES / f"{stem}.yaml")
+    d = cfg.to_dict()
+    for k, v in changes.items():
+        d[k] = {**d[k], **v} if k == "model_overrides" else v
+    return TrainConfig.from_dict(d)
+
+
+def cpu_model() -> str:
+    """The processor's model name (``/proc/cpuinfo``), else ``platform.processor()``."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def paired_ci(a: dict[int, float], b: dict[int, float]) -> dict:
+    """Mean of a - b over the seeds both have (``{seed: value}``) and its 95 % Student-t interval."""
+    from scipy import stats
+
+    seeds = sorted(set(a) & set(b))
+    d = np.asarray([a[s] - b[s] for s in seeds], float)
+    mean = float(d.mean())
+    if len(d) < 2:
+        return {"mean": mean, "ci95": [float("nan"), float("nan")], "seeds": seeds}
+    half = float(stats.t.ppf(0.975, len(d) - 1) * d.std(ddof=1) / np.sqrt(len(d)))
+    return {"mean": mean, "ci95": [mean - half, mean + half], "seeds": seeds}
+
+
+def score(checkpoint: Path, dataset, protocol: str, diag_items: int) -> dict:
+    """Metrics, per-region RMSE and surface diagnostics of one checkpoint on one dataset."""
+    import torch
+
+    from dflib.diagnostics import dataset_diagnostics
+    from dflib.metrics import REGION_NAMES, depth_metrics, region_masks, region_rmse
+    from dflib.train import build_loss, load_model
+
+    model = load_model(checkpoint, "cpu")
+    cfg = TrainConfig.from_dict(torch.load(checkpoint, map_location="cpu", weights_only=True)["train_config"])
+    preds, gts, sigmas, regions = [], [], [], {k: [] for k in REGION_NAMES}
+    with torch.no_grad():
+        for i in range(len(dataset)):
+            s = dataset[i]
+            out = model(s["stack"][None], s["focus"][None])
+            p = out["depth"][0, 0].numpy().astype(np.float64)
+            g = (s["depth"][0] * s["mask"][0]).numpy().astype(np.float64)
+            preds.append(p), gts.append(g), sigmas.append(out["sigma"][0, 0].numpy())
+            masks = region_masks(g, s["aif"].numpy(), s["focus"].numpy())
+            for k in REGION_NAMES:
+                regions[k].append(region_rmse(p, g, masks[k], protocol))
+    m = depth_metrics(np.stack(preds), np.stack(gts), protocol=protocol, sigma=np.stack(sigmas))
+    per_stack = [depth_metrics(p, g, protocol=protocol)["rmse"] for p, g in zip(preds, gts)]
+    row = {"params": model.num_parameters(), **m, **{f"rmse_{k}": float(np.nanmean(v)) for k, v in regions.items()}, "rmse_per_stack": per_stack}
+    if model.config.surface_branch:
+        row.update(dataset_diagnostics(model, dataset, items=diag_items, loss=build_loss(cfg, model)))
+    return row
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--study", choices=("ladder", "levers"), default="ladder")
+    p.add_argument("--size", choices=tuple(LADDER), default="tiny", help="the ladder's model size (recipes <size>_*.yaml)")
+    p.add_argument("--variants", nargs="+", help="subset of the study's variants")
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
+    p.add_argument("--steps", type=int, default=None, help="override the recipes' steps")
+    p.add_argument("--test-size", type=int, default=96, help="stacks scored (test split, or validation for levers)")
+    p.add_argument("--diag-items", type=int, default=16, help="stacks the surface diagnostics use")
+    p.add_argument("--jobs", type=int, default=2, help="training processes at once (one thread each)")
+    p.add_argument("--runs", default=str(ROOT / "runs" / "ablation"))
+    p.add_argument("--out", default=str(ROOT / "benchmarks" / "results"))
+    p.add_argument("--cache-dir", help="where rendered training pools are kept (default RUNS/cache; 'none': not kept)")
+    p.add_argument("--stem", help="output file stem (default: the study's name)")
+    p.add_argument("--quick", action="store_true", help="a smoke run: 40 steps, 64² crops, 1 seed, 4 stacks")
+    p.add_argument("--train-only", action="store_true", help="train (or reuse) the runs, score nothing")
+    p.add_argument("--export", help="ladder: copy the first seed's dualfocus and dfv models (weights only) here")
+    args = p.parse_args()
+
+    table = LEVERS if args.study == "levers" else {k: (v, {}) for k, v in LADDER[args.size].items()}
+    names = args.variants or list(table)
+    unknown = sorted(set(names) - set(table))
+    if unknown:
+        p.error(f"--variants: unknown {unknown}; known: {list(table)}")
+    changes: dict = {} if args.steps is None else {"steps": args.steps}
+    if args.quick:
+        changes = dict(size=[64, 64], steps=40, train_scenes=16, val_scenes=2, val_every=20, ckpt_every=20, log_every=10)
+        args.seeds, args.test_size, args.diag_items = args.seeds[:1], 4, 4
+    if args.cache_dir != "none":  # every variant of a seed trains on one rendered pool
+        changes["cache_dir"] = args.cache_dir or str(Path(args.runs) / "cache")
+    runs = Path(args.runs) / args.study
+    configs = {(n, s): load_recipe(table[n][0], **table[n][1], **changes, seed=s, out_dir=str(runs / f"{n}_s{s}"))
+               for s in args.seeds for n in names}
+
+    t0 = time.perf_counter()
+    with ThreadPoolExecutor(args.jobs) as pool:
+        seconds = dict(zip(configs, pool.map(lambda c: run_training(c, Path(c.out_dir + ".log")), configs.values())))
+    wall = time.perf_counter() - t0
+    if args.train_only:
+        return 0
+
+    from dflib.data import CachedDataset, SyntheticFocalStackDataset
+    from dflib.evaluate import embedded_benchmark
+    from dflib.train import VAL_SEED
+
+    if args.study == "levers":
+        data = SyntheticFocalStackDataset(args.test_size, size=(256, 256), n_planes=5, noise=True, seed=VAL_SEED)
+    else:
+        data = embedded_benchmark(length=args.test_size)
+    data = CachedDataset(data, desc="rendering the scored stacks")
+    variants: dict = {}
+    for (n, s), cfg in configs.items():
+        row = score(Path(cfg.out_dir) / "last.pt", data, "fod500", args.diag_items)
+        v = variants.setdefault(n, {"recipe": table[n][0], "changes": table[n][1], "seeds": []})
+        v["seeds"].append(s)
+        v.setdefault("train_seconds", []).append(seconds[(n, s)])
+        for k, val in row.items():
+            v.setdefault(k, []).append(val)
+        print(f"{n} seed {s}: rmse {row['rmse']:.4f} bump {row['bump']:.3f} "
+              f"corr_in_focus {row.get('corr_in_focus', float('nan')):.3f}", flush=True)
+    sff = {}
+    if args.study == "ladder":
+        from dflib.evaluate import evaluate, sff_method
+
+        rows = evaluate([sff_method(m) for m in MEASURES], {"test": (data, "fod500")}, progress=False).rows
+        sff = min(rows, key=lambda r: r["rmse"])
+    pairs = PAIRS_LEVERS if args.study == "levers" else PAIRS
+    paired = {}
+    for a, b in pairs:
+        if a in variants and b in variants:
+            for metric in ("rmse", "bump", "rmse_edge", "rmse_textured"):
+                key = f"{a}-{b}" if metric == "rmse" else f"{a}-{b}:{metric}"
+                va, vb = (dict(zip(variants[x]["seeds"], variants[x][metric])) for x in (a, b))
+                paired[key] = {**paired_ci(va, vb), "metric": metric}
+    result = {
+        "study": args.study,
+        "split": "validation (VAL_SEED)" if args.study == "levers" else "test (embedded, TEST_SEED)",
+        "test_stacks": len(data), "steps": next(iter(configs.values())).steps,
+        "cpu": cpu_model(), "command": " ".join(["python", *map(shlex.quote, sys.argv)]),
+        "train_wall_seconds_this_invocation": wall,
+        "variants": variants, "paired": paired, "best_sff": sff,
+    }
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    stem = args.stem or (args.study + ("_quick" if args.quick else ""))
+    if args.study == "ladder" and not args.stem and not args.quick:
+        stem = "ablation" if args.size == "tiny" else f"ablation_{args.size}"
+    (out / f"{stem}.json").write_text(json.dumps(result, indent=1))
+    (out / f"{stem}.md").write_text(markdown(result))
+    for k, v in paired.items():
+        print(f"{k:45s} {v['mean']:+.4f}  [{v['ci95'][0]:+.4f}, {v['ci95'][1]:+.4f}]")
+    print(f"wrote {out / f'{stem}.json'} and .md")
+    if args.export:
+        dest = Path(args.export)
+        dest.mkdir(parents=True, exist_ok=True)
+        for (n, s), cfg in configs.items():
+            if n in EXPORT_NAMES and s == args.seeds[0]:
+                path = dest / EXPORT_NAMES[n].format(size=args.size)
+                metrics = {k: variants[n][k][variants[n]["seeds"].index(s)] for k in METRIC_KEYS if k in variants[n]}
+                save_checkpoint(path, load_model(Path(cfg.out_dir) / "last.pt", "cpu"), cfg, step=cfg.steps, metrics=metrics)
+                print(f"exported {path}")
+    return 0
+
+
+def markdown(result: dict) -> str:
+    """The README's table: mean ± std over seeds per variant, the best classical SFF, the paired differences."""
+    keys = ["rmse", "rmse_edge", "rmse_textured", "rmse_textureless", "bump", "abs_rel", "delta1", "avg_unc",
+            "corr_in_focus", "err_in_focus", "err_out_of_focus", "err_zero"]
+    lines = ["| variant | seeds | params | " + " | ".join(keys) + " |", "|---" * (len(keys) + 3) + "|"]
+    for name, v in result["variants"].items():
+        rows = [{k: v[k][i] for k in keys if k in v} for i in range(len(v["seeds"]))]
+        summ = summarise_seeds(rows, keys)
+        lines.append(f"| {name} | {len(v['seeds'])} | {int(v['params'][0]) if 'params' in v else ''} | "
+                     + " | ".join(summ.get(k, "–") for k in keys) + " |")
+    sff = result.get("best_sff") or {}
+    if sff:
+        lines.append(f"| classical SFF ({sff['method']}) | – | 0 | {sff['rmse']:.4g} | | | | {sff['bump']:.4g} | "
+                     f"{sff['abs_rel']:.4g} | {sff['delta1']:.4g} | | | | | |")
+    lines += ["", "| difference (a − b, per seed) | mean | 95 % CI | seeds |", "|---|---|---|---|"]
+    for k, d in result["paired"].items():
+        lines.append(f"| {k} | {d['mean']:+.4f} | [{d['ci95'][0]:+.4f}, {d['ci95'][1]:+.4f}] | {len(d['seeds'])} |")
+    lines.append(f"\n{result['test_stacks']} stacks ({result['split']}), {result['steps']} steps; {result['cpu']}; "
+                 f"`{result['command']}`")
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -48,6 +48,31 @@ def test_committed_notebook_is_clean(path):
     assert "SEED" in assigned
 
 
+def _installed_kernelspec() -> dict:
+    """The kernelspec `make` installs (``ipykernel install --sys-prefix --name python3``)."""
+    import re
+
+    from ipykernel.kernelspec import get_kernel_dict
+
+    makefile = (NB_DIR.parent / "Makefile").read_text()
+    install = re.search(r"ipykernel install (.*)", makefile)
+    assert install, "the Makefile installs the notebooks' kernel"
+    args = install.group(1).split()
+    name = args[args.index("--name") + 1]
+    assert "--display-name" not in args  # else ipykernel's default display name below would not apply
+    spec = get_kernel_dict()
+    return {"display_name": spec["display_name"], "language": spec["language"], "name": name}
+
+
+@pytest.mark.parametrize("path", ALL, ids=lambda p: p.name)
+def test_kernelspec_matches_the_installed_kernel(path):
+    # JupyterLab rewrites a differing kernelspec when it opens a notebook, which marks it unsaved
+    spec = _installed_kernelspec()
+    assert spec == {"display_name": "Python 3 (ipykernel)", "language": "python", "name": "python3"}
+    nb = nbformat.read(str(path), as_version=4)
+    assert dict(nb.metadata.get("kernelspec", {})) == spec
+
+
 def test_run_notebook_rejects_unknown_parameter(tmp_path):
     out = tmp_path / "out.ipynb"
     with pytest.raises(ValueError, match="NOT_A_PARAMETER"):

@@ -666,7 +666,8 @@ class Explorer:
         style = {"description_width": label}
         layout = widgets.Layout(width=f"calc({label} + 26em)")
         controls = {c.name: c.widget(widgets, style, layout) for c in self.controls}
-        image = widgets.Image(value=self.png, format="png")
+        # at its own size (a VBox would stretch it to the output's width), shrunk to fit
+        image = widgets.Image(value=self.png, format="png", layout=widgets.Layout(align_self="flex-start", max_width="100%"))
         status = widgets.HTML(value="")
         live = _Live(widgets.VBox([*controls.values(), status, image]), controls, image, status)
         for w in controls.values():

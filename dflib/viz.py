@@ -46,10 +46,11 @@ def _img(x: Any) -> np.ndarray:
     return np.clip(a, 0, 1)
 
 
-def plot_coc_curves(camera, focus_m: Sequence[float], depth_range=(0.1, 3.0), f_numbers: Sequence[float] | None = None):
+def plot_coc_curves(camera, focus_m: Sequence[float], depth_range=(0.1, 3.0), f_numbers: Sequence[float] | None = None,
+                    title: str | None = None):
     """CoC diameter (px) against depth for several focus distances, and against
     inverse depth (where it is linear). ``f_numbers`` adds dashed curves for other
-    apertures at the first focus distance."""
+    apertures at the first focus distance; ``title`` goes above both panels."""
     from dflib.optics import ThinLens
 
     plt = _plt()
@@ -65,6 +66,8 @@ def plot_coc_curves(camera, focus_m: Sequence[float], depth_range=(0.1, 3.0), f_
     axes[0].set(xlabel="depth (m)", ylabel="CoC diameter (px)", title="circle of confusion")
     axes[1].set(xlabel="inverse depth (dioptres, 1/m)", ylabel="CoC diameter (px)", title="linear in inverse depth")
     axes[0].legend(fontsize=8)
+    if title:
+        fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     return fig
 
@@ -457,11 +460,12 @@ class IntControl:
         return str(v)
 
     def static_values(self, n: int) -> list[int]:
-        """Every integer when there are at most ``2 n + 2`` of them, else ``n`` spread
-        evenly over the range (the default among them)."""
-        if self.max - self.min + 1 <= 2 * n + 2:
+        """Every integer when there are at most ``2 n + 2`` of them, else the centres of
+        ``n`` equal bins of the range (the default replacing the nearest)."""
+        count = self.max - self.min + 1
+        if count <= 2 * n + 2:
             return list(range(self.min, self.max + 1))
-        cand = [int(round(v)) for v in np.linspace(self.min, self.max, n)]
+        cand = [self.min + int((k + 0.5) * count / n) for k in range(n)]
         cand[int(np.argmin([abs(c - self.value) for c in cand]))] = self.value
         return sorted(set(cand))
 
@@ -502,10 +506,25 @@ class ChoiceControl:
 Control = Union[FloatControl, IntControl, ChoiceControl]
 
 
-def _encode(fig: Any, fmt: str, dpi: float) -> bytes:
+def _pixels(fig: Any, dpi: float) -> np.ndarray:
+    """``fig`` drawn once by Agg at ``dpi``: ``[H, W, 3]`` uint8 on white."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    fig.set_dpi(dpi)
+    fig.patch.set_facecolor("white")
+    canvas = FigureCanvasAgg(fig)
+    canvas.draw()
+    return np.asarray(canvas.buffer_rgba())[..., :3].copy()
+
+
+def _encode(rgb: np.ndarray, fmt: str) -> bytes:
+    """``[H, W, 3]`` uint8 as PNG or JPEG (quality 85) bytes."""
+    from PIL import Image
+
+    if fmt not in ("png", "jpeg"):
+        raise ValueError(f"fmt must be 'png' or 'jpeg', got {fmt!r}")
     buf = io.BytesIO()
-    extra = {"pil_kwargs": {"quality": 85}} if fmt == "jpeg" else {"metadata": {"Software": None}}
-    fig.savefig(buf, format=fmt, dpi=dpi, facecolor="white", **extra)
+    Image.fromarray(rgb).save(buf, format=fmt, **({"quality": 85} if fmt == "jpeg" else {}))
     return buf.getvalue()
 
 
@@ -634,13 +653,18 @@ class Explorer:
             raise TypeError(f"the plot function must return a matplotlib Figure, got {type(fig).__name__}")
         return fig
 
-    def render(self, fmt: str = "png", dpi: float | None = None, **values: Any) -> bytes:
-        """The figure for ``values`` encoded as ``fmt`` (``png`` or ``jpeg``); the figure is closed."""
+    def pixels(self, dpi: float | None = None, **values: Any) -> np.ndarray:
+        """The figure for ``values`` drawn at ``dpi`` (default ``self.dpi``): ``[H, W, 3]`` uint8.
+        The figure is closed."""
         fig = self.figure(**values)
         try:
-            return _encode(fig, fmt, self.dpi if dpi is None else dpi)
+            return _pixels(fig, self.dpi if dpi is None else dpi)
         finally:
             _plt().close(fig)
+
+    def render(self, fmt: str = "png", dpi: float | None = None, **values: Any) -> bytes:
+        """The figure for ``values`` encoded as ``fmt`` (``png`` or ``jpeg``)."""
+        return _encode(self.pixels(dpi, **values), fmt)
 
     # -- live --
     @property
@@ -695,13 +719,15 @@ class Explorer:
     def frame_grid(self) -> tuple[list[list[Any]], list[tuple[int, ...]], bool]:
         """The static copy's settings: ``(values per control, frame keys, one_at_a_time)``.
 
-        A key holds one index into each control's values. Every combination is rendered
-        when there are at most ``max_frames``; otherwise the default setting and each
-        control's other values with the rest at their defaults (``one_at_a_time``)."""
+        A key holds one index into each control's values; the default setting's key comes
+        first. Every combination is rendered when there are at most ``max_frames``;
+        otherwise each control's other values with the rest at their defaults
+        (``one_at_a_time``)."""
         grids = [c.static_values(self.values_per_control) for c in self.controls]
         default = tuple(g.index(c.value) for g, c in zip(grids, self.controls))
         if math.prod(len(g) for g in grids) <= self.max_frames:
-            return grids, list(itertools.product(*(range(len(g)) for g in grids))), False
+            every = itertools.product(*(range(len(g)) for g in grids))
+            return grids, [default] + [k for k in every if k != default], False
         keys = [default] + [default[:i] + (j,) + default[i + 1:]
                             for i, g in enumerate(grids) for j in range(len(g)) if j != default[i]]
         return grids, keys, True
@@ -713,22 +739,21 @@ class Explorer:
             return self._html
         grids, keys, one_at_a_time = self.frame_grid()
         default = tuple(g.index(c.value) for g, c in zip(grids, self.controls))
-        # JPEG for photographs, PNG for line art: whichever encodes the default frame smaller
-        fmt = min(("png", "jpeg"), key=lambda f: len(self.render(f, self.frame_dpi)))
-        frames, alts = [], []
-        for key in keys:
+        frames, alts, fmt = [], [], None
+        for key in keys:  # the default setting comes first
             values = {c.name: g[k] for c, g, k in zip(self.controls, grids, key)}
             setting = ", ".join(f"{c.description} = {c.format(values[c.name])}" for c in self.controls)
             try:
-                data = self.render(fmt, self.frame_dpi, **values)
-                mime = f"image/{fmt}"
+                rgb, kind = self.pixels(self.frame_dpi, **values), fmt
             except Exception as exc:  # an honest frame for a setting the plot cannot draw
                 fig = _error_figure(f"No figure for {setting}: {type(exc).__name__}: {exc}")
                 try:
-                    data, mime = _encode(fig, "png", self.frame_dpi), "image/png"
+                    rgb, kind = _pixels(fig, self.frame_dpi), "png"
                 finally:
                     _plt().close(fig)
-            frames.append(f"data:{mime};base64," + base64.b64encode(data).decode("ascii"))
+            if kind is None:  # JPEG for photographs (much smaller), else PNG (crisp line art)
+                fmt = kind = "jpeg" if len(_encode(rgb, "jpeg")) < 0.6 * len(_encode(rgb, "png")) else "png"
+            frames.append(f"data:image/{kind};base64," + base64.b64encode(_encode(rgb, kind)).decode("ascii"))
             alts.append(f"{self.title}: {setting}")
         payload = {
             "frames": frames,
@@ -827,11 +852,8 @@ def coc_calculator(focal_length_mm: float = 50.0, f_number: float = 8.0, pixel_p
 
     def plot(focal_length_mm: float, f_number: float, pixel_pitch_um: float, focus_m: float):
         cam = ThinLens(focal_length_mm * 1e-3, f_number, pixel_pitch_um * 1e-6)
-        fig = plot_coc_curves(cam, [focus_m], depth_range=(max(0.05, 2 * cam.focal_length_m), 10.0))
-        fig.suptitle(f"{focal_length_mm:g} mm f/{f_number:g} lens, {pixel_pitch_um:g} µm pixels, "
-                     f"focused at {focus_m:g} m", fontsize=10)
-        fig.tight_layout()
-        return fig
+        title = f"{focal_length_mm:g} mm f/{f_number:g} lens, {pixel_pitch_um:g} µm pixels, focused at {focus_m:g} m"
+        return plot_coc_curves(cam, [focus_m], depth_range=(max(0.05, 2 * cam.focal_length_m), 10.0), title=title)
 
     controls = [
         FloatControl("focal_length_mm", "focal length (mm)", focal_length_mm, 1.0, 200.0, 0.1, scale="log"),

@@ -281,7 +281,7 @@ def test_float_control_puts_any_default_on_its_grid():
     lin = viz.FloatControl("l", "l", 0.3, 0.0, 1.0, 0.1).static_values(5)
     assert lin == [0.0, 0.3, 0.5, 0.8, 1.0]
     assert viz.IntControl("p", "plane", 3, 0, 9).static_values(5) == list(range(10))
-    assert viz.IntControl("y", "row", 70, 0, 127).static_values(5) == [0, 32, 70, 95, 127]
+    assert viz.IntControl("y", "row", 70, 0, 127).static_values(5) == [12, 38, 70, 89, 115]  # bin centres
     with pytest.raises(ValueError, match="plane"):
         viz.IntControl("plane", "plane", 5, 0, 4)
     with pytest.raises(ValueError, match="metric"):
@@ -302,6 +302,24 @@ def _line_explorer(**kw):
     controls = [viz.FloatControl("a", "slope a", 1.0, 0.0, 2.0, 0.5), viz.IntControl("k", "marker k", 0, 0, 3),
                 viz.ChoiceControl("style", "line style", "-", ("-", "--"))]
     return viz.Explorer(plot, controls, title="line", **kw)
+
+
+@pytest.fixture(scope="module")
+def line_every():
+    """The tiny explorer's static copy with every combination (5 x 4 x 2 frames), built once."""
+    e = _line_explorer(static=True, max_frames=40)
+    e.to_html()
+    yield e
+    plt.close("all")
+
+
+@pytest.fixture(scope="module")
+def line_one_at_a_time():
+    """The tiny explorer's static copy with one control moving at a time (1 + 4 + 3 + 1 frames)."""
+    e = _line_explorer(static=True, max_frames=10)
+    e.to_html()
+    yield e
+    plt.close("all")
 
 
 def test_explorer_calls_its_plot_once_and_displays_nothing_itself(monkeypatch, capsys):
@@ -359,6 +377,7 @@ def test_display_bundle_per_mode(monkeypatch):
     if importlib.util.find_spec("ipywidgets"):
         b = _line_explorer(static=False)._repr_mimebundle_()  # live: the widget view, the PNG for viewers without one
         assert set(b) == {"image/png", "text/plain", "application/vnd.jupyter.widget-view+json"}
+    e = _line_explorer(max_frames=1, values_per_control=2)  # a static copy of 6 frames
     with viz.static_explorers():
         assert viz.static_mode() and os.environ[viz.STATIC_ENV] == "1"
         b = e._repr_mimebundle_()
@@ -381,8 +400,8 @@ def _frame_bytes(uri: str) -> bytes:
     return base64.b64decode(uri.split(",", 1)[1])
 
 
-def test_static_copy_draws_every_combination_and_needs_nothing_else():
-    e = _line_explorer(static=True, max_frames=40)
+def test_static_copy_draws_every_combination_and_needs_nothing_else(line_every):
+    e = line_every
     page = e._repr_mimebundle_()["text/html"]
     assert "http" not in page and "require(" not in page and "widget" not in page  # offline, no widget manager
     (data,) = _payload(page)
@@ -405,8 +424,8 @@ def test_static_copy_draws_every_combination_and_needs_nothing_else():
     assert plt.get_fignums() == []
 
 
-def test_static_copy_moves_one_control_at_a_time_when_the_grid_is_large():
-    e = _line_explorer(static=True, max_frames=10)
+def test_static_copy_moves_one_control_at_a_time_when_the_grid_is_large(line_one_at_a_time):
+    e = line_one_at_a_time
     (data,) = _payload(e.to_html())
     assert data["oneAtATime"] is True and len(data["frames"]) == 1 + 4 + 3 + 1
     assert "one at a time" in e.to_html()
@@ -459,8 +478,8 @@ console.log(JSON.stringify(out));
     return json.loads(res.stdout)
 
 
-def test_static_player_shows_the_frame_of_its_controls():
-    e = _line_explorer(static=True, max_frames=40)
+def test_static_player_shows_the_frame_of_its_controls(line_every, line_one_at_a_time):
+    e = line_every
     (data,) = _payload(e.to_html())
     states = _run_player(e.to_html(), [(0, 4), (1, 2), (2, 1), (0, 0)])
     for s, want in zip(states, [(4, 0, 0), (4, 2, 0), (4, 2, 1), (0, 2, 1)]):
@@ -470,7 +489,7 @@ def test_static_player_shows_the_frame_of_its_controls():
         assert s["readouts"][:2] == [data["labels"][0][want[0]], data["labels"][1][want[1]]]
     assert states[1]["alt"] == "line: slope a = 2.0, marker k = 2, line style = -"
     # one control at a time: moving one puts the others back to their defaults
-    e = _line_explorer(static=True, max_frames=10)
+    e = line_one_at_a_time
     (data,) = _payload(e.to_html())
     states = _run_player(e.to_html(), [(0, 4), (1, 2)])
     assert states[0]["controls"] == [4, 0, 0] and states[1]["controls"] == [2, 2, 0]

@@ -777,9 +777,11 @@ class Explorer:
                          f'<output data-readout="{i}">{html.escape(c.format(g[default[i]]))}</output>')
             rows.append(f'<div style="margin:0.15em 0">{desc}{field}</div>')
         n = len(keys)
-        note = (f"Pre-rendered copy: {n} settings, no kernel needed. "
-                + ("Its controls move one at a time: moving one puts the others back to their defaults."
-                   if one_at_a_time else "Every combination of the values on its controls is drawn."))
+        note = f"Pre-rendered copy: {n} settings, no kernel needed."
+        if one_at_a_time:
+            note += " Its controls move one at a time: moving one puts the others back to their defaults."
+        elif len(self.controls) > 1:
+            note += " Every combination of its controls' values is drawn."
         d0 = keys.index(default)
         self._html = (
             '<div class="dflib-explorer">\n'

@@ -519,12 +519,13 @@ def _pixels(fig: Any, dpi: float) -> np.ndarray:
 
 def _encode(rgb: np.ndarray, fmt: str) -> bytes:
     """``[H, W, 3]`` uint8 as PNG or JPEG (quality 85) bytes."""
-    from PIL import Image
+    import matplotlib.image
 
     if fmt not in ("png", "jpeg"):
         raise ValueError(f"fmt must be 'png' or 'jpeg', got {fmt!r}")
     buf = io.BytesIO()
-    Image.fromarray(rgb).save(buf, format=fmt, **({"quality": 85} if fmt == "jpeg" else {}))
+    kw = {"pil_kwargs": {"quality": 85}} if fmt == "jpeg" else {"metadata": {"Software": None}}
+    matplotlib.image.imsave(buf, rgb, format=fmt, **kw)
     return buf.getvalue()
 
 
@@ -675,6 +676,12 @@ class Explorer:
         if self._live is None:
             self._live = self._build_widget()
         return self._live.box
+
+    @property
+    def control_widgets(self) -> dict[str, Any]:
+        """The live control widgets by control name (building the widget if needed)."""
+        self.widget
+        return dict(self._live.controls)
 
     @property
     def values(self) -> dict[str, Any]:

@@ -235,8 +235,7 @@ def test_explorer_defaults_survive_the_controls(case):
     make, kwargs, wanted = CASES[case]
     explorer = make(**kwargs)
     assert explorer.defaults == (pytest.approx(wanted, rel=1e-12) if case.startswith("coc") else wanted)
-    explorer.widget  # build the live controls
-    widgets = explorer._live.controls
+    widgets = explorer.control_widgets
     assert set(widgets) == set(wanted)
     for name, w in widgets.items():
         want = wanted[name]
@@ -350,7 +349,7 @@ def test_live_explorer_is_one_figure_that_answers_its_controls():
     box = e.widget
     images = [w for w in box.children if isinstance(w, ipywidgets.Image)]
     assert len(images) == 1 and images[0].value == e.png  # one figure, the default one
-    ctrl = e._live.controls
+    ctrl = e.control_widgets
     ctrl["a"].value = 2.0
     assert e.values == {"a": 2.0, "k": 0, "style": "-"}
     assert images[0].value == e.render(a=2.0) != e.png  # the same image now shows the new setting

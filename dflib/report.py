@@ -80,6 +80,7 @@ def to_html(executed: Path, html_path: Path) -> None:
     from nbconvert import HTMLExporter
 
     nb = nbformat.read(str(executed), as_version=4)
+    nb.metadata.pop("widgets", None)  # saved widget state: dead controls that load a widget manager from a CDN
     body, _ = HTMLExporter(template_name="lab").from_notebook_node(nb)
     html_path.write_text(body, encoding="utf-8")
 
@@ -178,11 +179,14 @@ def build_report(
         raise ValueError(f"no notebooks matched {only!r} in {notebook_dir}")
     from tqdm.auto import tqdm
 
+    from dflib.viz import static_explorers
+
     for path in tqdm(chosen, desc="notebooks", unit="nb"):
         executed = out_dir / "executed" / path.name
         html_name = path.with_suffix(".html").name
         try:
-            seconds = run_notebook(path, executed, {"PROFILE": profile})
+            with static_explorers():  # kernels inherit it: explorers pre-render self-contained HTML
+                seconds = run_notebook(path, executed, {"PROFILE": profile})
             ok, error = True, ""
         except Exception as exc:  # the report records failures and goes on
             seconds, ok, error = float("nan"), False, f"{type(exc).__name__}: {exc}"

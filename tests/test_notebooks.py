@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ast
 import json
+import re
 from pathlib import Path
 
 import nbformat
@@ -46,6 +47,38 @@ def test_committed_notebook_is_clean(path):
     assigned = {t.id: n.value for n in tree.body if isinstance(n, ast.Assign) for t in n.targets if isinstance(t, ast.Name)}
     assert isinstance(assigned.get("PROFILE"), ast.Constant) and assigned["PROFILE"].value == "quick"
     assert "SEED" in assigned
+
+
+def _installed_kernelspec() -> dict:
+    """The kernelspec `make` installs (``ipykernel install --sys-prefix --name python3``)."""
+    from ipykernel.kernelspec import get_kernel_dict
+
+    makefile = (NB_DIR.parent / "Makefile").read_text()
+    install = re.search(r"ipykernel install (.*)", makefile)
+    assert install, "the Makefile installs the notebooks' kernel"
+    args = install.group(1).split()
+    name = args[args.index("--name") + 1]
+    assert "--display-name" not in args  # else ipykernel's default display name below would not apply
+    spec = get_kernel_dict()
+    return {"display_name": spec["display_name"], "language": spec["language"], "name": name}
+
+
+@pytest.mark.parametrize("path", ALL, ids=lambda p: p.name)
+def test_kernelspec_matches_the_installed_kernel(path):
+    # When JupyterLab opens a notebook it writes the kernel's kernelspec and language_info
+    # into its metadata; any difference marks the notebook unsaved before the reader did anything.
+    from ipykernel.ipkernel import IPythonKernel
+
+    spec = _installed_kernelspec()
+    assert spec == {"display_name": "Python 3 (ipykernel)", "language": "python", "name": "python3"}
+    nb = nbformat.read(str(path), as_version=4)
+    assert dict(nb.metadata.get("kernelspec", {})) == spec
+    info = dict(nb.metadata.get("language_info", {}))
+    kernel_info = dict(IPythonKernel.language_info)
+    # the Python version is the reference set-up's (README: Python 3.11); another one is recorded on save
+    assert re.fullmatch(r"3\.11\.\d+", info.pop("version", ""))
+    kernel_info.pop("version")
+    assert info == kernel_info
 
 
 def test_run_notebook_rejects_unknown_parameter(tmp_path):

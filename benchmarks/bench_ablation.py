@@ -57,7 +57,6 @@ sys.path.insert(0, str(ROOT))
 from dflib.evaluate import METRIC_KEYS, summarise_seeds  # noqa: E402
 from dflib.train import TrainConfig, load_model, save_checkpoint  # noqa: E402
 
-RECIPES = ROOT / "dflib" / "recipes"
 #: ladder variant -> recipe file stem, per model size (``--size``)
 LADDER = {
     size: {"dfv": f"{size}_dfv", "dfv+fv": f"{size}_dfv_fv", "dualfocus_nosv": f"{size}_dualfocus_nosv",
@@ -118,15 +117,6 @@ def run_training(cfg: TrainConfig, log: Path) -> float:
     seconds = time.perf_counter() - t0
     done.write_text(f"{seconds:.1f}")
     return seconds
-
-
-def load_recipe(stem: str, **changes) -> TrainConfig:
-    """A recipe from ``dflib/recipes/<stem>.yaml`` with some fields changed."""
-    cfg = TrainConfig.load(RECIPES / f"{stem}.yaml")
-    d = cfg.to_dict()
-    for k, v in changes.items():
-        d[k] = {**d[k], **v} if k == "model_overrides" else v
-    return TrainConfig.from_dict(d)
 
 
 def cpu_model() -> str:
@@ -213,7 +203,7 @@ def main() -> int:
     if args.cache_dir != "none":  # every variant of a seed trains on one rendered pool
         changes["cache_dir"] = args.cache_dir or str(Path(args.runs) / "cache")
     runs = Path(args.runs) / args.study
-    configs = {(n, s): load_recipe(table[n][0], **table[n][1], **changes, seed=s, out_dir=str(runs / f"{n}_s{s}"))
+    configs = {(n, s): TrainConfig.recipe(table[n][0], **table[n][1], **changes, seed=s, out_dir=str(runs / f"{n}_s{s}"))
                for s in args.seeds for n in names}
 
     t0 = time.perf_counter()

@@ -160,6 +160,24 @@ class TrainConfig:
             path.write_text(json.dumps(self.to_dict(), indent=2))
 
     @classmethod
+    def recipe(cls, name: str, **changes: Any) -> "TrainConfig":
+        """A recipe shipped in ``dflib/recipes/<name>.yaml`` (see :func:`recipes`), with some fields changed.
+
+        ``model_overrides`` in ``changes`` updates the recipe's overrides rather than replacing them.
+        """
+        from importlib.resources import files
+
+        path = files("dflib") / "recipes" / f"{name}.yaml"
+        if not path.is_file():
+            raise ValueError(f"recipe must be one of {recipes()}, got {name!r}")
+        import yaml
+
+        d = {**cls.from_dict(yaml.safe_load(path.read_text()) or {}).to_dict()}
+        for k, v in changes.items():
+            d[k] = {**d.get(k, {}), **v} if k == "model_overrides" else v
+        return cls.from_dict(d)
+
+    @classmethod
     def load(cls, path: str | Path) -> "TrainConfig":
         path = Path(path)
         if path.suffix in (".yaml", ".yml"):
@@ -167,6 +185,13 @@ class TrainConfig:
 
             return cls.from_dict(yaml.safe_load(path.read_text()) or {})
         return cls.from_dict(json.loads(path.read_text()))
+
+
+def recipes() -> list[str]:
+    """Names of the training recipes shipped in ``dflib/recipes/`` (for :meth:`TrainConfig.recipe`)."""
+    from importlib.resources import files
+
+    return sorted(p.name[:-5] for p in (files("dflib") / "recipes").iterdir() if p.name.endswith(".yaml"))
 
 
 # -- data -------------------------------------------------------------------

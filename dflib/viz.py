@@ -168,6 +168,26 @@ def plot_training_curves(history: Sequence[Mapping[str, float]], keys: Sequence[
     return fig
 
 
+def plot_surface_training(history: Sequence[Mapping[str, float]]):
+    """The surface diagnostics logged at validation steps (``diag_*`` columns of a run's log) against step."""
+    plt = _plt()
+    rows = [r for r in history if "diag_err_zero" in r]
+    steps = [r["step"] for r in rows]
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.2))
+    for k, label in (("diag_err_in_focus", "in focus"), ("diag_err_out_of_focus", "out of focus"),
+                     ("diag_err_zero", "zero prediction"), ("diag_err_depth_ref", "own depth's gradient")):
+        axes[0].plot(steps, [r.get(k, np.nan) for r in rows], "o-", label=label)
+    axes[0].set(xlabel="step", ylabel="surface-gradient error", title="surface gradients vs the target")
+    axes[0].legend(fontsize=8)
+    for k, label in (("diag_corr_in_focus", "in-focus correlation"), ("diag_encoder_grad_share", "encoder gradient share of L_sv")):
+        axes[1].plot(steps, [r.get(k, np.nan) for r in rows], "o-", label=label)
+    axes[1].set(xlabel="step", ylim=(-1, 1), title="do the surfaces carry geometry?")
+    axes[1].axhline(0, color="k", lw=0.6)
+    axes[1].legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
 def plot_metric_bars(rows: Sequence[Mapping[str, Any]], metric: str = "rmse", label: str = "method", err: str | None = None):
     """A bar per row of a results table for one metric (lower is better unless δ)."""
     plt = _plt()
@@ -178,6 +198,55 @@ def plot_metric_bars(rows: Sequence[Mapping[str, Any]], metric: str = "rmse", la
     ax.bar(names, vals, yerr=yerr, capsize=3, color=matplotlib.colormaps["tab10"](np.arange(len(rows)) % 10))
     ax.set(ylabel=metric, title=metric)
     ax.tick_params(axis="x", rotation=30)
+    fig.tight_layout()
+    return fig
+
+
+def plot_surface_diagnostics(per_plane: Mapping[str, Any], diag: Mapping[str, float] | None = None,
+                             focus: Sequence[float] | None = None, title: str = "what the surfaces learned"):
+    """Per-plane surface-gradient errors (:func:`dflib.diagnostics.plane_errors`), in focus vs out of focus.
+
+    A horizontal line marks ``err_zero`` (a zero prediction) and, when given,
+    ``err_depth_ref`` (the gradient of the model's own depth); the title
+    carries ``corr_in_focus``. Bars below the zero line mean the surfaces
+    carry geometry there.
+    """
+    plt = _plt()
+    inf, out = np.asarray(per_plane["in_focus"], float), np.asarray(per_plane["out_of_focus"], float)
+    n = len(inf)
+    x = np.arange(n)
+    fig, ax = plt.subplots(figsize=(max(4.5, 0.9 * n + 2), 3.2))
+    ax.bar(x - 0.2, inf, 0.4, label="plane in focus")
+    ax.bar(x + 0.2, out, 0.4, label="plane out of focus")
+    if diag:
+        for key, style in (("err_zero", "k--"), ("err_depth_ref", "r:")):
+            if key in diag and np.isfinite(diag[key]):
+                ax.axhline(diag[key], color=style[0], linestyle=style[1:], label=key.replace("_", " "))
+        if np.isfinite(diag.get("corr_in_focus", np.nan)):
+            title += f" (in-focus correlation with the target: {diag['corr_in_focus']:.2f})"
+    labels = [f"{i}\n{float(f):.3g}" for i, f in enumerate(focus)] if focus is not None else [str(i) for i in x]
+    ax.set_xticks(x, labels)
+    ax.set(xlabel="focal plane (focus)", ylabel="mean |∇T − θ_grad(z*_n)|", title=title)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def plot_paired_differences(paired: Mapping[str, Mapping[str, Any]], keys: Sequence[str] | None = None,
+                            title: str = "paired differences (a − b), 95 % CI over seeds"):
+    """A forest plot of seed-paired differences (``{"a-b": {"mean", "ci95": [lo, hi]}}``): left of 0, a is better."""
+    plt = _plt()
+    keys = list(keys or paired)
+    fig, ax = plt.subplots(figsize=(7, 0.4 * len(keys) + 1.2))
+    for i, k in enumerate(keys):
+        d = paired[k]
+        lo, hi = d["ci95"]
+        color = "tab:green" if hi < 0 else ("tab:red" if lo > 0 else "tab:gray")
+        ax.errorbar(d["mean"], i, xerr=[[d["mean"] - lo], [hi - d["mean"]]], fmt="o", color=color, capsize=3)
+    ax.axvline(0, color="k", lw=0.8)
+    ax.set_yticks(range(len(keys)), keys)
+    ax.invert_yaxis()
+    ax.set(xlabel="difference", title=title)
     fig.tight_layout()
     return fig
 

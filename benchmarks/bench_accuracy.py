@@ -10,8 +10,9 @@ test split (seeded, noisy, 256×256, FoD500 camera and planes, scored with the
   the training config and the wall time;
 - ``benchmarks/results/accuracy.md``: the table for the README.
 
-The seed-0 checkpoints, stripped of optimiser state, are what ``weights/``
-ships (``--export weights``).
+The seed-0 checkpoints, stripped of optimiser state, are what the package
+ships in ``dflib/weights/`` (``--export dflib/weights``; ``weights`` at the top
+of the checkout is a link to that folder).
 
     python benchmarks/bench_accuracy.py                # full: 2000 steps × 3 seeds × 2 models
     python benchmarks/bench_accuracy.py --quick        # a smoke run (minutes)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -37,6 +38,9 @@ def check_stack(images: Sequence[np.ndarray], focus: Sequence[float]) -> tuple[t
     """
     images = list(images)
     focus = [float(f) for f in focus]
+    for i, f in enumerate(focus):
+        if not (math.isfinite(f) and f > 0):
+            raise ValueError(f"focus[{i}] = {f!r}: focus distances must be positive and finite (metres, or disparities)")
     if len(images) != len(focus):
         raise ValueError(f"got {len(images)} images but {len(focus)} focus distances; give one distance per image")
     if len(images) < 2:
@@ -60,7 +64,7 @@ def predict(
 
     Args:
         images: N images ``[H, W, 3]`` float in [0, 1], one per focus distance.
-        focus: N focus distances (metres, or disparities), strictly monotonic.
+        focus: N focus distances (metres, or disparities), positive and finite.
         checkpoint: a dflib checkpoint; default: the shipped ``dflib/weights/dualfocus_tiny.pt``
             (:data:`DEFAULT_CHECKPOINT`).
         model: an already loaded model (overrides ``checkpoint``).

@@ -35,6 +35,8 @@ VAL_SEED = 900_001
 TEST_SEED = 1_000_003
 
 MODEL_PRESETS = ("tiny", "paper", "dfv_tiny", "dfv", "plain_tiny", "plain")
+#: the ``format`` entry of every checkpoint :func:`save_checkpoint` writes
+CHECKPOINT_FORMAT = "dflib-checkpoint-1"
 #: columns of a run's ``log.csv``: the loss terms, and the validation metrics on validation steps
 LOG_COLUMNS = ["step", "lr", "total", "depth", "sv", "fv"] + [f"val_{k}" for k in METRIC_NAMES]
 
@@ -211,7 +213,7 @@ def save_checkpoint(path: str | Path, model, cfg: TrainConfig, optimizer=None, s
     """Save a checkpoint that ``torch.load(path, weights_only=True)`` can read."""
     model = getattr(model, "module", model)
     state = {
-        "format": "dflib-checkpoint-1",
+        "format": CHECKPOINT_FORMAT,
         "model": model.state_dict(),
         "model_config": model.config.to_dict(),
         "train_config": cfg.to_dict(),
@@ -229,16 +231,54 @@ def save_checkpoint(path: str | Path, model, cfg: TrainConfig, optimizer=None, s
     os.replace(tmp, path)  # never leave a half-written checkpoint behind
 
 
-def load_model(checkpoint: str | Path, device: str | torch.device | None = None) -> torch.nn.Module:
-    """The model stored in a checkpoint, in eval mode, on ``device`` (default: CUDA when present)."""
-    from dflib.models import DualFocus, DualFocusConfig
+def read_checkpoint(checkpoint: str | Path) -> dict[str, Any]:
+    """The contents of a dflib checkpoint (loaded on the CPU with ``weights_only=True``).
 
+    Raises ``FileNotFoundError`` if there is no such file and ``ValueError``
+    (saying the file is not a dflib checkpoint, and what is wrong with it) for a
+    corrupt file, a foreign one (any other torch or pickle file) or one of
+    another format.
+    """
     path = Path(checkpoint)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint {str(path)!r} does not exist")
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    model = DualFocus(DualFocusConfig.from_dict(state["model_config"]))
-    model.load_state_dict(state["model"])
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # corrupt, truncated, or a pickle of arbitrary objects
+        # torch's own message would advise weights_only=False, i.e. running the file's code: never
+        reason = "not a torch file, or a corrupt one" if not _is_zip(path) else "it holds objects other than tensors and plain data"
+        raise ValueError(f"checkpoint {str(path)!r} is not a dflib checkpoint ({reason}; {type(exc).__name__})") from None
+    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
+        found = state.get("format") if isinstance(state, dict) else type(state).__name__
+        raise ValueError(f"checkpoint {str(path)!r} is not a dflib checkpoint (format {found!r}, expected {CHECKPOINT_FORMAT!r})")
+    missing = sorted({"model", "model_config"} - set(state))
+    if missing:
+        raise ValueError(f"checkpoint {str(path)!r} is not a dflib checkpoint (no {', '.join(missing)})")
+    return state
+
+
+def _is_zip(path: Path) -> bool:
+    """torch.save writes zip archives; anything else is not a torch file."""
+    import zipfile
+
+    return zipfile.is_zipfile(path)
+
+
+def load_model(checkpoint: str | Path, device: str | torch.device | None = None) -> torch.nn.Module:
+    """The model stored in a checkpoint, in eval mode, on ``device`` (default: CUDA when present).
+
+    Raises ``FileNotFoundError`` or ``ValueError`` as :func:`read_checkpoint` does,
+    and ``ValueError`` when the stored weights do not fit the stored model config.
+    """
+    from dflib.models import DualFocus, DualFocusConfig
+
+    state = read_checkpoint(checkpoint)
+    try:
+        model = DualFocus(DualFocusConfig.from_dict(state["model_config"]))
+        model.load_state_dict(state["model"])
+    except (TypeError, ValueError, KeyError, RuntimeError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ValueError(f"checkpoint {str(checkpoint)!r} is not a usable dflib checkpoint ({first})") from None
     return model.to(default_device(device)).eval()
 
 
@@ -327,7 +367,10 @@ def train(
     step = 0
     ckpt_path = out_dir / "last.pt"
     if resume and ckpt_path.exists():
-        state = torch.load(ckpt_path, map_location="cpu", weights_only=True)
+        state = read_checkpoint(ckpt_path)
+        missing = sorted({"optimizer", "scheduler", "step"} - set(state))
+        if missing:
+            raise ValueError(f"cannot resume from {str(ckpt_path)!r}: it has no {', '.join(missing)} (a weights-only export?)")
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])

@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import signal
 import subprocess
 import sys
 import tempfile
@@ -164,13 +165,18 @@ def cmd_predict(args) -> int:
 
 
 def cmd_train(args) -> int:
-    from dflib.train import TrainConfig, train
+    from dflib.train import TrainConfig, TrainingInterrupted, train
 
     cfg = _arg("--config", _load_config, args.config) if args.config else TrainConfig()
     overrides = {k: v for k, v in vars(args).items() if k in TrainConfig.__dataclass_fields__ and v is not None}
     cfg = TrainConfig.from_dict({**cfg.to_dict(), **overrides})
     _writable_folder("--out-dir", Path(cfg.out_dir))
-    result = train(cfg, resume=args.resume)
+    try:
+        result = train(cfg, resume=args.resume)
+    except TrainingInterrupted as stop:
+        print(f"dflib train: stopped by {signal.Signals(stop.signum).name} at step {stop.step}; "
+              f"checkpoint {stop.checkpoint} (continue with --resume)", file=sys.stderr)
+        return 128 + stop.signum
     print(f"trained {result.step} steps; checkpoint {result.out_dir / 'last.pt'}")
     if result.val_metrics:
         print("validation: " + ", ".join(f"{k}={v:.4g}" for k, v in result.val_metrics.items()))

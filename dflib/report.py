@@ -48,10 +48,10 @@ from importlib import metadata, resources
 from pathlib import Path
 
 PROFILES = ("quick", "full")
-#: Per-cell time limit (seconds) of each profile, ``None`` for none. A quick cell takes
-#: seconds, the longest (training in notebooks 05 and 06) about a minute on two busy cores;
-#: full-profile cells train for hours.
-CELL_TIMEOUT_S: dict[str, int | None] = {"quick": 300, "full": None}
+#: Per-cell time limit (seconds) of each profile, ``None`` for none. Quick cells take
+#: seconds; the longest measured, notebook 03's dense least-squares timing, took 116 s
+#: on two cores shared with three training runs. Full-profile cells train for hours.
+CELL_TIMEOUT_S: dict[str, int | None] = {"quick": 600, "full": None}
 #: How many times a notebook whose kernel went silent is run again.
 RETRIES = 1
 #: Folder of the report that holds the local MathJax copy.
@@ -349,6 +349,13 @@ def _write_index(report: Report) -> None:
     )
 
 
+def _cell_preview(exc: Exception) -> str:
+    """``": <first line of the cell>"`` from nbclient's timeout message, or ``""``."""
+    parts = str(exc).split("-------------------\n")
+    lines = [line for line in (parts[1] if len(parts) > 1 else "").splitlines() if line.strip()]
+    return f": the cell starting {lines[0].strip()[:80]!r}" if lines else ""
+
+
 def _describe(exc: Exception) -> str:
     """One line for the index: the failing cell's exception, or the runner's."""
     from papermill.exceptions import PapermillExecutionError
@@ -411,7 +418,7 @@ def build_report(
             seconds, attempts = run.seconds, run.attempts
         except CellTimeoutError as exc:
             status = "timed out"
-            error = f"a cell ran over {cell_timeout_s} s in each of {attempts} attempts: {str(exc).strip().splitlines()[0]}"
+            error = f"a cell ran over {cell_timeout_s} s in each of {attempts} attempts{_cell_preview(exc)}"
         except Exception as exc:  # the report records failures and goes on
             status, attempts, error = "failed", 1, _describe(exc)
         page = None

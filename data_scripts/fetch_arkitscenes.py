@@ -12,17 +12,14 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
 from dflib.data.arkitscenes import convert_upsampling
 from dflib.data.common import data_dir, extract_zip, load_registry, run_fetch
 from dflib.data.nyu import PROTOCOLS
 
-REGISTRY = Path(__file__).with_name("registry.json")
-
 
 def main(argv: list[str] | None = None) -> int:
-    reg = load_registry(REGISTRY)["arkitscenes_upsampling"]
+    reg = load_registry()["arkitscenes_upsampling"]
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--dest", help="data directory (default: $DFLIB_DATA_DIR, else the user cache)")
     ap.add_argument("--video-ids", nargs="+", default=reg["video_ids"])

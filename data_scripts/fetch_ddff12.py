@@ -12,13 +12,10 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
 import h5py
 
 from dflib.data.common import data_dir, load_registry, run_fetch
-
-REGISTRY = Path(__file__).with_name("registry.json")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -27,7 +24,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-trainval", action="store_true", help="skip the 12.6 GB train/val file")
     ap.add_argument("--no-test", action="store_true", help="skip the test file")
     args = ap.parse_args(argv)
-    reg = load_registry(REGISTRY)
+    reg = load_registry()
     out = data_dir(args.dest) / "ddff12"
     names = ([] if args.no_trainval else ["ddff12_trainval"]) + ([] if args.no_test else ["ddff12_test"])
     ok = True

@@ -9,11 +9,8 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
 from dflib.data.common import data_dir, extract_zip, load_registry, run_fetch
-
-REGISTRY = Path(__file__).with_name("registry.json")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -21,7 +18,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--dest", help="data directory (default: $DFLIB_DATA_DIR, else the user cache)")
     args = ap.parse_args(argv)
     out = data_dir(args.dest) / "fod500"
-    path = run_fetch(load_registry(REGISTRY)["fod500"], out)
+    path = run_fetch(load_registry()["fod500"], out)
     if path is None:
         return 1
     extract_zip(path, out)

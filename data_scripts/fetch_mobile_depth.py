@@ -11,19 +11,16 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
 from dflib.data.common import data_dir, extract_zip, load_registry, run_fetch
 from dflib.data.mobile_depth import find_stacks
-
-REGISTRY = Path(__file__).with_name("registry.json")
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--dest", help="data directory (default: $DFLIB_DATA_DIR, else the user cache)")
     args = ap.parse_args(argv)
-    reg = load_registry(REGISTRY)
+    reg = load_registry()
     out = data_dir(args.dest) / "mobile_depth"
     raw = data_dir(args.dest) / "downloads" / "mobile_depth"
     ok = True

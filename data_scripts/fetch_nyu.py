@@ -13,12 +13,9 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
 from dflib.data.common import data_dir, load_registry, run_fetch
 from dflib.data.nyu import PROTOCOLS, convert_labeled_mat
-
-REGISTRY = Path(__file__).with_name("registry.json")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -30,7 +27,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--limit", type=int, default=None, help="only the first K images (quick look)")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args(argv)
-    reg = load_registry(REGISTRY)
+    reg = load_registry()
     out = data_dir(args.dest) / "nyu"
     mat = run_fetch(reg["nyu_labeled"], out)
     splits = run_fetch(reg["nyu_splits"], out)

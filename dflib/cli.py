@@ -1,19 +1,93 @@
 """The ``dflib`` command line: render | train | eval | predict | bench.
 
-Run ``dflib COMMAND --help`` for each command's options.
+Run ``dflib COMMAND --help`` for each command's options; ``python -m dflib`` is
+the same command.
+
+Bad input (a missing, unreadable or corrupt file, a checkpoint that is not a
+dflib checkpoint, a non-positive or non-finite distance, an output path that
+cannot be written, a config file with unknown fields, ...) ends the command
+with exit status 2 and one line on stderr naming the argument and the value,
+never a traceback. ``dflib train`` stopped by Ctrl-C or SIGTERM saves
+``last.pt`` at the step reached and exits with 128 + the signal number.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
+import signal
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 from dflib.models.config import PRESETS as MODEL_PRESETS
 
-ROOT = Path(__file__).resolve().parents[1]
+
+class CLIError(Exception):
+    """Bad input to a command: reported as one line, exit status 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose errors are one line (no usage block)."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def _positive_float(text: str) -> float:
+    """argparse type: a positive, finite number."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"must be positive and finite, got {text!r}")
+    return value
+
+
+def _device(text: str) -> str:
+    """argparse type: ``auto``, or a torch device string that exists here."""
+    if text == "auto":
+        return text
+    import torch
+
+    try:
+        dev = torch.device(text)
+    except (RuntimeError, ValueError):
+        raise argparse.ArgumentTypeError(f"unknown device {text!r} (expected auto, cpu, cuda, cuda:1, ...)") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise argparse.ArgumentTypeError(f"device {text!r}: CUDA is not available on this machine")
+    return text
+
+
+def _arg(name: str, fn, *args, **kwargs):
+    """``fn(*args, **kwargs)``; a bad-input error becomes a :class:`CLIError` naming argument ``name``."""
+    try:
+        return fn(*args, **kwargs)
+    except (ValueError, OSError) as exc:
+        raise CLIError(f"argument {name}: {_one_line(exc)}") from None
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split()) if str(exc).strip() else type(exc).__name__
+    if isinstance(exc, OSError) and exc.filename is not None and str(exc.filename) not in text:
+        text += f": {str(exc.filename)!r}"
+    return text
+
+
+def _writable_folder(name: str, folder: Path) -> Path:
+    """Create ``folder`` if needed and check that a file can be written in it."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as exc:
+        blocker = next((p for p in (folder, *folder.parents) if p.exists() and not p.is_dir()), None)
+        reason = f"{str(blocker)!r} is a file, not a folder" if blocker is not None else (exc.strerror or type(exc).__name__)
+        raise CLIError(f"argument {name}: cannot write to {str(folder)!r} ({reason})") from None
+    return folder
 
 
 def _camera(args):
@@ -24,7 +98,7 @@ def _camera(args):
     if args.camera == "nyu":
         return optics.NYU_CAMERA
     if None in (args.focal_length_mm, args.f_number, args.pixel_pitch_um):
-        raise SystemExit("--camera custom needs --focal-length-mm, --f-number and --pixel-pitch-um")
+        raise CLIError("argument --camera: 'custom' needs --focal-length-mm, --f-number and --pixel-pitch-um")
     return optics.ThinLens(args.focal_length_mm * 1e-3, args.f_number, args.pixel_pitch_um * 1e-6)
 
 
@@ -32,17 +106,21 @@ def cmd_render(args) -> int:
     from dflib import io, optics
     from dflib.render import render_focal_stack
 
-    rgb = io.read_image(args.rgb)
-    depth = io.read_depth(args.depth, png_scale=args.depth_scale)
+    out = _writable_folder("--out", Path(args.out))
+    rgb = _arg("--rgb", io.read_image, args.rgb)
+    depth = _arg("--depth", io.read_depth, args.depth, png_scale=args.depth_scale)
     if rgb.shape[:2] != depth.shape:
-        raise SystemExit(f"--rgb is {rgb.shape[1]}x{rgb.shape[0]} but --depth is {depth.shape[1]}x{depth.shape[0]}; they must match")
+        raise CLIError(f"argument --depth: {args.depth!r} is {depth.shape[1]}x{depth.shape[0]} but --rgb {args.rgb!r} "
+                       f"is {rgb.shape[1]}x{rgb.shape[0]}; they must match")
     if args.focus:
         focus = args.focus
     else:
+        if args.planes < 2:
+            raise CLIError(f"argument --planes: need at least 2 focus planes, got {args.planes}")
+        if args.near >= args.far:
+            raise CLIError(f"argument --near: {args.near:g} must be less than --far {args.far:g}")
         focus = optics.focus_uniform_diopters(args.near, args.far, args.planes).tolist()
     stack = render_focal_stack(rgb, depth, _camera(args), focus, noise=not args.no_noise, seed=args.seed)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
     names = []
     for i, img in enumerate(stack.images):
         name = f"{i:02d}.png"
@@ -60,42 +138,76 @@ def cmd_predict(args) -> int:
     from dflib import io
     from dflib.predict import predict
 
-    images = [io.read_image(p) for p in args.images]
-    pred = predict(images, args.focus, checkpoint=args.checkpoint, device=args.device)
+    from dflib.predict import check_stack
+    from dflib.train import load_model
+
     out = Path(args.out)
+    _writable_folder("--out", out.parent)
+    images = [_arg("--images", io.read_image, p) for p in args.images]
+    _arg("--images", check_stack, images, args.focus)
+    model = None
+    if args.checkpoint is not None:
+        model = _arg("--checkpoint", load_model, args.checkpoint, args.device)
+    pred = predict(images, args.focus, device=args.device, model=model)
     stem = out.with_suffix("")
-    paths = io.write_depth(stem, pred.depth, png_scale=args.png_scale, unit=args.unit)
-    io.write_colormap(f"{stem}_preview.png", pred.depth, cmap="turbo_r")
     import numpy as np
 
-    np.save(f"{stem}_sigma.npy", pred.sigma)
-    io.write_colormap(f"{stem}_sigma.png", pred.sigma, cmap="magma")
-    io.write_image(f"{stem}_aif.png", pred.aif)
+    def write():
+        paths = io.write_depth(stem, pred.depth, png_scale=args.png_scale, unit=args.unit)
+        io.write_colormap(f"{stem}_preview.png", pred.depth, cmap="turbo_r")
+        np.save(f"{stem}_sigma.npy", pred.sigma)
+        io.write_colormap(f"{stem}_sigma.png", pred.sigma, cmap="magma")
+        io.write_image(f"{stem}_aif.png", pred.aif)
+        return paths
+
+    paths = _arg("--out", write)
     print(f"depth: {paths['png']} (16-bit, value = depth × {args.png_scale}), {paths['npy']}")
     print(f"preview: {stem}_preview.png  sigma: {stem}_sigma.npy/.png  all-in-focus: {stem}_aif.png")
     return 0
 
 
 def cmd_train(args) -> int:
-    from dflib.train import TrainConfig, train
+    from dflib.train import TrainConfig, TrainingInterrupted, train
 
-    cfg = TrainConfig.load(args.config) if args.config else TrainConfig()
+    cfg = _arg("--config", _load_config, args.config) if args.config else TrainConfig()
     overrides = {k: v for k, v in vars(args).items() if k in TrainConfig.__dataclass_fields__ and v is not None}
     cfg = TrainConfig.from_dict({**cfg.to_dict(), **overrides})
-    result = train(cfg, resume=args.resume)
+    _writable_folder("--out-dir", Path(cfg.out_dir))
+    try:
+        result = train(cfg, resume=args.resume)
+    except TrainingInterrupted as stop:
+        print(f"dflib train: stopped by {signal.Signals(stop.signum).name} at step {stop.step}; "
+              f"checkpoint {stop.checkpoint} (continue with --resume)", file=sys.stderr)
+        return 128 + stop.signum
     print(f"trained {result.step} steps; checkpoint {result.out_dir / 'last.pt'}")
     if result.val_metrics:
         print("validation: " + ", ".join(f"{k}={v:.4g}" for k, v in result.val_metrics.items()))
     return 0
 
 
+def _load_config(path: str):
+    """A :class:`~dflib.train.TrainConfig` from a .json/.yaml file; any problem is a ``ValueError``."""
+    from dflib.train import TrainConfig
+
+    p = Path(path)
+    if not p.is_file():
+        raise FileNotFoundError(f"config {path!r} does not exist")
+    try:
+        return TrainConfig.load(p)
+    except (ValueError, TypeError) as exc:  # JSON/YAML syntax, unknown fields, bad values
+        raise ValueError(f"config {path!r}: {_one_line(exc)}") from None
+    except Exception as exc:  # yaml.YAMLError and friends
+        raise ValueError(f"config {path!r} is not valid JSON or YAML ({_one_line(exc)})") from None
+
+
 def cmd_eval(args) -> int:
     from dflib.evaluate import EMBEDDED_LENGTH, embedded_benchmark, evaluate, learned_method, sff_method
 
-    methods = [learned_method(c, device=args.device) for c in args.checkpoint]
+    _writable_folder("--out", Path(args.out))
+    methods = [_arg("--checkpoint", learned_method, c, device=args.device) for c in args.checkpoint]
     methods += [sff_method(m) for m in args.sff]
     if not methods:
-        raise SystemExit("nothing to evaluate: give --checkpoint CKPT... and/or --sff MEASURE...")
+        raise CLIError("nothing to evaluate: give --checkpoint CKPT... and/or --sff MEASURE...")
     datasets = {}
     for name in args.dataset:
         if name == "embedded":
@@ -112,36 +224,37 @@ def cmd_eval(args) -> int:
 
 
 def cmd_bench(args) -> int:
-    bench_dir = ROOT / "benchmarks"
+    root = Path.cwd()
+    bench_dir = root / "benchmarks"
     scripts = sorted(bench_dir.glob("bench_*.py"))
     if not scripts:
-        raise SystemExit(f"no benchmark scripts in {bench_dir} (run from a source checkout)")
+        raise CLIError(f"no benchmark scripts in {str(bench_dir)!r}: run dflib bench from the root of a source checkout")
     if args.only:
         scripts = [s for s in scripts if any(o in s.stem for o in args.only)]
     status = 0
     for script in scripts:
         print(f"== {script.name}", flush=True)
         cmd = [sys.executable, str(script)] + (["--quick"] if args.quick else [])
-        status |= subprocess.call(cmd, cwd=ROOT)
+        status |= subprocess.call(cmd, cwd=root)
     return status
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="dflib", description="Learned depth from focus: DualFocus and its baselines.")
+    p = _Parser(prog="dflib", description="Learned depth from focus: DualFocus and its baselines.")
     sub = p.add_subparsers(dest="command", required=True)
 
     r = sub.add_parser("render", help="a focal stack from your own RGB-D (thin lens, occlusion-aware)")
     r.add_argument("--rgb", required=True, help="RGB image (png/jpg/tif)")
     r.add_argument("--depth", required=True, help="depth map: .npy or .pfm in metres, or 16-bit .png (see --depth-scale)")
-    r.add_argument("--depth-scale", type=float, default=1000.0, help="PNG depth units per metre (default 1000: millimetres)")
-    r.add_argument("--focus", type=float, nargs="+", help="focus distances in metres (default: --planes uniform in dioptres)")
-    r.add_argument("--near", type=float, default=0.5, help="nearest focus distance, m (without --focus)")
-    r.add_argument("--far", type=float, default=5.0, help="farthest focus distance, m (without --focus)")
+    r.add_argument("--depth-scale", type=_positive_float, default=1000.0, help="PNG depth units per metre (default 1000: millimetres)")
+    r.add_argument("--focus", type=_positive_float, nargs="+", help="focus distances in metres (default: --planes uniform in dioptres)")
+    r.add_argument("--near", type=_positive_float, default=0.5, help="nearest focus distance, m (without --focus)")
+    r.add_argument("--far", type=_positive_float, default=5.0, help="farthest focus distance, m (without --focus)")
     r.add_argument("--planes", type=int, default=5, help="number of focus planes (without --focus)")
     r.add_argument("--camera", choices=("fod500", "nyu", "custom"), default="nyu")
-    r.add_argument("--focal-length-mm", type=float)
-    r.add_argument("--f-number", type=float)
-    r.add_argument("--pixel-pitch-um", type=float)
+    r.add_argument("--focal-length-mm", type=_positive_float)
+    r.add_argument("--f-number", type=_positive_float)
+    r.add_argument("--pixel-pitch-um", type=_positive_float)
     r.add_argument("--no-noise", action="store_true", help="skip sensor noise and 8-bit quantisation")
     r.add_argument("--seed", type=int, default=0)
     r.add_argument("--out", required=True, help="output folder")
@@ -149,12 +262,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     q = sub.add_parser("predict", help="depth, σ and all-in-focus image from your own focal stack")
     q.add_argument("--images", nargs="+", required=True, help="the focal stack, one image per focus distance")
-    q.add_argument("--focus", type=float, nargs="+", required=True, help="focus distance of each image (metres)")
-    q.add_argument("--checkpoint", help="dflib checkpoint (default: the shipped weights/dualfocus_tiny.pt)")
+    q.add_argument("--focus", type=_positive_float, nargs="+", required=True, help="focus distance of each image (metres)")
+    q.add_argument("--checkpoint", help="dflib checkpoint (default: the shipped dflib/weights/dualfocus_tiny.pt)")
     q.add_argument("--out", required=True, help="depth output, e.g. depth.png (.npy, _preview.png, _sigma, _aif beside it)")
-    q.add_argument("--png-scale", type=float, default=1000.0, help="16-bit PNG value per unit of depth (default 1000: mm)")
+    q.add_argument("--png-scale", type=_positive_float, default=1000.0, help="16-bit PNG value per unit of depth (default 1000: mm)")
     q.add_argument("--unit", default="m", help="unit of --focus, recorded beside the PNG")
-    q.add_argument("--device", default=None, help="cpu, cuda, … (default: CUDA when present)")
+    q.add_argument("--device", type=_device, default=None, help="cpu, cuda, … (default: CUDA when present)")
     q.set_defaults(func=cmd_predict)
 
     t = sub.add_parser("train", help="train a model (config file and/or flags)")
@@ -168,7 +281,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--lambda-sv", dest="lambda_sv", type=float)
     t.add_argument("--lambda-fv", dest="lambda_fv", type=float)
     t.add_argument("--seed", type=int)
-    t.add_argument("--device")
+    t.add_argument("--device", type=_device)
     t.add_argument("--out-dir", dest="out_dir")
     t.add_argument("--resume", action="store_true", help="continue from OUT_DIR/last.pt")
     t.set_defaults(func=cmd_train)
@@ -179,7 +292,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--dataset", nargs="+", default=["embedded"], help="embedded (default; no download), fod500, ddff12, nyu-gt_range, nyu-fixed")
     e.add_argument("--data-dir", dest="data_dir")
     e.add_argument("--limit", type=int, help="evaluate only the first N stacks")
-    e.add_argument("--device", default=None)
+    e.add_argument("--device", type=_device, default=None)
     e.add_argument("--out", default="results", help="output folder")
     e.set_defaults(func=cmd_eval)
 
@@ -191,12 +304,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the ``dflib`` command with ``argv`` (default: ``sys.argv[1:]``); returns the exit status."""
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (ValueError, FileNotFoundError) as exc:
-        print(f"dflib {args.command}: error: {exc}", file=sys.stderr)
-        return 2
+    except CLIError as exc:
+        message = str(exc)
+    except (ValueError, FileNotFoundError) as exc:  # bad input met deeper down: still one line
+        message = _one_line(exc)
+    print(f"dflib {args.command}: error: {message}", file=sys.stderr)
+    return 2
 
 
 if __name__ == "__main__":

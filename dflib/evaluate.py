@@ -10,7 +10,8 @@ rendered from the procedural scenes and the Middlebury scene, with noise, at
 Example::
 
     from dflib.evaluate import evaluate, learned_method, sff_method, embedded_benchmark
-    table = evaluate([learned_method("weights/dualfocus_tiny.pt"), sff_method("lapv")],
+    from dflib.predict import DEFAULT_CHECKPOINT   # the shipped dflib/weights/dualfocus_tiny.pt
+    table = evaluate([learned_method(DEFAULT_CHECKPOINT), sff_method("lapv")],
                      {"embedded": embedded_benchmark()})
     table.write("results/")          # results.csv, results.json, results.md
 """

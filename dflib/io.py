@@ -19,8 +19,8 @@ def read_image(path: str | Path) -> np.ndarray:
 
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"image {str(path)!r} does not exist")
-    img = np.asarray(iio.imread(path))
+        raise FileNotFoundError(f"image {str(path)!r} does not exist" + (" (it is a folder)" if path.is_dir() else ""))
+    img = _decode(path, "image", iio.imread)
     if img.ndim == 2:
         img = np.repeat(img[..., None], 3, axis=-1)
     if img.ndim != 3 or img.shape[-1] not in (3, 4):
@@ -29,6 +29,17 @@ def read_image(path: str | Path) -> np.ndarray:
     if np.issubdtype(img.dtype, np.integer):
         return (img / np.iinfo(img.dtype).max).astype(np.float32)
     return np.clip(img.astype(np.float32), 0.0, 1.0)
+
+
+def _decode(path: Path, what: str, reader) -> np.ndarray:
+    """``reader(path)`` as an array; any failure (unreadable, corrupt, not an image)
+    becomes one ``ValueError`` naming the file, without the decoder's traceback."""
+    try:
+        return np.asarray(reader(path))
+    except Exception as exc:  # imageio/PIL/tifffile raise many types for a bad file
+        detail = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        raise ValueError(f"{what} {str(path)!r} cannot be read: not a readable, uncorrupted file "
+                         f"({type(exc).__name__}{': ' + detail[:120] if detail else ''})") from None
 
 
 def read_pfm(path: str | Path) -> np.ndarray:
@@ -54,16 +65,18 @@ def read_depth(path: str | Path, png_scale: float = 1000.0) -> np.ndarray:
 
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"depth {str(path)!r} does not exist")
+        raise FileNotFoundError(f"depth {str(path)!r} does not exist" + (" (it is a folder)" if path.is_dir() else ""))
     suffix = path.suffix.lower()
     if suffix == ".npy":
-        depth = np.load(path)
+        depth = _decode(path, "depth", lambda p: np.load(p, allow_pickle=False))
     elif suffix == ".pfm":
-        depth = read_pfm(path)
+        depth = _decode(path, "depth", read_pfm)
     elif suffix in (".png", ".tif", ".tiff"):
-        depth = np.asarray(iio.imread(path)).astype(np.float32) / png_scale
+        depth = _decode(path, "depth", iio.imread).astype(np.float32) / png_scale
     else:
         raise ValueError(f"depth {str(path)!r}: expected a .npy, .pfm, .png or .tif file")
+    if depth.dtype.kind not in "uif":
+        raise ValueError(f"depth {str(path)!r}: expected numbers, got dtype {depth.dtype}")
     depth = np.squeeze(np.asarray(depth, dtype=np.float32))
     if depth.ndim != 2:
         raise ValueError(f"depth {str(path)!r}: expected one channel [H, W], got shape {depth.shape}")

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 from typing import Sequence
 
@@ -11,7 +13,10 @@ import torch
 
 from dflib.utils import default_device, to_numpy
 
-WEIGHTS_DIR = Path(__file__).resolve().parents[1] / "weights"
+#: The checkpoints shipped inside the package (``dflib/weights/``, package data). For an
+#: installed dflib (pip never zips packages) this is a :class:`pathlib.Path`.
+WEIGHTS_DIR = resources.files("dflib") / "weights"
+#: The checkpoint :func:`predict` and ``dflib predict`` use without ``--checkpoint``.
 DEFAULT_CHECKPOINT = WEIGHTS_DIR / "dualfocus_tiny.pt"
 
 
@@ -33,6 +38,9 @@ def check_stack(images: Sequence[np.ndarray], focus: Sequence[float]) -> tuple[t
     """
     images = list(images)
     focus = [float(f) for f in focus]
+    for i, f in enumerate(focus):
+        if not (math.isfinite(f) and f > 0):
+            raise ValueError(f"focus[{i}] = {f!r}: focus distances must be positive and finite (metres, or disparities)")
     if len(images) != len(focus):
         raise ValueError(f"got {len(images)} images but {len(focus)} focus distances; give one distance per image")
     if len(images) < 2:
@@ -56,8 +64,9 @@ def predict(
 
     Args:
         images: N images ``[H, W, 3]`` float in [0, 1], one per focus distance.
-        focus: N focus distances (metres, or disparities), strictly monotonic.
-        checkpoint: a dflib checkpoint; default: the shipped ``weights/dualfocus_tiny.pt``.
+        focus: N focus distances (metres, or disparities), positive and finite.
+        checkpoint: a dflib checkpoint; default: the shipped ``dflib/weights/dualfocus_tiny.pt``
+            (:data:`DEFAULT_CHECKPOINT`).
         model: an already loaded model (overrides ``checkpoint``).
     """
     from dflib.train import load_model
@@ -65,8 +74,11 @@ def predict(
     stack, f = check_stack(images, focus)
     dev = default_device(device)
     if model is None:
-        ckpt = Path(checkpoint) if checkpoint is not None else DEFAULT_CHECKPOINT
-        model = load_model(ckpt, dev)
+        if checkpoint is None:
+            with resources.as_file(DEFAULT_CHECKPOINT) as shipped:
+                model = load_model(shipped, dev)
+        else:
+            model = load_model(Path(checkpoint), dev)
     dev = next(model.parameters()).device
     out = model(stack[None].to(dev), f[None].to(dev))
     return Prediction(

@@ -19,10 +19,13 @@ import dataclasses
 import json
 import math
 import os
+import signal
+import threading
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import torch
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
@@ -36,6 +39,8 @@ from dflib.utils import default_device
 VAL_SEED = 900_001
 TEST_SEED = 1_000_003
 
+#: the ``format`` entry of every checkpoint :func:`save_checkpoint` writes
+CHECKPOINT_FORMAT = "dflib-checkpoint-1"
 #: columns of a run's ``log.csv``: the loss terms, and on validation steps the validation metrics and,
 #: for models with a surface branch, the surface diagnostics (:mod:`dflib.diagnostics`) on the validation split
 LOG_COLUMNS = (["step", "lr", "total", "depth", "sv", "fv"] + [f"val_{k}" for k in METRIC_NAMES]
@@ -295,7 +300,7 @@ def save_checkpoint(path: str | Path, model, cfg: TrainConfig, optimizer=None, s
     """Save a checkpoint that ``torch.load(path, weights_only=True)`` can read."""
     model = getattr(model, "module", model)
     state = {
-        "format": "dflib-checkpoint-1",
+        "format": CHECKPOINT_FORMAT,
         "model": model.state_dict(),
         "model_config": model.config.to_dict(),
         "train_config": cfg.to_dict(),
@@ -313,16 +318,54 @@ def save_checkpoint(path: str | Path, model, cfg: TrainConfig, optimizer=None, s
     os.replace(tmp, path)  # never leave a half-written checkpoint behind
 
 
-def load_model(checkpoint: str | Path, device: str | torch.device | None = None) -> torch.nn.Module:
-    """The model stored in a checkpoint, in eval mode, on ``device`` (default: CUDA when present)."""
-    from dflib.models import DualFocus, DualFocusConfig
+def read_checkpoint(checkpoint: str | Path) -> dict[str, Any]:
+    """The contents of a dflib checkpoint (loaded on the CPU with ``weights_only=True``).
 
+    Raises ``FileNotFoundError`` if there is no such file and ``ValueError``
+    (saying the file is not a dflib checkpoint, and what is wrong with it) for a
+    corrupt file, a foreign one (any other torch or pickle file) or one of
+    another format.
+    """
     path = Path(checkpoint)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint {str(path)!r} does not exist")
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    model = DualFocus(DualFocusConfig.from_dict(state["model_config"]))
-    model.load_state_dict(state["model"])
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # corrupt, truncated, or a pickle of arbitrary objects
+        # torch's own message would advise weights_only=False, i.e. running the file's code: never
+        reason = "not a torch file, or a corrupt one" if not _is_zip(path) else "it holds objects other than tensors and plain data"
+        raise ValueError(f"checkpoint {str(path)!r} is not a dflib checkpoint ({reason}; {type(exc).__name__})") from None
+    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
+        found = state.get("format") if isinstance(state, dict) else type(state).__name__
+        raise ValueError(f"checkpoint {str(path)!r} is not a dflib checkpoint (format {found!r}, expected {CHECKPOINT_FORMAT!r})")
+    missing = sorted({"model", "model_config"} - set(state))
+    if missing:
+        raise ValueError(f"checkpoint {str(path)!r} is not a dflib checkpoint (no {', '.join(missing)})")
+    return state
+
+
+def _is_zip(path: Path) -> bool:
+    """torch.save writes zip archives; anything else is not a torch file."""
+    import zipfile
+
+    return zipfile.is_zipfile(path)
+
+
+def load_model(checkpoint: str | Path, device: str | torch.device | None = None) -> torch.nn.Module:
+    """The model stored in a checkpoint, in eval mode, on ``device`` (default: CUDA when present).
+
+    Raises ``FileNotFoundError`` or ``ValueError`` as :func:`read_checkpoint` does,
+    and ``ValueError`` when the stored weights do not fit the stored model config.
+    """
+    from dflib.models import DualFocus, DualFocusConfig
+
+    state = read_checkpoint(checkpoint)
+    try:
+        model = DualFocus(DualFocusConfig.from_dict(state["model_config"]))
+        model.load_state_dict(state["model"])
+    except (TypeError, ValueError, KeyError, RuntimeError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ValueError(f"checkpoint {str(checkpoint)!r} is not a usable dflib checkpoint ({first})") from None
     return model.to(default_device(device)).eval()
 
 
@@ -373,8 +416,17 @@ def train(
 
     Files written: ``config.json``, ``log.csv`` (one row per ``log_every``
     steps: every loss term, the learning rate, and validation metrics when
-    computed), ``last.pt`` (every ``ckpt_every`` steps and at the end),
-    ``final_metrics.json``.
+    computed), ``last.pt`` (every ``ckpt_every`` steps, at the end, and when
+    stopped by a signal), ``final_metrics.json``.
+
+    SIGINT (Ctrl-C) and SIGTERM (a cluster's pre-emption) stop the run after the
+    step in progress: ``last.pt`` is written at the step reached (atomically, as
+    always), then :class:`TrainingInterrupted` is raised; ``resume=True``
+    continues bit-for-bit.
+
+    Raises:
+        TrainingInterrupted: stopped by SIGINT or SIGTERM (``last.pt`` saved).
+        ValueError: a bad config, or a ``last.pt`` that cannot be resumed from.
     """
     from tqdm.auto import tqdm
 
@@ -409,7 +461,10 @@ def train(
     step = 0
     ckpt_path = out_dir / "last.pt"
     if resume and ckpt_path.exists():
-        state = torch.load(ckpt_path, map_location="cpu", weights_only=True)
+        state = read_checkpoint(ckpt_path)
+        missing = sorted({"optimizer", "scheduler", "step"} - set(state))
+        if missing:
+            raise ValueError(f"cannot resume from {str(ckpt_path)!r}: it has no {', '.join(missing)} (a weights-only export?)")
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
@@ -438,53 +493,116 @@ def train(
     end = cfg.steps if stop_after is None else min(cfg.steps, stop_after)
     bar = tqdm(total=cfg.steps, initial=step, desc=f"train {cfg.model}", disable=not (progress and is_main), unit="step")
     net.train()
-    while step < end:
-        epoch, offset = divmod(step, batches_per_epoch)
-        batches = _batches_for_epoch(len(train_set), cfg, epoch, rank, world)[offset:]
-        if hasattr(train_set, "set_epoch"):
-            train_set.set_epoch(epoch)  # per-epoch augmentation seeds of the real datasets
-        loader = DataLoader(train_set, batch_sampler=batches, num_workers=cfg.num_workers)
-        for batch in loader:
-            if step >= end:
-                break
-            batch = _to_device(batch, device)
-            with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=use_amp):
-                out = net(batch["stack"], batch["focus"])
-            terms = criterion(out, batch["depth"], batch["focus"], batch["mask"], lambda_sv=lambda_sv_at(cfg, step))
-            optimizer.zero_grad(set_to_none=True)
-            terms["total"].backward()
-            if cfg.max_grad_norm > 0:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
-            optimizer.step()
-            scheduler.step()
-            step += 1
-            bar.update(1)
-            row = None
-            if step % cfg.log_every == 0 or step == end:
-                row = {"step": step, "lr": scheduler.get_last_lr()[0], **{k: float(v.detach()) for k, v in terms.items()}}
-                bar.set_postfix({k: f"{v:.4g}" for k, v in row.items() if k not in ("step", "lr")})
-            if val_set is not None and is_main and (step % cfg.val_every == 0 or step == cfg.steps):
-                val_metrics = validate(model, val_set, device, protocol=val_protocol)
-                row = row or {"step": step, "lr": scheduler.get_last_lr()[0], **{k: float(v.detach()) for k, v in terms.items()}}
-                row.update({f"val_{k}": v for k, v in val_metrics.items()})
-                if model.config.surface_branch:  # what the surfaces have learned so far (dflib.diagnostics)
-                    from dflib.diagnostics import dataset_diagnostics
+    stopping = False
+    with _stop_signals() as stop:
+        while step < end and not stopping:
+            epoch, offset = divmod(step, batches_per_epoch)
+            batches = _batches_for_epoch(len(train_set), cfg, epoch, rank, world)[offset:]
+            if hasattr(train_set, "set_epoch"):
+                train_set.set_epoch(epoch)  # per-epoch augmentation seeds of the real datasets
+            loader = DataLoader(train_set, batch_sampler=batches, num_workers=cfg.num_workers)
+            for batch in loader:
+                if step >= end:
+                    break
+                batch = _to_device(batch, device)
+                with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=use_amp):
+                    out = net(batch["stack"], batch["focus"])
+                terms = criterion(out, batch["depth"], batch["focus"], batch["mask"], lambda_sv=lambda_sv_at(cfg, step))
+                optimizer.zero_grad(set_to_none=True)
+                terms["total"].backward()
+                if cfg.max_grad_norm > 0:
+                    torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
+                optimizer.step()
+                scheduler.step()
+                step += 1
+                bar.update(1)
+                row = None
+                if step % cfg.log_every == 0 or step == end:
+                    row = {"step": step, "lr": scheduler.get_last_lr()[0], **{k: float(v.detach()) for k, v in terms.items()}}
+                    bar.set_postfix({k: f"{v:.4g}" for k, v in row.items() if k not in ("step", "lr")})
+                if val_set is not None and is_main and (step % cfg.val_every == 0 or step == cfg.steps):
+                    val_metrics = validate(model, val_set, device, protocol=val_protocol)
+                    row = row or {"step": step, "lr": scheduler.get_last_lr()[0], **{k: float(v.detach()) for k, v in terms.items()}}
+                    row.update({f"val_{k}": v for k, v in val_metrics.items()})
+                    if model.config.surface_branch:  # what the surfaces have learned so far (dflib.diagnostics)
+                        from dflib.diagnostics import dataset_diagnostics
 
-                    diag = dataset_diagnostics(model, val_set, items=len(val_set), batch_size=cfg.batch_size, loss=criterion)
-                    row.update({f"diag_{k}": v for k, v in diag.items()})
-            if row is not None and is_main:
-                history.append(row)
-                _append_csv(log_path, row)
-                if on_log is not None:
-                    on_log(row)
-            if is_main and (step % cfg.ckpt_every == 0 or step == end):
-                save_checkpoint(ckpt_path, model, cfg, optimizer, scheduler, step, val_metrics)
+                        diag = dataset_diagnostics(model, val_set, items=len(val_set), batch_size=cfg.batch_size,
+                                                   loss=criterion)
+                        row.update({f"diag_{k}": v for k, v in diag.items()})
+                if row is not None and is_main:
+                    history.append(row)
+                    _append_csv(log_path, row)
+                    if on_log is not None:
+                        on_log(row)
+                stopping = stop.agreed(distributed)  # every process stops after the same step
+                if is_main and (step % cfg.ckpt_every == 0 or step == end or stopping):
+                    save_checkpoint(ckpt_path, model, cfg, optimizer, scheduler, step, val_metrics)
+                if stopping:
+                    break
     bar.close()
     if distributed:
         dist.destroy_process_group()
+    if stopping and step < end:
+        raise TrainingInterrupted(stop.signum, step, ckpt_path)
     if is_main and step == cfg.steps:
         (out_dir / "final_metrics.json").write_text(json.dumps({"step": step, "val": val_metrics}, indent=2))
     return TrainResult(out_dir, step, history, val_metrics)
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """Training was stopped by SIGINT (Ctrl-C) or SIGTERM (e.g. a cluster's
+    pre-emption) after ``step`` optimiser steps, with ``checkpoint`` saved there;
+    ``train(cfg, resume=True)`` continues bit-for-bit. A ``KeyboardInterrupt``,
+    so that it ends a program that does not handle it, like Ctrl-C does."""
+
+    def __init__(self, signum: int, step: int, checkpoint: Path) -> None:
+        self.signum, self.step, self.checkpoint = signum, step, Path(checkpoint)
+        super().__init__(f"training stopped by {signal.Signals(signum).name} at step {step}; saved {checkpoint}")
+
+
+class _StopRequest:
+    """The first stop signal received, if any (set by the handlers of :func:`_stop_signals`)."""
+
+    def __init__(self) -> None:
+        self.signum: int | None = None
+
+    def agreed(self, distributed: bool) -> bool:
+        """Whether to stop now: this process got a signal, or (under DDP) any process did."""
+        if not distributed:
+            return self.signum is not None
+        import torch.distributed as dist
+
+        flag = torch.tensor([-1 if self.signum is None else self.signum], dtype=torch.int64)
+        if dist.get_backend() == "nccl":
+            flag = flag.cuda()
+        dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+        if self.signum is None and int(flag) >= 0:
+            self.signum = int(flag)
+        return self.signum is not None
+
+
+@contextmanager
+def _stop_signals() -> Iterator[_StopRequest]:
+    """While the block runs, SIGINT and SIGTERM only record a stop request (the loop
+    then checkpoints at the step it reached and stops); the previous handlers are
+    restored afterwards. Outside the main thread, where Python cannot set signal
+    handlers, nothing changes."""
+    request = _StopRequest()
+    if threading.current_thread() is not threading.main_thread():
+        yield request
+        return
+
+    def handler(signum, frame):
+        if request.signum is None:
+            request.signum = signum
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield request
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
 
 
 def _append_csv(path: Path, row: dict) -> None:

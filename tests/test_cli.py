@@ -99,6 +99,111 @@ def test_pfm_and_png_depth_readers(tmp_path):
         io.read_depth(tmp_path / "d.json")
 
 
+# -- bad input: exit status 2, one line naming the argument and the value, no traceback -----------------
+def _bad_files(d):
+    """Files for the table below, made once per test in ``d``."""
+    (d / "corrupt.png").write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4)  # PNG magic, garbage after
+    (d / "notes.png").write_text("these are notes, not pixels")
+    (d / "folder.png").mkdir()
+    (d / "corrupt.npy").write_bytes(b"\x93NUMPY garbage")
+    (d / "random.pt").write_bytes(bytes(range(256)) * 64)
+    torch.save({"weights": torch.zeros(3)}, d / "foreign.pt")  # a torch file, not dflib's
+    torch.save(torch.nn.Linear(2, 2), d / "module.pt")  # a pickled module: needs code to load
+    (d / "a_file").write_text("not a folder")
+    (d / "unknown.json").write_text(json.dumps({"model": "tiny", "learning_rate": 1e-3}))
+    (d / "broken.json").write_text("{'model': tiny")
+    (d / "bad_value.yaml").write_text("steps: -5\n")
+
+
+def _truncated(checkpoint, d):
+    data = checkpoint.read_bytes()
+    (d / "truncated.pt").write_bytes(data[: len(data) // 2])
+    return d / "truncated.pt"
+
+
+#: (id, argv with {stack} = five stack images, {focus} = their distances, {ckpt} = a checkpoint,
+#:  {d} = the folder of _bad_files), the argument the message must name, a value it must show
+BAD_INPUTS = [
+    ("image-missing", "predict --images {d}/nope.png {stack4} --focus {focus} --checkpoint {ckpt} --out {d}/o.png",
+     "--images", "nope.png"),
+    ("image-corrupt", "predict --images {d}/corrupt.png {stack4} --focus {focus} --checkpoint {ckpt} --out {d}/o.png",
+     "--images", "corrupt.png"),
+    ("image-not-an-image", "predict --images {stack4} {d}/notes.png --focus {focus} --checkpoint {ckpt} --out {d}/o.png",
+     "--images", "notes.png"),
+    ("image-a-folder", "predict --images {d}/folder.png {stack4} --focus {focus} --checkpoint {ckpt} --out {d}/o.png",
+     "--images", "folder.png"),
+    ("checkpoint-missing", "predict --images {stack} --focus {focus} --checkpoint {d}/none.pt --out {d}/o.png",
+     "--checkpoint", "none.pt"),
+    ("checkpoint-corrupt", "predict --images {stack} --focus {focus} --checkpoint {d}/random.pt --out {d}/o.png",
+     "--checkpoint", "random.pt"),
+    ("checkpoint-truncated", "predict --images {stack} --focus {focus} --checkpoint {truncated} --out {d}/o.png",
+     "--checkpoint", "truncated.pt"),
+    ("checkpoint-foreign", "predict --images {stack} --focus {focus} --checkpoint {d}/foreign.pt --out {d}/o.png",
+     "--checkpoint", "foreign.pt"),
+    ("checkpoint-pickled-code", "predict --images {stack} --focus {focus} --checkpoint {d}/module.pt --out {d}/o.png",
+     "--checkpoint", "module.pt"),
+    ("focus-zero", "predict --images {stack} --focus 0 0.15 0.3 0.7 1.5 --checkpoint {ckpt} --out {d}/o.png", "--focus", "'0'"),
+    ("focus-negative", "predict --images {stack} --focus -0.1 0.15 0.3 0.7 1.5 --checkpoint {ckpt} --out {d}/o.png",
+     "--focus", "-0.1"),
+    ("focus-nan", "predict --images {stack} --focus 0.1 nan 0.3 0.7 1.5 --checkpoint {ckpt} --out {d}/o.png", "--focus", "nan"),
+    ("focus-inf", "predict --images {stack} --focus 0.1 0.15 0.3 0.7 inf --checkpoint {ckpt} --out {d}/o.png", "--focus", "inf"),
+    ("focus-not-a-number", "predict --images {stack} --focus 0.1 0.15 far 0.7 1.5 --checkpoint {ckpt} --out {d}/o.png",
+     "--focus", "far"),
+    ("render-focus-negative", "render --rgb {d}/rgb.png --depth {d}/depth.npy --focus 0.5 -2 --out {d}/r", "--focus", "-2"),
+    ("out-unwritable", "predict --images {stack} --focus {focus} --checkpoint {ckpt} --out {d}/a_file/depth.png",
+     "--out", "a_file"),
+    ("render-out-unwritable", "render --rgb {d}/rgb.png --depth {d}/depth.npy --out {d}/a_file/stack", "--out", "a_file"),
+    ("depth-corrupt", "render --rgb {d}/rgb.png --depth {d}/corrupt.npy --out {d}/r", "--depth", "corrupt.npy"),
+    ("config-unknown-field", "train --config {d}/unknown.json --out-dir {d}/run", "--config", "learning_rate"),
+    ("config-not-json", "train --config {d}/broken.json --out-dir {d}/run", "--config", "broken.json"),
+    ("config-bad-value", "train --config {d}/bad_value.yaml --out-dir {d}/run", "--config", "-5"),
+    ("config-missing", "train --config {d}/none.yaml --out-dir {d}/run", "--config", "none.yaml"),
+    ("device-unknown", "predict --images {stack} --focus {focus} --device gpu7 --out {d}/o.png", "--device", "gpu7"),
+    ("eval-checkpoint-foreign", "eval --checkpoint {d}/foreign.pt --limit 1 --out {d}/e", "--checkpoint", "foreign.pt"),
+]
+
+
+@pytest.mark.parametrize("argv,argument,value", [c[1:] for c in BAD_INPUTS], ids=[c[0] for c in BAD_INPUTS])
+def test_bad_input_exits_2_with_one_line_naming_argument_and_value(argv, argument, value, rendered, checkpoint,
+                                                                   tmp_path, capsys):
+    _bad_files(tmp_path)
+    scene = random_scene(1, size=(16, 16))
+    io.write_image(tmp_path / "rgb.png", scene.rgb)
+    np.save(tmp_path / "depth.npy", scene.depth)
+    meta = json.loads((rendered / "focus.json").read_text())
+    stack = [str(rendered / n) for n in meta["images"]]
+    fields = dict(stack=" ".join(stack), stack4=" ".join(stack[:4]), focus=" ".join(map(str, meta["focus_m"])),
+                  ckpt=checkpoint, d=tmp_path, truncated=_truncated(checkpoint, tmp_path))
+    try:
+        code = main(argv.format(**fields).split())
+    except SystemExit as exc:  # argparse's own checks
+        code = exc.code
+    err = capsys.readouterr().err
+    assert code == 2
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert f"argument {argument}" in lines[0] and value in lines[0], lines[0]
+    assert "Traceback" not in err and "weights_only" not in err
+    if argument == "--checkpoint" and "missing" not in argv and "none.pt" not in argv:
+        assert "not a dflib checkpoint" in lines[0] or "not a usable dflib checkpoint" in lines[0]
+    assert not (tmp_path / "o.npy").exists()  # nothing written on bad input
+
+
+def test_python_dash_m_dflib_is_the_dflib_command(tmp_path):
+    """`python -m dflib` runs the same command line as the `dflib` script (help, errors, exit status)."""
+    def run(*argv):
+        return subprocess.run([sys.executable, "-m", "dflib", *argv], capture_output=True, text=True)
+
+    assert run("--help").stdout == subprocess.run([sys.executable, "-c", "from dflib.cli import main; main()", "--help"],
+                                                  capture_output=True, text=True).stdout
+    torch.save({"weights": torch.zeros(1)}, tmp_path / "foreign.pt")
+    iio.imwrite(tmp_path / "a.png", np.zeros((8, 8, 3), np.uint8))
+    bad = run("predict", "--images", str(tmp_path / "a.png"), str(tmp_path / "a.png"), "--focus", "0.1", "0.2",
+              "--checkpoint", str(tmp_path / "foreign.pt"), "--out", str(tmp_path / "d.png"))
+    assert bad.returncode == 2 and bad.stderr.startswith("dflib predict: error: argument --checkpoint")
+    assert "Traceback" not in bad.stderr and len(bad.stderr.strip().splitlines()) == 1
+
+
 def test_help_lists_the_commands():
     out = subprocess.run([sys.executable, "-m", "dflib.cli", "--help"], capture_output=True, text=True, check=True).stdout
     for cmd in ("render", "train", "eval", "predict", "bench"):

@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import csv
 import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
 
 import pytest
 import torch
 
-from dflib.train import TrainConfig, build_datasets, load_model, train
+from dflib.train import TrainConfig, TrainingInterrupted, build_datasets, load_model, train
 
 SMALL = dict(size=(32, 32), train_scenes=4, val_scenes=2, batch_size=2, steps=6, warmup_steps=2,
              log_every=2, val_every=3, ckpt_every=3)
@@ -110,3 +117,80 @@ def test_rendered_pool_is_cached_on_disk_and_reused(tmp_path):
         assert all(torch.equal(a[k], b[k]) for k in a)
     fresh = SyntheticFocalStackDataset(2, size=(32, 32), n_planes=5, seed=0)[1]
     assert torch.equal(fresh["stack"], again[1]["stack"])
+
+
+def _weights(path):
+    return torch.load(path, weights_only=True)["model"]
+
+
+def _assert_same_weights(a, b):
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+
+
+@pytest.mark.skipif(threading.current_thread() is not threading.main_thread(), reason="signals reach the main thread")
+def test_ctrl_c_saves_the_step_reached_and_resume_is_bit_for_bit(tmp_path):
+    full = train(_cfg(tmp_path, "full", val_scenes=0, ckpt_every=100), progress=False)
+
+    def interrupt(row):
+        if row["step"] == 3:
+            os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C in the middle of the run
+
+    cfg = _cfg(tmp_path, "cut", val_scenes=0, ckpt_every=100, log_every=1)
+    with pytest.raises(TrainingInterrupted) as stop:
+        train(cfg, progress=False, on_log=interrupt)
+    assert stop.value.signum == signal.SIGINT and stop.value.step == 3
+    assert torch.load(stop.value.checkpoint, weights_only=True)["step"] == 3  # saved although ckpt_every=100
+    assert not (tmp_path / "cut" / "final_metrics.json").exists()
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handlers restored
+    rest = train(cfg, resume=True, progress=False)
+    assert rest.step == full.step == 6
+    _assert_same_weights(_weights(tmp_path / "full" / "last.pt"), _weights(tmp_path / "cut" / "last.pt"))
+
+
+def _log_rows(path):
+    if not path.is_file():
+        return []
+    with path.open() as f:
+        return list(csv.DictReader(f))
+
+
+@pytest.mark.slow
+def test_sigterm_to_a_training_process_then_resume_matches_an_uninterrupted_run(tmp_path):
+    """A cluster pre-empts `dflib train` with SIGTERM mid-run: last.pt holds the step reached,
+    the process exits 143, and --resume ends on the same weights as a run never stopped."""
+    steps = 40
+    common = dict(size=(32, 32), train_scenes=4, val_scenes=0, batch_size=2, steps=steps, warmup_steps=2,
+                  log_every=1, ckpt_every=1000, device="cpu")
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+
+    def start(name, *extra):
+        cfg = TrainConfig(out_dir=str(tmp_path / name), **common)
+        cfg.save(tmp_path / f"{name}.json")
+        return subprocess.Popen([sys.executable, "-m", "dflib", "train", "--config", str(tmp_path / f"{name}.json"), *extra],
+                                env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+    proc = start("cut")
+    deadline = time.monotonic() + 240
+    while len(_log_rows(tmp_path / "cut" / "log.csv")) < 3:  # training is under way
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < deadline, "training did not start"
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 128 + signal.SIGTERM, err
+    state = torch.load(tmp_path / "cut" / "last.pt", weights_only=True)
+    reached = state["step"]
+    assert 3 <= reached < steps, reached
+    assert f"stopped by SIGTERM at step {reached}" in err.strip().splitlines()[-1]
+    assert len(_log_rows(tmp_path / "cut" / "log.csv")) == reached
+    assert not (tmp_path / "cut" / "final_metrics.json").exists()
+
+    resumed = start("cut", "--resume")
+    assert resumed.wait(timeout=240) == 0, resumed.communicate()
+    uninterrupted = start("full")
+    assert uninterrupted.wait(timeout=240) == 0, uninterrupted.communicate()
+    _assert_same_weights(_weights(tmp_path / "full" / "last.pt"), _weights(tmp_path / "cut" / "last.pt"))
+    losses = [[r["total"] for r in _log_rows(tmp_path / n / "log.csv")] for n in ("full", "cut")]
+    assert losses[0] == losses[1] and len(losses[0]) == steps

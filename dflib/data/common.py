@@ -21,6 +21,7 @@ import json
 import os
 import warnings
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
@@ -30,7 +31,8 @@ import torch
 
 ENV_VAR = "DFLIB_DATA_DIR"
 LOCAL_REGISTRY_NAME = "registry_local.json"
-REGISTRY_PATH = Path(__file__).resolve().parents[2] / "data_scripts" / "registry.json"
+#: the registry of public files: package data, ``dflib/data/registry.json``
+REGISTRY_RESOURCE = ("dflib.data", "registry.json")
 
 
 # --------------------------------------------------------------------------- paths
@@ -99,12 +101,16 @@ def verify_sha256(path: str | os.PathLike[str], expected: str, source: str = "re
 
 
 def load_registry(path: str | os.PathLike[str] | None = None) -> dict[str, Any]:
-    """The repository's registry of public files (``data_scripts/registry.json``)."""
-    p = Path(path) if path is not None else REGISTRY_PATH
-    with open(p, encoding="utf-8") as fh:
-        reg = json.load(fh)
+    """A registry of public files: ``path``, else the one shipped in the package
+    (``dflib/data/registry.json``, read with :mod:`importlib.resources`)."""
+    if path is not None:
+        where, text = str(path), Path(path).read_text(encoding="utf-8")
+    else:
+        package, name = REGISTRY_RESOURCE
+        where, text = f"{package}:{name}", resources.files(package).joinpath(name).read_text(encoding="utf-8")
+    reg = json.loads(text)
     if not isinstance(reg, dict):
-        raise ValueError(f"registry {p} must hold a JSON object, got {type(reg).__name__}")
+        raise ValueError(f"registry {where} must hold a JSON object, got {type(reg).__name__}")
     return reg
 
 

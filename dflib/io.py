@@ -21,6 +21,17 @@ from typing import Any, Sequence
 import numpy as np
 
 
+def _imwrite(path: str | Path, img: np.ndarray) -> None:
+    """imageio's write; PNGs with fast compression (level 1: a 12 MP image in
+    about a second instead of several, files ~15 % larger)."""
+    import imageio.v3 as iio
+
+    if Path(path).suffix.lower() == ".png":
+        iio.imwrite(path, img, compress_level=1)
+    else:
+        iio.imwrite(path, img)
+
+
 def read_image(path: str | Path) -> np.ndarray:
     """An RGB image as float32 ``[H, W, 3]`` in [0, 1] (grey is repeated, alpha dropped)."""
     import imageio.v3 as iio
@@ -78,14 +89,21 @@ def read_depth(path: str | Path, png_scale: float = 1000.0) -> np.ndarray:
     return depth
 
 
-def write_image(path: str | Path, img: np.ndarray) -> None:
-    """Write float ``[H, W, 3]`` or ``[3, H, W]`` in [0, 1] as 8-bit PNG."""
-    import imageio.v3 as iio
+def write_image(path: str | Path, img: np.ndarray, exif: dict[str, Any] | None = None, quality: int = 95) -> None:
+    """Write float ``[H, W, 3]`` or ``[3, H, W]`` in [0, 1] as an 8-bit image (format
+    from the suffix; JPEG at ``quality``), with ``exif`` (the keys
+    :func:`read_exif` returns) when given."""
 
     img = np.asarray(img)
     if img.ndim == 3 and img.shape[0] == 3 and img.shape[-1] != 3:
         img = np.moveaxis(img, 0, -1)
-    iio.imwrite(path, (np.clip(img, 0, 1) * 255 + 0.5).astype(np.uint8))
+    img8 = (np.clip(img, 0, 1) * 255 + 0.5).astype(np.uint8)
+    if not exif and Path(path).suffix.lower() not in (".jpg", ".jpeg"):
+        _imwrite(path, img8)
+        return
+    from PIL import Image
+
+    Image.fromarray(img8).save(path, exif=_make_exif(exif or {}), quality=quality)
 
 
 def write_depth(stem: str | Path, depth: np.ndarray, png_scale: float = 1000.0, unit: str = "m",
@@ -93,7 +111,6 @@ def write_depth(stem: str | Path, depth: np.ndarray, png_scale: float = 1000.0, 
     """Write ``stem.npy`` (float32), ``stem.png`` (16-bit, value = depth·png_scale,
     clipped to 0..65535, so ``inf`` reads 65535) and ``stem.json`` (the scale,
     the unit and anything in ``meta``). Returns the paths written."""
-    import imageio.v3 as iio
 
     stem = Path(stem)
     stem.parent.mkdir(parents=True, exist_ok=True)
@@ -102,7 +119,7 @@ def write_depth(stem: str | Path, depth: np.ndarray, png_scale: float = 1000.0, 
     np.save(paths["npy"], depth)
     with np.errstate(invalid="ignore", over="ignore"):
         png = np.clip(np.round(np.nan_to_num(depth, nan=0.0, posinf=np.inf) * png_scale), 0, 65535)
-    iio.imwrite(paths["png"], png.astype(np.uint16))
+    _imwrite(paths["png"], png.astype(np.uint16))
     info = {"png_scale": png_scale, "unit": unit, "png_value": f"depth_{unit} * {png_scale}", **(meta or {})}
     paths["json"].write_text(json.dumps(info, indent=1))
     return paths
@@ -112,7 +129,6 @@ def write_colormap(path: str | Path, values: np.ndarray, cmap: str = "turbo", vm
     """A colour-mapped 8-bit preview of a scalar map ``[H, W]`` (the range of its
     finite values unless ``vmin``/``vmax`` are given; ``inf`` shows as the top
     colour, NaN as the bottom one). Memory: one byte-sized copy per channel."""
-    import imageio.v3 as iio
     import matplotlib
 
     values = np.asarray(values)
@@ -125,7 +141,7 @@ def write_colormap(path: str | Path, values: np.ndarray, cmap: str = "turbo", vm
         idx[np.isposinf(values)] = 255.0
         idx = np.clip(np.nan_to_num(idx, nan=0.0) + 0.5, 0, 255).astype(np.uint8)
     lut = (matplotlib.colormaps[cmap](np.linspace(0.0, 1.0, 256))[:, :3] * 255 + 0.5).astype(np.uint8)
-    iio.imwrite(path, lut[idx])
+    _imwrite(path, lut[idx])
 
 
 # --- focal stacks from a camera -------------------------------------------------
@@ -144,9 +160,13 @@ IMAGE_SUFFIXES: tuple[str, ...] = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".b
 
 
 def parse_focus_value(text: str | float) -> float:
-    """One focus value from the command line: a number, or ``inf`` / ``∞``."""
-    if isinstance(text, (int, float)):
-        return float(text)
+    """One focus value: a number (Python, numpy or a 0-d tensor), or a string
+    such as ``"0.5"``, ``"inf"`` / ``"∞"``."""
+    if not isinstance(text, str):
+        try:
+            return float(text)
+        except (TypeError, ValueError):
+            raise ValueError(f"--focus: {text!r} is not a number") from None
     t = str(text).strip().lower()
     if t in ("inf", "+inf", "infinity", "∞"):
         return math.inf
@@ -240,13 +260,7 @@ def read_exif(path: str | Path) -> dict[str, Any]:
     ``datetime``. Empty when the file has none."""
     from PIL import ExifTags, Image
 
-    names = {
-        ExifTags.Base.Make: "make", ExifTags.Base.Model: "model",
-        ExifTags.Base.FocalLength: "focal_length_mm", ExifTags.Base.FocalLengthIn35mmFilm: "focal_length_35mm",
-        ExifTags.Base.FNumber: "f_number", ExifTags.Base.ExposureTime: "exposure_s",
-        ExifTags.Base.ISOSpeedRatings: "iso", ExifTags.Base.SubjectDistance: "subject_distance_m",
-        ExifTags.Base.DateTimeOriginal: "datetime",
-    }
+    names = {tag: name for name, tag in _exif_tags().items()}
     out: dict[str, Any] = {}
     try:
         with Image.open(path) as im:
@@ -277,6 +291,33 @@ def read_exif(path: str | Path) -> dict[str, Any]:
     if out.get("subject_distance_m", 1.0) <= 0 or out.get("subject_distance_m", 0.0) >= 4294967295:
         out.pop("subject_distance_m")  # 0 = unknown; 0xFFFFFFFF = infinity in some writers
     return out
+
+
+def _exif_tags() -> dict[str, int]:
+    from PIL import ExifTags
+
+    return {
+        "make": ExifTags.Base.Make, "model": ExifTags.Base.Model,
+        "focal_length_mm": ExifTags.Base.FocalLength, "focal_length_35mm": ExifTags.Base.FocalLengthIn35mmFilm,
+        "f_number": ExifTags.Base.FNumber, "exposure_s": ExifTags.Base.ExposureTime,
+        "iso": ExifTags.Base.ISOSpeedRatings, "subject_distance_m": ExifTags.Base.SubjectDistance,
+        "datetime": ExifTags.Base.DateTimeOriginal,
+    }
+
+
+def _make_exif(values: dict[str, Any]):
+    """A Pillow ``Exif`` holding ``values`` (keys as :func:`read_exif` returns them)."""
+    from PIL import ExifTags, Image
+
+    tags = _exif_tags()
+    unknown = sorted(set(values) - set(tags))
+    if unknown:
+        raise ValueError(f"exif: unknown keys {unknown}; expected some of {sorted(tags)}")
+    exif = Image.Exif()
+    sub = exif.get_ifd(ExifTags.IFD.Exif)
+    for key, v in values.items():
+        (exif if key in ("make", "model") else sub)[tags[key]] = v
+    return exif
 
 
 def describe_camera(exif: dict[str, Any]) -> str:

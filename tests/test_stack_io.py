@@ -111,7 +111,7 @@ def test_load_stack_errors(tmp_path):
 def _jpeg_with_exif(path, value, subject_distance=None):
     from PIL import ExifTags, Image
 
-    exif = Image.Exif()
+    exif = Image.Exif()  # written with Pillow directly, independently of dflib.io.write_image
     exif[ExifTags.Base.Make] = "Acme"
     exif[ExifTags.Base.Model] = "Phone 1"
     sub = exif.get_ifd(ExifTags.IFD.Exif)
@@ -122,6 +122,16 @@ def _jpeg_with_exif(path, value, subject_distance=None):
     if subject_distance is not None:
         sub[ExifTags.Base.SubjectDistance] = subject_distance
     Image.fromarray(np.full((6, 8, 3), value, np.uint8)).save(path, exif=exif, quality=95)
+
+
+def test_write_image_with_exif_round_trips(tmp_path):
+    exif = {"make": "Acme", "model": "P2", "focal_length_mm": 5.6, "f_number": 1.9, "exposure_s": 0.01, "iso": 200}
+    io.write_image(tmp_path / "a.jpg", np.full((3, 6, 8), 0.5, np.float32), exif=exif)
+    got = io.read_exif(tmp_path / "a.jpg")
+    assert got == pytest.approx(exif)
+    assert abs(io.read_image(tmp_path / "a.jpg")[0, 0, 0] - 0.5) < 3 / 255
+    with pytest.raises(ValueError, match="exif: unknown keys"):
+        io.write_image(tmp_path / "b.jpg", np.zeros((6, 8, 3)), exif={"lens": "x"})
 
 
 def test_exif_is_recorded_and_gives_focus(tmp_path):
@@ -150,3 +160,10 @@ def test_write_depth_handles_infinity(tmp_path):
     io.write_colormap(tmp_path / "c.png", depth)
     img = iio.imread(tmp_path / "c.png")
     assert img.shape == (1, 2, 3) and img.dtype == np.uint8 and not np.array_equal(img[0, 0], img[0, 1])
+
+
+def test_focus_values_from_arrays_and_tensors():
+    import torch
+
+    np.testing.assert_allclose(io.check_focus_values(np.array([0.1, 0.3], np.float32)), [0.1, 0.3], rtol=1e-6)
+    np.testing.assert_allclose(io.check_focus_values(torch.tensor([2.0, 1.0]), "diopter"), [2.0, 1.0])

@@ -243,7 +243,7 @@ def predict(
     working_size: int | None = DEFAULT_WORKING_SIZE,
     tile: int = DEFAULT_TILE,
     overlap: int | None = None,
-    band_rows: int = 256,
+    band_pixels: int = 2**18,
     progress: bool | None = None,
 ) -> Prediction:
     """Depth, σ and the all-in-focus image of one focal stack, at any resolution.
@@ -262,7 +262,8 @@ def predict(
             all-in-focus image (module docstring). ``None``/0: full resolution.
         tile, overlap: the network runs in tiles of ``tile`` pixels overlapping
             by ``overlap`` (default ``tile // 4``) at working resolution.
-        band_rows: rows per band of the full-resolution upsampling.
+        band_pixels: pixels per band of the full-resolution upsampling (about
+            120 bytes each of temporary memory).
         progress: progress bars (None: shown when a step takes over a second).
 
     Returns:
@@ -311,10 +312,13 @@ def predict(
         prob_w = _lerp_axis(prob, W, 2)  # [N, h, W]
         depth, sigma = np.empty((H, W), np.float32), np.empty((H, W), np.float32)
         aif = np.empty((3, H, W), np.float32)
+        band_rows = max(1, band_pixels // W)
         for r0 in range(0, H, band_rows):
             r1 = min(r0 + band_rows, H)
             p = _lerp_axis(prob_w, H, 1, r0, r1)  # [N, rows, W]
-            band = (p[:, None] * full[:, :, r0:r1].index_select(0, idx)).sum(0)  # [3, rows, W]
+            band = torch.zeros(3, r1 - r0, W)
+            for k, i in enumerate(order):  # Σ_n p_n I_n, one frame at a time
+                band.addcmul_(p[k][None], full[i, :, r0:r1])
             aif[:, r0:r1] = band.numpy()
             g = _grey(band)
             for out, (a, b) in zip((depth, sigma), coef):

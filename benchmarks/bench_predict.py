@@ -8,7 +8,9 @@ as JPEG (quality 95). Then ``dflib predict`` runs on it with its defaults
 (alignment on when needed, working size 1024 px in one piece, the shipped
 weights, CPU) in a fresh subprocess (the largest stack also with
 ``--no-align``); its wall time and peak resident set size
-(``ru_maxrss`` of that subprocess, so reading the JPEGs, aligning, the network
+(``ru_maxrss`` of that subprocess, started from a small wrapper process so
+that the size of this one does not leak into it, since Linux carries a
+forking parent's size across exec; reading the JPEGs, aligning, the network
 and writing the outputs all count) are recorded, with its CPU time (user +
 system), which a busy machine inflates less than the wall time.
 

@@ -135,34 +135,21 @@ def cmd_render(args) -> int:
 
 
 def cmd_predict(args) -> int:
-    from dflib import io
-    from dflib.predict import predict
+    from dflib.predict import predict_files, write_prediction
 
-    from dflib.predict import check_stack
     from dflib.train import load_model
 
     out = Path(args.out)
     _writable_folder("--out", out.parent)
-    images = [_arg("--images", io.read_image, p) for p in args.images]
-    _arg("--images", check_stack, images, args.focus)
-    model = None
     if args.checkpoint is not None:
-        model = _arg("--checkpoint", load_model, args.checkpoint, args.device)
-    pred = predict(images, args.focus, device=args.device, model=model)
-    stem = out.with_suffix("")
-    import numpy as np
-
-    def write():
-        paths = io.write_depth(stem, pred.depth, png_scale=args.png_scale, unit=args.unit)
-        io.write_colormap(f"{stem}_preview.png", pred.depth, cmap="turbo_r")
-        np.save(f"{stem}_sigma.npy", pred.sigma)
-        io.write_colormap(f"{stem}_sigma.png", pred.sigma, cmap="magma")
-        io.write_image(f"{stem}_aif.png", pred.aif)
-        return paths
-
-    paths = _arg("--out", write)
-    print(f"depth: {paths['png']} (16-bit, value = depth × {args.png_scale}), {paths['npy']}")
-    print(f"preview: {stem}_preview.png  sigma: {stem}_sigma.npy/.png  all-in-focus: {stem}_aif.png")
+        _arg("--checkpoint", load_model, args.checkpoint, "cpu")  # a bad checkpoint is named as such
+    pred, info = _arg(
+        "--images", predict_files,
+        args.images, focus=args.focus, focus_unit=args.focus_unit, align=args.align, align_model=args.align_model,
+        working_size=args.working_size, tile=args.tile, checkpoint=args.checkpoint, device=args.device,
+        progress=False if args.no_progress else None, log=print,
+    )
+    _arg("--out", write_prediction, args.out, pred, info, png_scale=args.png_scale, log=print)
     return 0
 
 
@@ -260,14 +247,48 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--out", required=True, help="output folder")
     r.set_defaults(func=cmd_render)
 
-    q = sub.add_parser("predict", help="depth, σ and all-in-focus image from your own focal stack")
-    q.add_argument("--images", nargs="+", required=True, help="the focal stack, one image per focus distance")
-    q.add_argument("--focus", type=_positive_float, nargs="+", required=True, help="focus distance of each image (metres)")
+    from dflib.io import FOCUS_UNITS, parse_focus_value
+    from dflib.predict import DEFAULT_TILE, DEFAULT_WORKING_SIZE
+
+    q = sub.add_parser(
+        "predict", help="depth, σ and all-in-focus image from your own focal stack",
+        description="Depth, σ and the all-in-focus image of a focal stack from your own camera, at any resolution. "
+                    "Frames are put near to far; for more than 2 frames, focus breathing and small camera motion "
+                    "are measured and, when a frame is more than half a pixel off, the frames are aligned and "
+                    "cropped to the part all of them cover (the output says what was done). Memory stays bounded "
+                    "(a 12 MP 5-frame stack peaks under 2 GB): the network sees the stack shrunk to a working size "
+                    f"(long side {DEFAULT_WORKING_SIZE} px by default), in overlapping tiles when that exceeds "
+                    "--tile; depth and σ are upsampled to full resolution guided by the all-in-focus image, which "
+                    "is formed at full resolution.")
+    q.add_argument("--images", nargs="+", required=True,
+                   help="the frames in the order of --focus, or one folder (its focus.json from `dflib render`, "
+                        "else all its images in name order)")
+    q.add_argument("--focus", type=parse_focus_value, nargs="+",
+                   help="focus position of each image, strictly increasing or decreasing (inf allowed in metres); "
+                        "default: from the folder's focus.json or the frames' EXIF SubjectDistance")
+    q.add_argument("--focus-unit", "--unit", dest="focus_unit", choices=FOCUS_UNITS, default="m",
+                   help="unit of --focus: m (distance), diopter (1/m, 0 = infinity; Android, Raspberry Pi), "
+                        "disparity (a dataset's calibrated unit, larger = nearer), index (plane number or motor "
+                        "position, larger = farther); depth is written in metres for m and diopter, else in "
+                        "this unit (default m)")
+    q.add_argument("--align", action=argparse.BooleanOptionalAction, default=None,
+                   help="align the frames (focus breathing, camera shake); default: for more than 2 frames, "
+                        "when some frame is more than half a pixel off")
+    q.add_argument("--align-model", choices=("similarity", "affine"), default="similarity",
+                   help="map per frame: similarity (scale, rotation, shift; default) or affine")
+    q.add_argument("--working-size", type=int, default=DEFAULT_WORKING_SIZE,
+                   help=f"long side in pixels of the stack the network sees (default {DEFAULT_WORKING_SIZE}; "
+                        "0 = full resolution, still tiled); outputs are upsampled to full resolution guided by "
+                        "the all-in-focus image. Smaller values shrink large defocus blurs toward what the "
+                        "weights were trained on")
+    q.add_argument("--tile", type=int, default=DEFAULT_TILE,
+                   help=f"largest piece in pixels the network sees at once (default {DEFAULT_TILE}); larger working "
+                        "sizes run in overlapping tiles, which bounds memory but can leave faint seams")
     q.add_argument("--checkpoint", help="dflib checkpoint (default: the shipped dflib/weights/dualfocus_tiny.pt)")
-    q.add_argument("--out", required=True, help="depth output, e.g. depth.png (.npy, _preview.png, _sigma, _aif beside it)")
+    q.add_argument("--out", required=True, help="depth output, e.g. depth.png (.npy, .json, _preview.png, _sigma, _aif beside it)")
     q.add_argument("--png-scale", type=_positive_float, default=1000.0, help="16-bit PNG value per unit of depth (default 1000: mm)")
-    q.add_argument("--unit", default="m", help="unit of --focus, recorded beside the PNG")
     q.add_argument("--device", type=_device, default=None, help="cpu, cuda, … (default: CUDA when present)")
+    q.add_argument("--no-progress", action="store_true", help="no progress bars")
     q.set_defaults(func=cmd_predict)
 
     t = sub.add_parser("train", help="train a model (config file and/or flags)")

@@ -1,17 +1,39 @@
-"""Depth from a user's own focal stack with a trained checkpoint."""
+"""Depth from a user's own focal stack with a trained checkpoint, at any resolution.
+
+Memory stays bounded whatever the frame size, by a *working resolution* and
+*tiles*:
+
+1. The network runs on the stack shrunk (area averaging) so that its long
+   side is at most ``working_size`` pixels (default 1024): in one piece when
+   that fits a ``tile`` (default 1024 pixels), else in overlapping tiles
+   whose focus probabilities are blended with linear ramps (a larger working
+   size then costs time, not memory).
+2. Back at full resolution, the probabilities are upsampled bilinearly and
+   the all-in-focus image is formed from them and the full-resolution frames;
+   depth and σ are upsampled *guided by that all-in-focus image* (a fast
+   guided filter, He & Sun 2015: local linear models in the grey level fitted
+   at working resolution), so depth edges follow the image's edges. All
+   full-resolution work runs in bands of rows.
+
+Depth is read out in the focus unit (``Σ p_n f_n``): metres when every focus
+distance is finite (what the shipped weights were trained on), dioptres when
+one is ``inf`` or the focus is given in dioptres (then converted back to
+metres, ``inf`` where the far plane wins).
+"""
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
-from dflib.utils import default_device, to_numpy
+from dflib.utils import default_device
 
 #: The checkpoints shipped inside the package (``dflib/weights/``, package data). For an
 #: installed dflib (pip never zips packages) this is a :class:`pathlib.Path`.
@@ -20,15 +42,42 @@ WEIGHTS_DIR = resources.files("dflib") / "weights"
 DEFAULT_CHECKPOINT = WEIGHTS_DIR / "dualfocus_tiny.pt"
 
 
+#: Default long side (pixels) of the stack the network sees.
+DEFAULT_WORKING_SIZE = 1024
+#: Default tile size (pixels) at working resolution: the default working size
+#: fits one tile (tiles see less context and can leave seams; they only bound
+#: memory when a larger working size is asked for).
+DEFAULT_TILE = 1024
+
+
 @dataclass
 class Prediction:
-    """Outputs for one stack: ``depth [H,W]`` (units of ``focus``), ``sigma [H,W]``,
-    ``aif [3,H,W]`` in [0,1], ``prob [N,H,W]``."""
+    """Outputs for one stack (frames near to far).
+
+    Attributes:
+        depth: ``[H, W]`` float32 in ``unit`` (metres, ``inf`` possible, for
+            focus given in metres or dioptres; else the focus unit).
+        sigma: ``[H, W]`` float32 spread of the focus distribution in ``sigma_unit``.
+        aif: ``[3, H, W]`` float32 all-in-focus image in [0, 1].
+        prob: ``[N, h, w]`` float32 focus probabilities at the working resolution.
+        unit: unit of ``depth``; sigma_unit: unit of ``sigma`` (the readout's).
+        focus: ``[N]`` the focus positions near to far, in the given unit.
+        order: ``[N]`` indices of the input frames in that order.
+    """
 
     depth: np.ndarray
     sigma: np.ndarray
     aif: np.ndarray
     prob: np.ndarray
+    unit: str = "m"
+    sigma_unit: str = "m"
+    focus: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    order: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+
+    @property
+    def working_size(self) -> tuple[int, int]:
+        """``(h, w)`` the network ran at."""
+        return int(self.prob.shape[-2]), int(self.prob.shape[-1])
 
 
 def check_stack(images: Sequence[np.ndarray], focus: Sequence[float]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -36,6 +85,8 @@ def check_stack(images: Sequence[np.ndarray], focus: Sequence[float]) -> tuple[t
 
     Returns ``stack [N, 3, H, W]`` and ``focus [N]`` as float32 tensors.
     """
+    from dflib.align import as_stack_array
+
     images = list(images)
     focus = [float(f) for f in focus]
     for i, f in enumerate(focus):
@@ -45,33 +96,205 @@ def check_stack(images: Sequence[np.ndarray], focus: Sequence[float]) -> tuple[t
         raise ValueError(f"got {len(images)} images but {len(focus)} focus distances; give one distance per image")
     if len(images) < 2:
         raise ValueError(f"a focal stack needs at least 2 images, got {len(images)}")
-    shapes = {np.asarray(im).shape for im in images}
-    if len(shapes) != 1:
-        raise ValueError(f"all images must have the same size, got shapes {sorted(shapes)}")
-    stack = torch.from_numpy(np.stack([np.moveaxis(np.asarray(im, dtype=np.float32), -1, 0) for im in images]))
-    return stack, torch.tensor(focus, dtype=torch.float32)
+    return torch.from_numpy(as_stack_array(images)), torch.tensor(focus, dtype=torch.float32)
+
+
+def readout_focus(focus: np.ndarray, focus_unit: str) -> tuple[np.ndarray, str]:
+    """The values ``[N]`` the readout ``Σ p_n f_n`` uses and their unit: the
+    focus itself, except metres with an ``inf`` among them, read in dioptres."""
+    from dflib.io import focus_to_diopters
+
+    f = np.asarray(focus, dtype=np.float64)
+    if focus_unit == "diopter" or (focus_unit == "m" and np.isinf(f).any()):
+        return focus_to_diopters(f, focus_unit), "diopter"
+    return f, focus_unit
+
+
+def tile_starts(size: int, tile: int, overlap: int) -> list[int]:
+    """Start offsets of the fewest tiles of ``tile`` pixels that cover ``size``
+    pixels with at least ``overlap`` pixels shared between neighbours, spread
+    evenly (the first flush with the start, the last with the end)."""
+    if size <= tile:
+        return [0]
+    n = math.ceil((size - overlap) / (tile - overlap))
+    return [int(round(v)) for v in np.linspace(0, size - tile, n)]
+
+
+def _ramp(n: int, rise: int, fall: int) -> torch.Tensor:
+    """``[n]`` blending weights: rising linearly over the first ``rise`` pixels,
+    falling over the last ``fall``, 1 between; never 0. Two neighbours' ramps
+    over the same shared pixels sum to 1."""
+    i = torch.arange(n, dtype=torch.float32)
+    w = torch.ones(n)
+    if rise > 0:
+        w = torch.minimum(w, (i + 1) / (rise + 1))
+    if fall > 0:
+        w = torch.minimum(w, (n - i) / (fall + 1))
+    return w
+
+
+def tiled_probabilities(model: torch.nn.Module, stack: torch.Tensor, focus: torch.Tensor, tile: int = DEFAULT_TILE,
+                        overlap: int | None = None, progress: bool | None = None) -> torch.Tensor:
+    """Focus probabilities ``[N, h, w]`` of a stack ``[N, 3, h, w]`` (focus ``[N]``),
+    computed in overlapping tiles of ``tile`` pixels (``overlap`` default
+    ``tile // 4``, evenly spread) blended with linear ramps across each shared
+    band; one forward when it fits a tile. Memory is that of one tile's
+    forward plus ``[N, h, w]``. Tiles see less context than the whole image
+    (the network's normalisation and its integrable surfaces are per image),
+    so a tiled map can show faint seams: use tiles only to bound memory."""
+    from tqdm.auto import tqdm
+
+    overlap = tile // 4 if overlap is None else int(overlap)
+    if tile < 32 or not 0 <= overlap < tile // 2:
+        raise ValueError(f"tile: expected tile >= 32 px and 0 <= overlap < tile / 2, got tile={tile}, overlap={overlap}")
+    dev = next(model.parameters()).device
+    n, _, h, w = stack.shape
+    f = focus.to(dev, torch.float32)[None]
+    if h <= tile and w <= tile:
+        return model(stack[None].to(dev), f)["prob"][0].float().cpu()
+    def spans(size: int) -> list[tuple[int, int, int, int]]:  # (start, stop, rise, fall) per tile
+        st = tile_starts(size, tile, overlap)
+        stop = [min(a + tile, size) for a in st]
+        return [(a, b, stop[k - 1] - a if k > 0 else 0, b - st[k + 1] if k + 1 < len(st) else 0)
+                for k, (a, b) in enumerate(zip(st, stop))]
+
+    acc = torch.zeros(n, h, w)
+    wsum = torch.zeros(h, w)
+    boxes = [(ys, xs) for ys in spans(h) for xs in spans(w)]
+    for (y0, y1, ry, fy), (x0, x1, rx, fx) in tqdm(boxes, desc="depth: tiles", unit="tile", disable=progress is False,
+                                                   delay=0 if progress else 1.0, leave=False):
+        p = model(stack[None, :, :, y0:y1, x0:x1].to(dev), f)["prob"][0].float().cpu()
+        wt = _ramp(y1 - y0, ry, fy)[:, None] * _ramp(x1 - x0, rx, fx)[None, :]
+        acc[:, y0:y1, x0:x1] += p * wt
+        wsum[y0:y1, x0:x1] += wt
+    return acc / wsum
+
+
+def working_shape(size: tuple[int, int], working_size: int | None) -> tuple[int, int]:
+    """``(h, w)``: ``size`` shrunk so that its long side is at most ``working_size``."""
+    H, W = size
+    if not working_size or max(H, W) <= working_size:
+        return H, W
+    s = working_size / max(H, W)
+    return max(1, round(H * s)), max(1, round(W * s))
+
+
+def _lerp_axis(x: torch.Tensor, size: int, dim: int, start: int = 0, stop: int | None = None) -> torch.Tensor:
+    """Bilinear (``align_corners=False``) resampling of ``x`` along ``dim`` to
+    ``size`` samples, returning only output samples ``start:stop``."""
+    n = x.shape[dim]
+    stop = size if stop is None else stop
+    pos = ((torch.arange(start, stop, dtype=torch.float64) + 0.5) * (n / size) - 0.5).clamp(0, n - 1)
+    i0 = pos.floor().long()
+    i1 = (i0 + 1).clamp(max=n - 1)
+    t = (pos - i0).to(x.dtype)
+    shape = [1] * x.dim()
+    shape[dim] = -1
+    t = t.view(shape)
+    return x.index_select(dim, i0) * (1 - t) + x.index_select(dim, i1) * t
+
+
+def _grey(rgb: torch.Tensor) -> torch.Tensor:
+    """Luminance ``[..., H, W]`` of ``[..., 3, H, W]`` (Rec. 709 weights)."""
+    return 0.2126 * rgb[..., 0, :, :] + 0.7152 * rgb[..., 1, :, :] + 0.0722 * rgb[..., 2, :, :]
+
+
+def guided_coefficients(src: np.ndarray, guide: np.ndarray, radius: int = 2, eps: float = 1e-3
+                        ) -> tuple[np.ndarray, np.ndarray]:
+    """Guided-filter coefficients (He et al.): ``src ≈ A · guide + B`` locally.
+
+    Args:
+        src: ``[h, w]`` the map to upsample (depth or σ, any unit).
+        guide: ``[h, w]`` grey all-in-focus image in [0, 1] at the same size.
+        radius: box radius in pixels; eps: regulariser in grey level² (edges
+            weaker than about ``sqrt(eps)`` are smoothed over, not copied).
+
+    Returns:
+        ``A, B [h, w]`` float32, box-averaged; upsample both and evaluate
+        ``A · guide_full + B`` at full resolution (:func:`guided_upsample`).
+    """
+    from scipy.ndimage import uniform_filter
+
+    k = 2 * radius + 1
+    I = np.asarray(guide, dtype=np.float64)
+    p = np.asarray(src, dtype=np.float64)
+    mi, mp = uniform_filter(I, k, mode="reflect"), uniform_filter(p, k, mode="reflect")
+    cov = uniform_filter(I * p, k, mode="reflect") - mi * mp
+    var = uniform_filter(I * I, k, mode="reflect") - mi * mi
+    a = cov / (var + eps)
+    b = mp - a * mi
+    return (uniform_filter(a, k, mode="reflect").astype(np.float32),
+            uniform_filter(b, k, mode="reflect").astype(np.float32))
+
+
+def guided_upsample(src: np.ndarray, guide_lo: np.ndarray, guide_hi: np.ndarray, radius: int = 2,
+                    eps: float = 1e-3) -> np.ndarray:
+    """``src [h, w]`` upsampled to ``guide_hi``'s ``[H, W]`` with edges from the
+    guide: ``up(A) · guide_hi + up(B)`` (see :func:`guided_coefficients`;
+    ``guide_lo`` is the guide at ``src``'s size)."""
+    a, b = guided_coefficients(src, guide_lo, radius, eps)
+    H, W = guide_hi.shape
+    up = [_lerp_axis(_lerp_axis(torch.from_numpy(c), H, 0), W, 1) for c in (a, b)]
+    return (up[0] * torch.as_tensor(guide_hi, dtype=torch.float32) + up[1]).numpy()
 
 
 @torch.no_grad()
 def predict(
-    images: Sequence[np.ndarray],
-    focus: Sequence[float],
+    images: Any,
+    focus: Sequence[float | str],
     checkpoint: str | Path | None = None,
     device: str | torch.device | None = None,
     model: torch.nn.Module | None = None,
+    focus_unit: str = "m",
+    working_size: int | None = DEFAULT_WORKING_SIZE,
+    tile: int = DEFAULT_TILE,
+    overlap: int | None = None,
+    band_pixels: int = 2**18,
+    progress: bool | None = None,
 ) -> Prediction:
-    """Depth, σ and the all-in-focus image of one focal stack.
+    """Depth, σ and the all-in-focus image of one focal stack, at any resolution.
 
     Args:
-        images: N images ``[H, W, 3]`` float in [0, 1], one per focus distance.
-        focus: N focus distances (metres, or disparities), positive and finite.
+        images: N images ``[H, W, 3]`` float in [0, 1] (or one ``[N, 3, H, W]``
+            array; not copied), one per focus position, in the order of ``focus``.
+        focus: N focus positions in ``focus_unit``, strictly monotonic (either
+            way; the frames are put near to far). Metres may include ``inf``.
         checkpoint: a dflib checkpoint; default: the shipped ``dflib/weights/dualfocus_tiny.pt``
             (:data:`DEFAULT_CHECKPOINT`).
         model: an already loaded model (overrides ``checkpoint``).
+        focus_unit: ``"m"``, ``"diopter"``, ``"disparity"`` or ``"index"``
+            (see :data:`dflib.io.FOCUS_UNITS`).
+        working_size: long side (pixels) of the stack the network sees; larger
+            frames are shrunk and the outputs upsampled guided by the
+            all-in-focus image (module docstring). ``None``/0: full resolution.
+        tile, overlap: the network runs in tiles of ``tile`` pixels overlapping
+            by ``overlap`` (default ``tile // 4``) at working resolution.
+        band_pixels: pixels per band of the full-resolution upsampling (about
+            120 bytes each of temporary memory).
+        progress: progress bars (None: shown when a step takes over a second).
+
+    Returns:
+        :class:`Prediction` at the frames' full resolution (``prob`` at working resolution).
     """
+    from dflib.align import as_stack_array
+    from dflib.io import check_focus_values, near_to_far
+    from dflib.models.dualfocus import focus_readout
     from dflib.train import load_model
 
-    stack, f = check_stack(images, focus)
+    stack = as_stack_array(images)
+    n, _, H, W = stack.shape
+    if len(focus) != n:
+        raise ValueError(f"got {n} images but {len(focus)} focus distances; give one distance per image")
+    if n < 2:
+        raise ValueError(f"a focal stack needs at least 2 images, got {n}")
+    if working_size is not None and (isinstance(working_size, bool) or int(working_size) < 0):
+        raise ValueError(f"working_size: expected a positive number of pixels (or 0 for full size), got {working_size!r}")
+    f = check_focus_values(focus, focus_unit)
+    order = near_to_far(f, focus_unit)  # the identity, or reversed when given far to near
+    f = f[order]
+    idx = torch.from_numpy(order)
+    q, readout_unit = readout_focus(f, focus_unit)
+
     dev = default_device(device)
     if model is None:
         if checkpoint is None:
@@ -79,11 +302,179 @@ def predict(
                 model = load_model(shipped, dev)
         else:
             model = load_model(Path(checkpoint), dev)
-    dev = next(model.parameters()).device
-    out = model(stack[None].to(dev), f[None].to(dev))
+
+    h, w = working_shape((H, W), working_size)
+    full = torch.from_numpy(stack)  # a view: frames are put in order band by band, never copied whole
+    if (h, w) == (H, W):
+        small = full[idx]
+    else:
+        small = torch.cat([F.interpolate(full[i:i + 1], size=(h, w), mode="area") for i in order])
+    q_t = torch.as_tensor(q, dtype=torch.float32)
+    prob = tiled_probabilities(model, small, q_t, tile, overlap, progress)  # [N, h, w]
+    depth_lo, sigma_lo, aif_lo = focus_readout(prob[None], q_t[None], small[None])
+    lo, hi = float(q.min()), float(q.max())
+    if (h, w) == (H, W):
+        depth, sigma, aif = depth_lo[0, 0].numpy(), sigma_lo[0, 0].numpy(), aif_lo[0].numpy()
+    else:
+        guide_lo = _grey(aif_lo[0]).numpy()
+        coef = [guided_coefficients(m[0, 0].numpy(), guide_lo) for m in (depth_lo, sigma_lo)]
+        coef = [[_lerp_axis(torch.from_numpy(c), W, 1) for c in ab] for ab in coef]  # [h, W] each
+        prob_w = _lerp_axis(prob, W, 2)  # [N, h, W]
+        depth, sigma = np.empty((H, W), np.float32), np.empty((H, W), np.float32)
+        aif = np.empty((3, H, W), np.float32)
+        band_rows = max(1, band_pixels // W)
+        for r0 in range(0, H, band_rows):
+            r1 = min(r0 + band_rows, H)
+            p = _lerp_axis(prob_w, H, 1, r0, r1)  # [N, rows, W]
+            band = torch.zeros(3, r1 - r0, W)
+            for k, i in enumerate(order):  # Σ_n p_n I_n, one frame at a time
+                band.addcmul_(p[k][None], full[i, :, r0:r1])
+            aif[:, r0:r1] = band.numpy()
+            g = _grey(band)
+            for out, (a, b) in zip((depth, sigma), coef):
+                out[r0:r1] = (_lerp_axis(a, H, 0, r0, r1) * g + _lerp_axis(b, H, 0, r0, r1)).numpy()
+        np.clip(depth, lo, hi, out=depth)
+        np.maximum(sigma, 0, out=sigma)
+    unit = readout_unit
+    if readout_unit == "diopter":
+        from dflib.io import diopters_to_metres
+
+        depth = diopters_to_metres(np.clip(depth, lo, hi)).astype(np.float32)
+        unit = "m"
     return Prediction(
-        depth=to_numpy(out["depth"][0, 0]),
-        sigma=to_numpy(out["sigma"][0, 0]),
-        aif=to_numpy(out["aif"][0]),
-        prob=to_numpy(out["prob"][0]),
+        depth=np.asarray(depth, np.float32), sigma=np.asarray(sigma, np.float32), aif=np.asarray(aif, np.float32),
+        prob=prob.numpy(), unit=unit, sigma_unit=readout_unit, focus=f, order=order,
     )
+
+
+def _json_number(v: float) -> float | str:
+    return v if np.isfinite(v) else str(v)
+
+
+def training_range_note(focus: np.ndarray, focus_unit: str, n_frames: int) -> str | None:
+    """A warning when a stack is far from what the shipped weights saw (FoD500's
+    camera, five planes 0.1–1.5 m), or None."""
+    from dflib.optics import FOD500_FOCUS_M
+
+    lo, hi = min(FOD500_FOCUS_M), max(FOD500_FOCUS_M)
+    issues = []
+    if focus_unit in ("m", "diopter"):
+        from dflib.io import focus_to_diopters
+
+        q = focus_to_diopters(focus, focus_unit)
+        near, far = 1 / q.max(), (np.inf if q.min() == 0 else 1 / q.min())
+        if near < 0.8 * lo or far > 1.25 * hi:
+            issues.append(f"this stack is focused at {near:.3g} to {far:.3g} m")
+    else:
+        issues.append(f"this stack's focus is in {focus_unit} units")
+    if n_frames != len(FOD500_FOCUS_M):
+        issues.append(f"it has {n_frames} frames")
+    if not issues:
+        return None
+    return (f"note: the shipped weights were trained on synthetic stacks of {len(FOD500_FOCUS_M)} frames focused at "
+            f"{lo:g} to {hi:g} m (FoD500's camera, f = 2.9 mm, f/1); {' and '.join(issues)}, so expect coarser "
+            "depth (README: what the shipped weights were trained for)")
+
+
+def predict_files(
+    images: Sequence[str | Path] | str | Path,
+    focus: Sequence[float | str] | None = None,
+    focus_unit: str = "m",
+    align: bool | None = None,
+    align_model: str = "similarity",
+    working_size: int | None = DEFAULT_WORKING_SIZE,
+    tile: int = DEFAULT_TILE,
+    checkpoint: str | Path | None = None,
+    device: str | torch.device | None = None,
+    progress: bool | None = None,
+    log: Any = None,
+) -> tuple[Prediction, dict[str, Any]]:
+    """``dflib predict`` without the writing: read a stack from files
+    (:func:`dflib.io.load_stack`), align it when needed
+    (:func:`dflib.align.align_if_needed`), predict (:func:`predict`).
+
+    Args:
+        images: image files in the order of ``focus``, or one folder.
+        focus, focus_unit: see :func:`dflib.io.load_stack`.
+        align: True / False / None (auto: more than 2 frames and more than half a pixel off).
+        log: called with one line per step (e.g. ``print``); None: silent.
+
+    Returns:
+        The :class:`Prediction` (in the geometry of the aligned, cropped
+        reference frame when aligned) and a JSON-ready dict of what was done.
+    """
+    from dflib.align import align_if_needed
+    from dflib.io import describe_camera, load_stack
+
+    say = log or (lambda *_: None)
+    if isinstance(images, (str, Path)):
+        images = [images]
+    images = list(images)
+    stack = load_stack(images[0] if len(images) == 1 else images, focus, focus_unit)
+    n, (H, W) = len(stack.paths), stack.size
+    shown = ", ".join(f"{v:g}" for v in stack.focus)
+    src = {"given": "", "focus.json": ", from focus.json", "exif": ", from EXIF SubjectDistance"}[stack.focus_source]
+    say(f"read {n} frames of {W}x{H} px, focus {shown} {stack.focus_unit} (near to far{src})")
+    camera = describe_camera(stack.exif[0]) if stack.exif else ""
+    if camera:
+        say(f"camera: {camera}")
+    al = align_if_needed(stack.images, align=align, model=align_model, inplace=True, progress=progress)
+    say(al.message)
+    if checkpoint is None:
+        note = training_range_note(stack.focus, stack.focus_unit, n)
+        if note:
+            say(note)
+    pred = predict(al.images, stack.focus, checkpoint=checkpoint, device=device, focus_unit=stack.focus_unit,
+                   working_size=working_size, tile=tile, progress=progress)
+    h, w = pred.working_size
+    Hc, Wc = pred.depth.shape
+    if (h, w) == (Hc, Wc):
+        tiles = len(tile_starts(h, tile, tile // 4)) * len(tile_starts(w, tile, tile // 4))
+        say(f"depth: network at full resolution, {Wc}x{Hc} px" + (f", in {tiles} tiles of {tile} px" if tiles > 1 else ""))
+    else:
+        tiles = len(tile_starts(h, tile, tile // 4)) * len(tile_starts(w, tile, tile // 4))
+        say(f"depth: network at the working size {w}x{h} px" + (f" in {tiles} tiles of {tile} px" if tiles > 1 else "")
+            + f", depth and σ upsampled to {Wc}x{Hc} guided by the all-in-focus image")
+    est = al.estimate
+    info: dict[str, Any] = {
+        "frames": [p.name for p in stack.paths],
+        "focus": [_json_number(float(v)) for v in stack.focus],
+        "focus_unit": stack.focus_unit,
+        "focus_source": stack.focus_source,
+        "sigma_unit": pred.sigma_unit,
+        "working_size": [w, h],
+        "exif": stack.exif[0] if stack.exif else {},
+        "alignment": {
+            "applied": al.applied,
+            "message": al.message,
+            "reference_frame": None if est is None else stack.paths[est.reference].name,
+            "breathing_px": None if est is None else round(est.breathing_px, 3),
+            "scales": None if est is None else [round(float(s), 6) for s in est.scales],
+            "crop_yyxx": None if al.crop is None else list(al.crop),
+            "matrices": None if est is None else np.round(est.matrices, 6).tolist(),
+        },
+    }
+    return pred, info
+
+
+def write_prediction(out: str | Path, pred: Prediction, info: dict[str, Any] | None = None,
+                     png_scale: float = 1000.0, log: Any = None) -> dict[str, Path]:
+    """Write ``out`` (16-bit PNG, value = depth × ``png_scale``), ``.npy``,
+    ``.json`` (units and ``info``), ``_preview.png``, ``_sigma.npy/.png`` and
+    ``_aif.png`` beside it. Returns the paths."""
+    from dflib import io
+
+    say = log or (lambda *_: None)
+    stem = Path(out).with_suffix("")
+    paths = io.write_depth(stem, pred.depth, png_scale=png_scale, unit=pred.unit,
+                           meta={"sigma_unit": pred.sigma_unit, **(info or {})})
+    paths["preview"] = Path(f"{stem}_preview.png")
+    io.write_colormap(paths["preview"], pred.depth, cmap="turbo_r")
+    paths["sigma"] = Path(f"{stem}_sigma.npy")
+    np.save(paths["sigma"], pred.sigma)
+    io.write_colormap(f"{stem}_sigma.png", pred.sigma, cmap="magma")
+    paths["aif"] = Path(f"{stem}_aif.png")
+    io.write_image(paths["aif"], pred.aif)
+    say(f"depth: {paths['png']} (16-bit, value = depth in {pred.unit} × {png_scale:g}), {paths['npy']}, {paths['json']}")
+    say(f"preview: {stem}_preview.png  sigma ({pred.sigma_unit}): {stem}_sigma.npy/.png  all-in-focus: {stem}_aif.png")
+    return paths

@@ -208,3 +208,45 @@ def test_help_lists_the_commands():
     out = subprocess.run([sys.executable, "-m", "dflib.cli", "--help"], capture_output=True, text=True, check=True).stdout
     for cmd in ("render", "train", "eval", "predict", "bench"):
         assert cmd in out
+
+
+def test_predict_from_a_rendered_folder_reads_focus_json(rendered, checkpoint, tmp_path, capsys):
+    out = tmp_path / "d.png"
+    assert main(["predict", "--images", str(rendered), "--checkpoint", str(checkpoint), "--out", str(out),
+                 "--device", "cpu", "--no-progress"]) == 0
+    said = capsys.readouterr().out
+    assert "read 5 frames of 80x64 px, focus 0.1, 0.15, 0.3, 0.7, 1.5 m (near to far, from focus.json)" in said
+    assert "alignment:" in said  # says what it did about breathing, whatever it was
+    meta = json.loads((tmp_path / "d.json").read_text())
+    assert meta["focus"] == pytest.approx([0.1, 0.15, 0.3, 0.7, 1.5]) and meta["focus_source"] == "focus.json"
+    assert meta["frames"] == ["00.png", "01.png", "02.png", "03.png", "04.png"]
+
+
+def test_predict_focus_units_and_infinity(rendered, checkpoint, tmp_path):
+    meta = json.loads((rendered / "focus.json").read_text())
+    images = [str(rendered / n) for n in meta["images"]]
+    base = ["predict", "--images", *images, "--checkpoint", str(checkpoint), "--device", "cpu", "--no-align"]
+    # far to near in dioptres (0 = infinity) and near to far in metres with inf: the same stack
+    assert main(base + ["--focus", "10", "5", "2", "1", "0", "--focus-unit", "diopter", "--out", str(tmp_path / "a.png")]) == 0
+    assert main(base + ["--focus", "0.1", "0.2", "0.5", "1", "inf", "--out", str(tmp_path / "b.png")]) == 0
+    a, b = np.load(tmp_path / "a.npy"), np.load(tmp_path / "b.npy")
+    np.testing.assert_allclose(a, b, rtol=1e-5)
+    info = json.loads((tmp_path / "b.json").read_text())
+    assert info["unit"] == "m" and info["sigma_unit"] == "diopter" and info["focus"][-1] == "inf"
+    assert (0.1 - 1e-5 <= a).all()
+
+
+@pytest.mark.parametrize("focus, message", [
+    (["0.1", "0", "0.3", "0.7", "1.5"], "focus: value 2 of 5 is 0 m"),
+    (["0.1", "-0.15", "0.3", "0.7", "1.5"], "focus: value 2 of 5 is -0.15 m"),
+    (["0.1", "nan", "0.3", "0.7", "1.5"], "focus: value 2 of 5 is NaN"),
+    (["0.1", "0.3", "0.15", "0.7", "1.5"], "is not monotonic"),
+])
+def test_predict_bad_focus_is_a_one_line_error(rendered, checkpoint, tmp_path, capsys, focus, message):
+    meta = json.loads((rendered / "focus.json").read_text())
+    images = [str(rendered / n) for n in meta["images"]]
+    code = main(["predict", "--images", *images, "--focus", *focus, "--checkpoint", str(checkpoint),
+                 "--out", str(tmp_path / "d.png")])
+    err = capsys.readouterr().err
+    assert code == 2 and message in err and err.count("\n") == 1
+    assert not (tmp_path / "d.png").exists()

@@ -134,9 +134,7 @@ def cmd_render(args) -> int:
 
 def cmd_predict(args) -> int:
     from dflib import io
-    from dflib.predict import predict
-
-    from dflib.predict import check_stack
+    from dflib.predict import check_stack, predict
     from dflib.train import load_model
 
     out = Path(args.out)

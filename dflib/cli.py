@@ -136,7 +136,6 @@ def cmd_render(args) -> int:
 
 def cmd_predict(args) -> int:
     from dflib.predict import predict_files, write_prediction
-
     from dflib.train import load_model
 
     out = Path(args.out)

@@ -140,6 +140,10 @@ def cmd_predict(args) -> int:
 
     out = Path(args.out)
     _writable_folder("--out", out.parent)
+    if args.focus is not None:
+        from dflib.io import check_focus_values
+
+        _arg("--focus", check_focus_values, args.focus, args.focus_unit)
     if args.checkpoint is not None:
         _arg("--checkpoint", load_model, args.checkpoint, "cpu")  # a bad checkpoint is named as such
     pred, info = _arg(

@@ -41,7 +41,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import shlex
 import subprocess
 import sys
@@ -55,6 +54,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from dflib.evaluate import METRIC_KEYS, summarise_seeds  # noqa: E402
+from dflib.utils import cpu_model  # noqa: E402
 from dflib.train import TrainConfig, load_model, save_checkpoint  # noqa: E402
 
 #: ladder variant -> recipe file stem, per model size (``--size``)
@@ -117,17 +117,6 @@ def run_training(cfg: TrainConfig, log: Path) -> float:
     seconds = time.perf_counter() - t0
     done.write_text(f"{seconds:.1f}")
     return seconds
-
-
-def cpu_model() -> str:
-    """The processor's model name (``/proc/cpuinfo``), else ``platform.processor()``."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def paired_ci(a: dict[int, float], b: dict[int, float]) -> dict:

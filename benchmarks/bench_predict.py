@@ -45,16 +45,6 @@ FOCUS_M = (0.1, 0.125, 0.15, 0.2, 0.3)
 LIMIT_MIB = 2.5 * 1024  # the issue's bound: 2.5 GB for 12 MP
 
 
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def make_stack(folder: Path, megapixels: float, seed: int = 0) -> tuple[int, int]:
     """Write a breathing 5-frame JPEG stack of about ``megapixels`` MP (4:3) into ``folder``."""
     import imageio.v3 as iio
@@ -128,6 +118,8 @@ def main() -> None:
                 print(f"{W}x{H} ({row['megapixels']} MP) {' '.join(options)}: {row['seconds']} s wall, "
                       f"{row['cpu_seconds']} s CPU, peak {row['peak_rss_mib']} MiB", flush=True)
                 results.append(row)
+    from dflib.utils import cpu_model
+
     record = {
         "benchmark": "dflib predict, 5-frame breathing JPEG stacks, defaults (align auto, working size 1024, tile 1024)",
         "cpu": cpu_model(),

@@ -199,9 +199,13 @@ def dataset_diagnostics(model: torch.nn.Module, dataset, items: int = 16, batch_
     """
     from torch.utils.data import DataLoader, Subset
 
+    from dflib.data.batching import ordered_batches, plane_counts
+
     dev = next(model.parameters()).device
     rows = []
-    for i, batch in enumerate(DataLoader(Subset(dataset, range(min(items, len(dataset)))), batch_size=batch_size)):
+    subset = Subset(dataset, range(min(items, len(dataset))))
+    batches = ordered_batches(len(subset), batch_size, plane_counts(subset))  # items of equal N together
+    for i, batch in enumerate(DataLoader(subset, batch_sampler=batches)):
         args = [batch[k].to(dev) for k in ("stack", "focus", "depth", "mask")]
         r = surface_diagnostics(model, *args, loss=loss, grad_share=i == 0)
         rows.append(r)

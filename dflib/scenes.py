@@ -25,6 +25,7 @@ import skimage.transform
 __all__ = [
     "RGBDScene",
     "TEXTURES",
+    "MORE_TEXTURES",
     "texture",
     "fronto_parallel_plane",
     "slanted_plane",
@@ -39,6 +40,11 @@ __all__ = [
 #: scikit-image images used as textures (all ship inside the wheel).
 TEXTURES: tuple[str, ...] = (
     "brick", "grass", "gravel", "camera", "astronaut", "coffee", "chelsea", "rocket", "moon", "coins",
+)
+#: more scikit-image images that ship inside the wheel, never drawn by :func:`random_scene` (the diverse
+#: training data, :mod:`dflib.data.diverse`, trains on some and holds the others out for evaluation).
+MORE_TEXTURES: tuple[str, ...] = (
+    "hubble_deep_field", "cell", "checkerboard", "immunohistochemistry", "text", "clock",
 )
 
 #: Calibration valid for skimage's 4x-downsampled Motorcycle (500x741), from the
@@ -112,8 +118,8 @@ def texture(name: str, size: tuple[int, int], rng: np.random.Generator) -> np.nd
     """A ``[H, W, 3]`` float32 texture in [0, 1].
 
     Args:
-        name: one of :data:`TEXTURES` (randomly scaled, cropped and tiled;
-            grey images are tinted), ``"noise"`` (procedural) or ``"flat"``
+        name: one of :data:`TEXTURES` or :data:`MORE_TEXTURES` (randomly scaled, cropped
+            and tiled; grey images are tinted), ``"noise"`` (procedural) or ``"flat"``
             (a constant colour: texture-less).
         size: ``(H, W)``.
         rng: numpy Generator.
@@ -123,8 +129,8 @@ def texture(name: str, size: tuple[int, int], rng: np.random.Generator) -> np.nd
         return np.broadcast_to(rng.uniform(0.15, 0.85, 3).astype(np.float32), (H, W, 3)).copy()
     if name == "noise":
         return _noise_texture((H, W), rng)
-    if name not in TEXTURES:
-        raise ValueError(f"texture name must be one of {TEXTURES + ('noise', 'flat')}, got {name!r}")
+    if name not in TEXTURES + MORE_TEXTURES:
+        raise ValueError(f"texture name must be one of {TEXTURES + MORE_TEXTURES + ('noise', 'flat')}, got {name!r}")
     src = _texture_source(name)
     scale = rng.uniform(0.5, 1.0)
     img = skimage.transform.rescale(src, scale, channel_axis=-1, anti_aliasing=True, order=1).astype(np.float32)
@@ -139,13 +145,15 @@ def texture(name: str, size: tuple[int, int], rng: np.random.Generator) -> np.nd
     return np.ascontiguousarray(np.clip(out, 0.0, 1.0), dtype=np.float32)
 
 
-def _random_texture(size: tuple[int, int], rng: np.random.Generator, flat_prob: float = 0.15) -> np.ndarray:
+def _random_texture(size: tuple[int, int], rng: np.random.Generator, flat_prob: float = 0.15,
+                    names: tuple[str, ...] = TEXTURES) -> np.ndarray:
+    """Flat (``flat_prob``), procedural noise (0.25) or one of the images ``names``."""
     u = rng.uniform()
     if u < flat_prob:
         return texture("flat", size, rng)
     if u < flat_prob + 0.25:
         return texture("noise", size, rng)
-    return texture(str(rng.choice(TEXTURES)), size, rng)
+    return texture(str(rng.choice(names)), size, rng)
 
 
 def _get_rng(seed: int) -> np.random.Generator:

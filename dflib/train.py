@@ -56,8 +56,10 @@ class TrainConfig:
     """
 
     model: str = "tiny"  #: preset of :class:`dflib.models.DualFocusConfig`
-    data: str = "synthetic"  #: synthetic | fod500 | ddff12 | nyu
+    data: str = "synthetic"  #: synthetic | diverse | fod500 | ddff12 | nyu
     data_dir: str | None = None  #: folder of a fetched dataset (not needed for synthetic)
+    #: diverse: fields of :class:`dflib.data.diverse.DiverseConfig` to change, e.g. {"n_planes": [3, 6]}
+    data_options: dict = field(default_factory=dict)
     size: tuple[int, int] = (128, 128)  #: training crop (H, W), pixels
     n_planes: int = 5  #: focal planes per stack
     train_scenes: int = 512  #: synthetic: distinct rendered training stacks
@@ -94,7 +96,7 @@ class TrainConfig:
         self.size = tuple(int(s) for s in self.size)  # JSON gives lists
         checks = {
             "model": self.model in MODEL_PRESETS,
-            "data": self.data in ("synthetic", "fod500", "ddff12", "nyu"),
+            "data": self.data in ("synthetic", "diverse", "fod500", "ddff12", "nyu"),
             "size": len(self.size) == 2 and min(self.size) >= 16,
             "n_planes": self.n_planes >= 2,
             "train_scenes": self.train_scenes >= 1,
@@ -121,7 +123,7 @@ class TrainConfig:
         }
         expected = {
             "model": f"one of {MODEL_PRESETS}",
-            "data": "one of synthetic, fod500, ddff12, nyu",
+            "data": "one of synthetic, diverse, fod500, ddff12, nyu",
             "size": "(H, W) with both >= 16",
             "optimizer": "adam or adamw",
             "schedule": "cosine or constant",
@@ -133,6 +135,10 @@ class TrainConfig:
                 DualFocusConfig.preset(self.model).replace(**self.model_overrides)
             except (TypeError, ValueError) as e:
                 raise ValueError(f"TrainConfig.model_overrides: got {self.model_overrides!r}: {e}") from None
+        if self.data_options:
+            from dflib.data.diverse import diverse_config
+
+            diverse_config(self.data, self.data_options)  # raises ValueError naming TrainConfig.data_options
         for name, ok in checks.items():
             if not ok:
                 raise ValueError(
@@ -212,6 +218,10 @@ def build_datasets(cfg: TrainConfig) -> tuple[Dataset, Dataset | None]:
                                  cache_file=_cache_file(cfg, n, seed) if cfg.cache_dir else None)
 
         return cached(cfg.train_scenes, cfg.seed), (cached(cfg.val_scenes, VAL_SEED) if cfg.val_scenes else None)
+    if cfg.data == "diverse":
+        from dflib.data.diverse import diverse_pools
+
+        return diverse_pools(cfg, VAL_SEED)
     from dflib.data import open_dataset
 
     train = open_dataset(cfg.data, split="train", root=cfg.data_dir, crop=cfg.size, n_planes=cfg.n_planes, seed=cfg.seed)
@@ -234,8 +244,14 @@ def _cache_file(cfg: TrainConfig, scenes: int, seed: int) -> Path:
     return Path(cfg.cache_dir) / tag
 
 
-def _batches_for_epoch(n_items: int, cfg: TrainConfig, epoch: int, rank: int, world: int) -> list[list[int]]:
-    """This process's batches of item indices for one epoch (DistributedSampler order)."""
+def _batches_for_epoch(n_items: int, cfg: TrainConfig, epoch: int, rank: int, world: int,
+                       counts: list[int] | None = None) -> list[list[int]]:
+    """This process's batches of item indices for one epoch (DistributedSampler order); items of
+    different N (``counts``, :func:`dflib.data.batching.plane_counts`) are never batched together."""
+    if counts is not None and len(set(counts)) > 1:
+        from dflib.data.batching import bucketed_batches
+
+        return bucketed_batches(counts, cfg.batch_size, cfg.seed, epoch, rank, world)
     sampler = DistributedSampler(range(n_items), num_replicas=world, rank=rank, shuffle=True, seed=cfg.seed, drop_last=True)
     sampler.set_epoch(epoch)
     order = list(sampler)
@@ -378,7 +394,9 @@ def validate(model: torch.nn.Module, dataset: Dataset, device: torch.device, pro
     was_training = model.training
     model.eval()
     preds, gts = [], []
-    for batch in DataLoader(dataset, batch_size=batch_size):
+    from dflib.data.batching import ordered_batches, plane_counts
+
+    for batch in DataLoader(dataset, batch_sampler=ordered_batches(len(dataset), batch_size, plane_counts(dataset))):
         batch = _to_device(batch, device)
         out = model(batch["stack"], batch["focus"])
         preds.append(out["depth"].float().cpu())
@@ -478,13 +496,16 @@ def train(
     from dflib.data import protocol_for
 
     # the synthetic data uses FoD500's camera and planes, so it is scored like FoD500
-    val_protocol = "fod500" if cfg.data == "synthetic" else protocol_for(cfg.data)
+    val_protocol = {"synthetic": "fod500", "diverse": "default"}.get(cfg.data) or protocol_for(cfg.data)
     log_path = out_dir / "log.csv"
     if is_main and step == 0 and log_path.exists():
         log_path.unlink()  # a fresh run starts a fresh log
     history: list[dict] = []
     val_metrics: dict[str, float] = {}
-    batches_per_epoch = len(_batches_for_epoch(len(train_set), cfg, 0, rank, world))
+    from dflib.data.batching import plane_counts
+
+    counts = plane_counts(train_set)
+    batches_per_epoch = len(_batches_for_epoch(len(train_set), cfg, 0, rank, world, counts))
     if batches_per_epoch == 0:
         raise ValueError(
             f"TrainConfig.batch_size: {cfg.batch_size} is larger than the training set per process "
@@ -497,7 +518,7 @@ def train(
     with _stop_signals() as stop:
         while step < end and not stopping:
             epoch, offset = divmod(step, batches_per_epoch)
-            batches = _batches_for_epoch(len(train_set), cfg, epoch, rank, world)[offset:]
+            batches = _batches_for_epoch(len(train_set), cfg, epoch, rank, world, counts)[offset:]
             if hasattr(train_set, "set_epoch"):
                 train_set.set_epoch(epoch)  # per-epoch augmentation seeds of the real datasets
             loader = DataLoader(train_set, batch_sampler=batches, num_workers=cfg.num_workers)

@@ -45,3 +45,7 @@ class CachedDataset(Dataset):
 
     def __getitem__(self, index: int) -> dict:
         return self.items[index]
+
+    def plane_counts(self) -> list[int]:
+        """N of every item (:mod:`dflib.data.batching`)."""
+        return [int(item["focus"].shape[0]) for item in self.items]

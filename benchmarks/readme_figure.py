@@ -18,7 +18,7 @@ sys.path.insert(0, str(ROOT))
 
 from dflib.classical import sff_depth  # noqa: E402
 from dflib.evaluate import embedded_benchmark  # noqa: E402
-from dflib.predict import WEIGHTS_DIR, predict  # noqa: E402
+from dflib.predict import predict  # noqa: E402
 from dflib.utils import to_numpy  # noqa: E402
 
 
@@ -28,8 +28,8 @@ def main(index: int = 2, out: Path = ROOT / "docs" / "figure.png") -> None:
     images = [to_numpy(im).transpose(1, 2, 0) for im in stack]
     gt = to_numpy(sample["depth"][0]).clip(max=1.5)
     maps = {"ground truth (clipped 1.5 m)": gt}
-    for name, ckpt in (("DualFocus-tiny", "dualfocus_tiny.pt"), ("DFV-tiny", "dfv_tiny.pt")):
-        maps[name] = predict(images, focus.tolist(), checkpoint=WEIGHTS_DIR / ckpt, device="cpu").depth
+    for name, ckpt in (("DualFocus-tiny", "dualfocus_tiny"), ("DFV-tiny", "dfv_tiny")):  # shipped names (dflib.models.load_pretrained)
+        maps[name] = predict(images, focus.tolist(), checkpoint=ckpt, device="cpu").depth
     maps["classical SFF (lapv)"] = sff_depth(to_numpy(stack), to_numpy(focus), measure="lapv")
     n = len(images)
     fig, axes = plt.subplots(2, max(n, len(maps)), figsize=(2.6 * max(n, len(maps)), 5.4))

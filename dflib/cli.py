@@ -135,8 +135,8 @@ def cmd_render(args) -> int:
 
 
 def cmd_predict(args) -> int:
+    from dflib.models.pretrained import load_checkpoint_or_name
     from dflib.predict import predict_files, write_prediction
-    from dflib.train import load_model
 
     out = Path(args.out)
     _writable_folder("--out", out.parent)
@@ -145,7 +145,7 @@ def cmd_predict(args) -> int:
 
         _arg("--focus", check_focus_values, args.focus, args.focus_unit)
     if args.checkpoint is not None:
-        _arg("--checkpoint", load_model, args.checkpoint, "cpu")  # a bad checkpoint is named as such
+        _arg("--checkpoint", load_checkpoint_or_name, args.checkpoint, "cpu")  # a bad checkpoint is named as such
     pred, info = _arg(
         "--images", predict_files,
         args.images, focus=args.focus, focus_unit=args.focus_unit, align=args.align, align_model=args.align_model,
@@ -251,6 +251,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.set_defaults(func=cmd_render)
 
     from dflib.io import FOCUS_UNITS, parse_focus_value
+    from dflib.models.pretrained import pretrained_names
     from dflib.predict import DEFAULT_TILE, DEFAULT_WORKING_SIZE
 
     q = sub.add_parser(
@@ -287,7 +288,8 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--tile", type=int, default=DEFAULT_TILE,
                    help=f"largest piece in pixels the network sees at once (default {DEFAULT_TILE}); larger working "
                         "sizes run in overlapping tiles, which bounds memory but can leave faint seams")
-    q.add_argument("--checkpoint", help="dflib checkpoint (default: the shipped dflib/weights/dualfocus_tiny.pt)")
+    q.add_argument("--checkpoint", help="dflib checkpoint file, or the name of a shipped one: "
+                                        f"{', '.join(pretrained_names())} (default: dualfocus)")
     q.add_argument("--out", required=True, help="depth output, e.g. depth.png (.npy, .json, _preview.png, _sigma, _aif beside it)")
     q.add_argument("--png-scale", type=_positive_float, default=1000.0, help="16-bit PNG value per unit of depth (default 1000: mm)")
     q.add_argument("--device", type=_device, default=None, help="cpu, cuda, … (default: CUDA when present)")

@@ -10,8 +10,7 @@ rendered from the procedural scenes and the Middlebury scene, with noise, at
 Example::
 
     from dflib.evaluate import evaluate, learned_method, sff_method, embedded_benchmark
-    from dflib.predict import DEFAULT_CHECKPOINT   # the shipped dflib/weights/dualfocus_tiny.pt
-    table = evaluate([learned_method(DEFAULT_CHECKPOINT), sff_method("lapv")],
+    table = evaluate([learned_method("dualfocus"), sff_method("lapv")],   # the shipped default model
                      {"embedded": embedded_benchmark()})
     table.write("results/")          # results.csv, results.json, results.md
 """
@@ -49,11 +48,11 @@ class Method:
 
 
 def learned_method(checkpoint: str | Path, name: str | None = None, device: str | None = None) -> Method:
-    """A trained DualFocus / DFV / plain-volume checkpoint as a :class:`Method`."""
-    from dflib.train import load_model
+    """A trained DualFocus / DFV / plain-volume checkpoint (a file, or a shipped name such as ``"dfv"``) as a :class:`Method`."""
+    from dflib.models.pretrained import load_checkpoint_or_name
 
     dev = default_device(device)
-    model = load_model(checkpoint, dev)
+    model = load_checkpoint_or_name(checkpoint, dev)
 
     @torch.no_grad()
     def predict(stack: torch.Tensor, focus: torch.Tensor):

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -33,13 +32,14 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from dflib.models.pretrained import WEIGHTS_DIR, pretrained_path  # noqa: F401 (WEIGHTS_DIR: public here too)
 from dflib.utils import default_device
 
 #: The checkpoints shipped inside the package (``dflib/weights/``, package data). For an
 #: installed dflib (pip never zips packages) this is a :class:`pathlib.Path`.
-WEIGHTS_DIR = resources.files("dflib") / "weights"
-#: The checkpoint :func:`predict` and ``dflib predict`` use without ``--checkpoint``.
-DEFAULT_CHECKPOINT = WEIGHTS_DIR / "dualfocus_tiny.pt"
+#: The checkpoint :func:`predict` and ``dflib predict`` use without ``--checkpoint``: the shipped "dualfocus"
+#: (:func:`dflib.models.load_pretrained`).
+DEFAULT_CHECKPOINT = pretrained_path("dualfocus")
 
 
 #: Default long side (pixels) of the stack the network sees.
@@ -259,8 +259,8 @@ def predict(
             array; not copied), one per focus position, in the order of ``focus``.
         focus: N focus positions in ``focus_unit``, strictly monotonic (either
             way; the frames are put near to far). Metres may include ``inf``.
-        checkpoint: a dflib checkpoint; default: the shipped ``dflib/weights/dualfocus_tiny.pt``
-            (:data:`DEFAULT_CHECKPOINT`).
+        checkpoint: a dflib checkpoint file, or the name of a shipped one (:func:`dflib.models.load_pretrained`);
+            default: the shipped ``"dualfocus"`` (:data:`DEFAULT_CHECKPOINT`).
         model: an already loaded model (overrides ``checkpoint``).
         focus_unit: ``"m"``, ``"diopter"``, ``"disparity"`` or ``"index"``
             (see :data:`dflib.io.FOCUS_UNITS`).
@@ -279,7 +279,7 @@ def predict(
     from dflib.align import as_stack_array
     from dflib.io import check_focus_values, near_to_far
     from dflib.models.dualfocus import focus_readout
-    from dflib.train import load_model
+    from dflib.models.pretrained import load_checkpoint_or_name
 
     stack = as_stack_array(images)
     n, _, H, W = stack.shape
@@ -297,11 +297,7 @@ def predict(
 
     dev = default_device(device)
     if model is None:
-        if checkpoint is None:
-            with resources.as_file(DEFAULT_CHECKPOINT) as shipped:
-                model = load_model(shipped, dev)
-        else:
-            model = load_model(Path(checkpoint), dev)
+        model = load_checkpoint_or_name(checkpoint, dev)
 
     h, w = working_shape((H, W), working_size)
     full = torch.from_numpy(stack)  # a view: frames are put in order band by band, never copied whole
@@ -405,6 +401,7 @@ def predict_files(
     """
     from dflib.align import align_if_needed
     from dflib.io import describe_camera, load_stack
+    from dflib.models.pretrained import pretrained_train_config
 
     say = log or (lambda *_: None)
     if isinstance(images, (str, Path)):
@@ -420,7 +417,7 @@ def predict_files(
         say(f"camera: {camera}")
     al = align_if_needed(stack.images, align=align, model=align_model, inplace=True, progress=progress)
     say(al.message)
-    if checkpoint is None:
+    if checkpoint is None and pretrained_train_config("dualfocus").get("data") == "synthetic":
         note = training_range_note(stack.focus, stack.focus_unit, n)
         if note:
             say(note)

@@ -299,7 +299,7 @@ def build_parser() -> argparse.ArgumentParser:
     t = sub.add_parser("train", help="train a model (config file and/or flags)")
     t.add_argument("--config", help="TrainConfig as .json or .yaml; flags override it")
     t.add_argument("--model", help=f"preset: {', '.join(MODEL_PRESETS)}")
-    t.add_argument("--data", help="synthetic (default), fod500, ddff12, nyu")
+    t.add_argument("--data", help="synthetic (default), diverse, fod500, ddff12, nyu")
     t.add_argument("--data-dir", dest="data_dir")
     t.add_argument("--steps", type=int)
     t.add_argument("--batch-size", dest="batch_size", type=int)
@@ -309,6 +309,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--seed", type=int)
     t.add_argument("--device", type=_device)
     t.add_argument("--out-dir", dest="out_dir")
+    t.add_argument("--cache-dir", dest="cache_dir", help="keep rendered synthetic pools here and reuse them across runs")
     t.add_argument("--resume", action="store_true", help="continue from OUT_DIR/last.pt")
     t.set_defaults(func=cmd_train)
 

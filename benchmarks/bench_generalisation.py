@@ -1,0 +1,126 @@
+"""Generalisation of every shipped model and classical SFF, and the time of one prediction.
+
+Scores (:mod:`dflib.generalisation`): every checkpoint in ``dflib/weights/``
+(:func:`dflib.models.pretrained_names`, aliases left out) and classical SFF
+(``lapv``) on the embedded benchmark, the diverse in-distribution split, the
+held-out split (scene families, photographs and cameras no training data
+uses) and the Middlebury scene under four cameras; in-distribution and
+held-out RMSE side by side, with δ1.
+
+Timing: :func:`dflib.generalisation.time_predict` of each shipped model on a
+5x480x640 stack, CPU, 2 threads (median of 3 after a warm-up). On a shared
+machine run it with other work paused, e.g. ``--part timing`` from a script
+that stops and (in a trap) resumes the other processes.
+
+Usage::
+
+    python benchmarks/bench_generalisation.py [--part scores|timing|all] [--length 32] [--size 256]
+
+Writes ``benchmarks/results/generalisation.json`` and ``.md`` (a part run
+alone keeps the other part's results already in the JSON).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import torch  # noqa: E402
+
+from dflib.evaluate import learned_method, sff_method  # noqa: E402
+from dflib.generalisation import (  # noqa: E402
+    MIDDLEBURY_CAMERAS,
+    generalisation_splits,
+    score,
+    summarise,
+    summary_markdown,
+    time_predict,
+)
+from dflib.models.pretrained import ALIASES, DEFAULT_SIZE, pretrained_names  # noqa: E402
+from dflib.utils import cpu_model  # noqa: E402
+
+RESULTS = ROOT / "benchmarks" / "results" / "generalisation.json"
+
+
+def shipped_models() -> list[str]:
+    """Every shipped checkpoint name, aliases left out."""
+    return [n for n in pretrained_names() if n not in ALIASES]
+
+
+def run_scores(length: int, size: int, embedded_length: int) -> dict:
+    methods = [learned_method(n, name=n, device="cpu") for n in shipped_models()] + [sff_method("lapv")]
+    splits = generalisation_splits(length=length, size=(size, size), embedded_length=embedded_length)
+    t0 = time.perf_counter()
+    table = score(methods, splits, progress=True)
+    return {
+        "splits": {k: {"stacks": len(ds), "protocol": p} for k, (ds, p) in splits.items()},
+        "middlebury_cameras": {k: {"focal_length_m": c.focal_length_m, "f_number": c.f_number,
+                                   "pixel_pitch_m_full_res": c.pixel_pitch_m, "planes": n}
+                               for k, (c, n) in MIDDLEBURY_CAMERAS.items()},
+        "rows": table.rows,
+        "summary": summarise(table),
+        "seconds": round(time.perf_counter() - t0, 1),
+    }
+
+
+def run_timing(threads: int) -> dict:
+    return {"shape": [5, 3, 480, 640], "threads": threads, "load_average_1min": os.getloadavg()[0],
+            "models": {n: time_predict(n, threads=threads) for n in shipped_models()}}
+
+
+def markdown(res: dict) -> str:
+    lines = [f"# Generalisation (CPU: {res['cpu']}; default model: dualfocus_{DEFAULT_SIZE})", ""]
+    if "scores" in res:
+        s = res["scores"]
+        counts = ", ".join(f"{k} {v['stacks']}" for k, v in s["splits"].items() if "/" not in k)
+        lines += ["RMSE in metres (FoD500 protocol on `embedded`, all valid pixels elsewhere); "
+                  f"stacks per split: {counts}, "
+                  f"Middlebury: one stack per camera ({len(res['scores']['middlebury_cameras'])} cameras).", "",
+                  summary_markdown(s["summary"]), "", "Middlebury per camera (RMSE m / δ1 %):", "",
+                  "| method | " + " | ".join(k for k in s["middlebury_cameras"]) + " |",
+                  "|---" * (len(s["middlebury_cameras"]) + 1) + "|"]
+        for m in s["summary"]:
+            cells = [next((f"{r['rmse']:.3f} / {100 * r['delta1']:.0f}" for r in s["rows"]
+                           if r["method"] == m and r["dataset"] == f"middlebury/{k}"), "") for k in s["middlebury_cameras"]]
+            lines.append(f"| {m} | " + " | ".join(cells) + " |")
+    if "timing" in res:
+        t = res["timing"]
+        lines += ["", f"Predicting a 5x480x640 stack (`dflib.predict.predict`, CPU, {t['threads']} threads, "
+                  f"median of 3; 1-min load average {t['load_average_1min']:.2f}):", ""]
+        lines += [f"- {n}: {v['median_s']:.2f} s (min {v['min_s']:.2f} s)" for n, v in t["models"].items()]
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--part", choices=("scores", "timing", "all"), default="all")
+    ap.add_argument("--length", type=int, default=32, help="stacks per diverse split")
+    ap.add_argument("--size", type=int, default=256, help="side of the diverse stacks, pixels")
+    ap.add_argument("--embedded-length", type=int, default=24)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--out", type=Path, default=RESULTS)
+    args = ap.parse_args()
+    res = json.loads(args.out.read_text()) if args.out.is_file() else {}
+    res.update({"benchmark": "generalisation: shipped models and classical SFF in and out of distribution",
+                "cpu": cpu_model(), "cpu_count": os.cpu_count(), "torch": torch.__version__,
+                "python": platform.python_version()})
+    if args.part in ("scores", "all"):
+        res["scores"] = run_scores(args.length, args.size, args.embedded_length)
+    if args.part in ("timing", "all"):
+        res["timing"] = run_timing(args.threads)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(res, indent=2))
+    args.out.with_suffix(".md").write_text(markdown(res))
+    print(markdown(res))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,76 @@
+"""dflib.generalisation: the benchmark's splits and scoring on tiny sizes, with hand-worked numbers."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from dflib.evaluate import Method, sff_method
+from dflib.generalisation import (
+    MIDDLEBURY_CAMERAS,
+    _Samples,
+    generalisation_splits,
+    middlebury_cameras,
+    score,
+    span_rmse,
+    summarise,
+    summary_markdown,
+)
+from dflib.optics import ThinLens
+
+
+def _sample(depth: float, focus: list[float], hw=(4, 5)) -> dict:
+    return {"stack": torch.zeros(len(focus), 3, *hw), "focus": torch.tensor(focus),
+            "depth": torch.full((1, *hw), depth), "mask": torch.ones(1, *hw, dtype=torch.bool)}
+
+
+def test_span_rmse_by_hand():
+    ds = _Samples([_sample(1.0, [0.5, 1.0, 1.5]), _sample(2.0, [1.0, 3.0])])  # spans 1 m and 2 m
+    preds = [np.full((4, 5), 1.2), np.full((4, 5), 1.4)]  # errors 0.2 m and 0.6 m
+    assert span_rmse(preds, ds) == pytest.approx((0.2 / 1.0 + 0.6 / 2.0) / 2)
+    # FoD500's protocol clips to [0, 1.5] m: the second span becomes 1.5 - 1.0 and its 2 m target 1.5
+    assert span_rmse(preds, ds, "fod500") == pytest.approx((0.2 / 1.0 + 0.1 / 0.5) / 2)
+
+
+def test_scoring_end_to_end_on_tiny_splits():
+    from dflib.data import CachedDataset
+
+    splits = generalisation_splits(length=2, size=(32, 32), embedded_length=1, middlebury=False)
+    assert set(splits) == {"embedded", "diverse", "heldout"}
+    assert splits["heldout"][0].config.split == "heldout" and splits["embedded"][1] == "fod500"
+    splits = {k: (CachedDataset(ds, progress=False), p) for k, (ds, p) in splits.items()}
+    truth = [(s["stack"], (s["depth"][0] * s["mask"][0]).numpy()) for ds, _ in splits.values() for s in ds.items]
+
+    def oracle(stack, focus):  # the ground truth of the (cached, so identical) stack it is given
+        return next(d for st, d in truth if st is stack), None
+
+    table = score([Method("oracle", oracle), sff_method("lapv")], splits)
+    assert len(table.rows) == 6
+    for row in table.rows:
+        if row["method"] == "oracle":
+            assert row["rmse"] == pytest.approx(0, abs=1e-6) and row["rmse_span"] == pytest.approx(0, abs=1e-6)
+            assert row["delta1"] == 1.0
+        else:
+            assert row["rmse"] > 0 and row["rmse_span"] > 0
+    summary = summarise(table)
+    assert summary["oracle"]["heldout_over_sff_span"] == pytest.approx(0, abs=1e-6)
+    assert summary["sff-lapv"]["heldout_over_sff"] == 1.0
+    assert summary["sff-lapv"]["heldout_over_diverse"] == pytest.approx(
+        summary["sff-lapv"]["heldout_rmse"] / summary["sff-lapv"]["diverse_rmse"])
+    md = summary_markdown(summary)
+    assert "| oracle |" in md and "| sff-lapv |" in md and "held-out RMSE" in md
+
+
+def test_middlebury_stacks_span_the_scene_and_blur_as_their_camera():
+    stacks = middlebury_cameras(shrink=4)
+    assert set(stacks) == set(MIDDLEBURY_CAMERAS)
+    for name, ds in stacks.items():
+        cam, n = MIDDLEBURY_CAMERAS[name]
+        s = ds[0]
+        f = s["focus"].double()
+        d = s["depth"][s["mask"]].double()
+        assert s["stack"].shape == (n, 3, 125, 185) and len(f) == n
+        assert float(f[0]) == pytest.approx(float(d.min()), rel=1e-5) and float(f[-1]) == pytest.approx(float(d.max()), rel=1e-5)
+        shrunk = ThinLens(cam.focal_length_m, cam.f_number, cam.pixel_pitch_m * 4)
+        assert 1.0 < float(shrunk.coc_px(f[-1], f[0])) < 15.0  # the 4x-shrunk scene: a quarter of the 2x blur

@@ -214,7 +214,9 @@ def summary_markdown(summary: dict[str, dict[str, float]]) -> str:
     cols = [("params", "params", "{:,.0f}"), ("embedded_rmse", "embedded RMSE", "{:.3f}"),
             ("diverse_rmse", "diverse (in-dist.) RMSE", "{:.3f}"), ("heldout_rmse", "held-out RMSE", "{:.3f}"),
             ("diverse_span", "diverse RMSE/span", "{:.3f}"), ("heldout_span", "held-out RMSE/span", "{:.3f}"),
+            ("heldout_over_diverse", "held-out / diverse (m)", "{:.2f}"),
             ("heldout_over_diverse_span", "held-out / diverse (span)", "{:.2f}"),
+            ("heldout_over_sff", "held-out / SFF (m)", "{:.2f}"),
             ("heldout_over_sff_span", "held-out / SFF (span)", "{:.2f}"),
             ("diverse_delta1", "δ1 diverse (%)", "{:.1%}"), ("heldout_delta1", "δ1 held-out (%)", "{:.1%}"),
             ("middlebury_rmse", "Middlebury RMSE (mean of cameras)", "{:.3f}"),
@@ -226,13 +228,15 @@ def summary_markdown(summary: dict[str, dict[str, float]]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def time_predict(name: str, shape: tuple[int, int, int] = (5, 480, 640), threads: int = 2, repeats: int = 3,
-                 seed: int = 0) -> dict[str, float]:
+def time_predict(name: str | torch.nn.Module, shape: tuple[int, int, int] = (5, 480, 640), threads: int = 2,
+                 repeats: int = 3, seed: int = 0) -> dict[str, float]:
     """Seconds :func:`dflib.predict.predict` takes on a random ``[N, 3, H, W]`` stack, CPU, ``threads`` threads.
 
-    The model is loaded once (not timed); one warm-up call, then the median and
-    minimum of ``repeats`` calls (the whole of :func:`~dflib.predict.predict`:
-    network, readout, all-in-focus image).
+    ``name`` is a shipped model (:func:`dflib.models.load_pretrained`) or a model
+    (e.g. an untrained preset: the time does not depend on the weights). It is
+    loaded once (not timed); one warm-up call, then the median and minimum of
+    ``repeats`` calls (the whole of :func:`~dflib.predict.predict`: network,
+    readout, all-in-focus image).
     """
     from dflib.models import load_pretrained
     from dflib.predict import predict
@@ -243,7 +247,7 @@ def time_predict(name: str, shape: tuple[int, int, int] = (5, 480, 640), threads
     before = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
-        model = load_pretrained(name, device="cpu")
+        model = load_pretrained(name, device="cpu") if isinstance(name, str) else name.cpu().eval()
         predict(stack, focus, model=model, device="cpu", progress=False)
         times = []
         for _ in range(repeats):

@@ -14,10 +14,11 @@ that stops and (in a trap) resumes the other processes.
 
 Usage::
 
-    python benchmarks/bench_generalisation.py [--part scores|timing|all] [--length 32] [--size 256]
+    python benchmarks/bench_generalisation.py [--part scores|timing|all] [--length 32] [--size 256] [--quick]
 
 Writes ``benchmarks/results/generalisation.json`` and ``.md`` (a part run
-alone keeps the other part's results already in the JSON).
+alone keeps the other part's results already in the JSON); ``--quick`` (8
+stacks per split at 128², one timing repeat) writes ``generalisation_quick.*`` instead.
 """
 
 from __future__ import annotations
@@ -71,15 +72,15 @@ def run_scores(length: int, size: int, embedded_length: int) -> dict:
     }
 
 
-def run_timing(threads: int) -> dict:
+def run_timing(threads: int, repeats: int = 3) -> dict:
     from dflib.train import TrainConfig, build_model
 
     untrained = {}  # the sizes to be shipped next, timed before they are trained (weights do not change the time)
     for recipe in ("gen_dualfocus", "gen_dfv"):
         cfg = TrainConfig.recipe(recipe)
         untrained[f"{recipe} ({cfg.model}, untrained)"] = build_model(cfg.model, 0, cfg.model_overrides)
-    models = {n: time_predict(n, threads=threads) for n in shipped_models()}
-    models.update({n: time_predict(m, threads=threads) for n, m in untrained.items()})
+    models = {n: time_predict(n, threads=threads, repeats=repeats) for n in shipped_models()}
+    models.update({n: time_predict(m, threads=threads, repeats=repeats) for n, m in untrained.items()})
     return {"shape": [5, 3, 480, 640], "threads": threads, "load_average_1min": os.getloadavg()[0], "models": models}
 
 
@@ -103,7 +104,7 @@ def markdown(res: dict) -> str:
     if "timing" in res:
         t = res["timing"]
         lines += ["", f"Predicting a 5x480x640 stack (`dflib.predict.predict`, CPU, {t['threads']} threads, "
-                  f"median of 3; 1-min load average {t['load_average_1min']:.2f}):", ""]
+                  f"median of {next(iter(t['models'].values()))['repeats']}; 1-min load average {t['load_average_1min']:.2f}):", ""]
         lines += [f"- {n}: {v['median_s']:.2f} s (min {v['min_s']:.2f} s)" for n, v in t["models"].items()]
     return "\n".join(lines) + "\n"
 
@@ -116,8 +117,12 @@ def main() -> None:
     ap.add_argument("--size", type=int, default=256, help="side of the diverse stacks, pixels")
     ap.add_argument("--embedded-length", type=int, default=24)
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--out", type=Path, default=RESULTS)
+    ap.add_argument("--out", type=Path, default=None, help=f"default {RESULTS.relative_to(ROOT)}")
+    ap.add_argument("--quick", action="store_true", help="small splits, one timing repeat, *_quick.json")
     args = ap.parse_args()
+    if args.quick:
+        args.length, args.size, args.embedded_length = 8, 128, 8
+    args.out = args.out or (RESULTS.with_name("generalisation_quick.json") if args.quick else RESULTS)
     res = json.loads(args.out.read_text()) if args.out.is_file() else {}
     res.update({"benchmark": "generalisation: shipped models and classical SFF in and out of distribution",
                 "cpu": cpu_model(), "cpu_count": os.cpu_count(), "torch": torch.__version__,
@@ -125,7 +130,7 @@ def main() -> None:
     if args.part in ("scores", "all"):
         res["scores"] = run_scores(args.length, args.size, args.embedded_length)
     if args.part in ("timing", "all"):
-        res["timing"] = run_timing(args.threads)
+        res["timing"] = run_timing(args.threads, repeats=1 if args.quick else 3)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(res, indent=2))
     args.out.with_suffix(".md").write_text(markdown(res))

@@ -309,7 +309,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--seed", type=int)
     t.add_argument("--device", type=_device)
     t.add_argument("--out-dir", dest="out_dir")
-    t.add_argument("--cache-dir", dest="cache_dir", help="keep rendered synthetic pools here and reuse them across runs")
+    t.add_argument("--cache-dir", dest="cache_dir", help="keep rendered synthetic and diverse pools here, reused across runs")
     t.add_argument("--resume", action="store_true", help="continue from OUT_DIR/last.pt")
     t.set_defaults(func=cmd_train)
 

@@ -32,14 +32,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from dflib.models.pretrained import WEIGHTS_DIR, pretrained_path  # noqa: F401 (WEIGHTS_DIR: public here too)
+from dflib.models.pretrained import ALIASES, WEIGHTS_DIR
 from dflib.utils import default_device
 
-#: The checkpoints shipped inside the package (``dflib/weights/``, package data). For an
-#: installed dflib (pip never zips packages) this is a :class:`pathlib.Path`.
 #: The checkpoint :func:`predict` and ``dflib predict`` use without ``--checkpoint``: the shipped "dualfocus"
-#: (:func:`dflib.models.load_pretrained`).
-DEFAULT_CHECKPOINT = pretrained_path("dualfocus")
+#: (:func:`dflib.models.load_pretrained`; ``WEIGHTS_DIR`` is the folder of every shipped checkpoint).
+DEFAULT_CHECKPOINT = WEIGHTS_DIR / f"{ALIASES['dualfocus']}.pt"
 
 
 #: Default long side (pixels) of the stack the network sees.

@@ -2,10 +2,10 @@
 
 :mod:`dflib.scenes` has the families the embedded benchmark is built from
 (slanted plane, step edge, smooth blobs, occluding objects). This module adds
-eight more, each a deterministic function of ``seed`` with depth inside
-``depth_range`` (metres) and no holes, textured from a pool of ``textures``
-(names for :func:`dflib.scenes.texture`), so a caller can keep some images
-out of training:
+eight more; :func:`family_scene` makes one, a deterministic function of
+``seed`` with depth inside ``depth_range`` (metres) and no holes, textured
+from a pool of ``textures`` (names for :func:`dflib.scenes.texture`), so a
+caller can keep some images out of training:
 
 - ``curved``: spheres and cylinders (and a bent background), one texture
   wrapping each surface;
@@ -65,12 +65,8 @@ def _background(H: int, W: int, rng: np.random.Generator, tex: tuple[str, ...]) 
     return t, _random_texture((H, W), rng, 0.1, tex)
 
 
-def curved(size, seed, depth_range, textures=TEXTURES) -> RGBDScene:
+def curved(H: int, W: int, rng: np.random.Generator, tex: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
     """A bent background and 1-3 spheres or cylinders, each wrapped in one texture."""
-    H, W = _check_size(size)
-    lo, hi = _check_range(depth_range)
-    rng = np.random.default_rng(seed)
-    tex = tuple(textures)
     yy, xx = _grid(H, W)
     u = np.cos(rng.uniform(0, np.pi)) * (xx / W - 0.5) + np.sin(rng.uniform(0, np.pi)) * (yy / H - 0.5)
     t = rng.uniform(0.05, 0.3) + rng.uniform(-0.6, 0.6) * u**2  # concave or convex
@@ -89,7 +85,7 @@ def curved(size, seed, depth_range, textures=TEXTURES) -> RGBDScene:
         front = inside & (t_obj > t)
         t = np.where(front, t_obj, t)
         rgb[front] = _random_texture((H, W), rng, 0.05, tex)[front]
-    return RGBDScene(rgb, _to_depth(t, lo, hi), "curved")
+    return t, rgb
 
 
 def _segments_mask(H: int, W: int, pts: np.ndarray, width: float) -> np.ndarray:
@@ -103,12 +99,8 @@ def _segments_mask(H: int, W: int, pts: np.ndarray, width: float) -> np.ndarray:
     return d2 <= (width / 2) ** 2
 
 
-def thin(size, seed, depth_range, textures=TEXTURES) -> RGBDScene:
+def thin(H: int, W: int, rng: np.random.Generator, tex: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
     """Wires, branches (random polylines) or fence bars, 1-5 px wide, in front of a background."""
-    H, W = _check_size(size)
-    lo, hi = _check_range(depth_range)
-    rng = np.random.default_rng(seed)
-    tex = tuple(textures)
     t, rgb = _background(H, W, rng, tex)
     if rng.uniform() < 0.3:  # a fence: parallel bars at one depth
         period, width = rng.uniform(8, 24), rng.uniform(1.5, 5)
@@ -129,15 +121,11 @@ def thin(size, seed, depth_range, textures=TEXTURES) -> RGBDScene:
         m &= tw > t
         t = np.where(m, tw, t)
         rgb[m] = _random_texture((H, W), rng, 0.4, tex)[m]
-    return RGBDScene(rgb, _to_depth(t, lo, hi), "thin")
+    return t, rgb
 
 
-def layered(size, seed, depth_range, textures=TEXTURES) -> RGBDScene:
+def layered(H: int, W: int, rng: np.random.Generator, tex: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
     """2-4 textured cards, slightly rotated, overlapping at increasing nearness in front of a background."""
-    H, W = _check_size(size)
-    lo, hi = _check_range(depth_range)
-    rng = np.random.default_rng(seed)
-    tex = tuple(textures)
     t, rgb = _background(H, W, rng, tex)
     yy, xx = _grid(H, W)
     for tc in np.sort(rng.uniform(0.25, 1.0, int(rng.integers(2, 5)))):  # far to near: nearer painted last
@@ -149,15 +137,11 @@ def layered(size, seed, depth_range, textures=TEXTURES) -> RGBDScene:
         m = (np.abs(u) <= hx) & (np.abs(v) <= hy)
         t = np.where(m, tc + rng.uniform(-0.05, 0.05) * u / W, t)
         rgb[m] = _random_texture((H, W), rng, 0.1, tex)[m]
-    return RGBDScene(rgb, _to_depth(t, lo, hi), "layered")
+    return t, rgb
 
 
-def wall(size, seed, depth_range, textures=TEXTURES) -> RGBDScene:
+def wall(H: int, W: int, rng: np.random.Generator, tex: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
     """A slanted wall of one colour with smooth shading (texture-less), a few small textured patches on it."""
-    H, W = _check_size(size)
-    lo, hi = _check_range(depth_range)
-    rng = np.random.default_rng(seed)
-    tex = tuple(textures)
     t = _plane(H, W, rng, rng.uniform(0.2, 0.8), rng.uniform(0.1, 0.6))
     colour = rng.uniform(0.3, 0.85, 3).astype(np.float32)
     shade = 0.85 + 0.3 * _smooth_field((H, W), rng, 0.3)[..., None]
@@ -168,34 +152,26 @@ def wall(size, seed, depth_range, textures=TEXTURES) -> RGBDScene:
         hy, hx = rng.uniform(0.04, 0.15) * H, rng.uniform(0.04, 0.15) * W
         m = (np.abs(yy - cy) <= hy) & (np.abs(xx - cx) <= hx)
         rgb[m] = _random_texture((H, W), rng, 0.0, tex)[m]
-    return RGBDScene(rgb, _to_depth(t, lo, hi), "wall")
+    return t, rgb
 
 
-def mismatch(size, seed, depth_range, textures=TEXTURES) -> RGBDScene:
+def mismatch(H: int, W: int, rng: np.random.Generator, tex: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
     """Depth edges that are not texture edges and texture edges that are not depth edges.
 
     A depth step runs along one random line through a single texture; a
     texture boundary runs along another line across one side's surface.
     """
-    H, W = _check_size(size)
-    lo, hi = _check_range(depth_range)
-    rng = np.random.default_rng(seed)
-    tex = tuple(textures)
     near = _line_side(H, W, rng) > 0
     t_far, t_near = np.sort(rng.uniform(0.0, 1.0, 2))
     t = np.where(near, _plane(H, W, rng, t_near, 0.1), _plane(H, W, rng, t_far, 0.1))
     rgb = _random_texture((H, W), rng, 0.0, tex)  # continuous across the depth step
     other = _line_side(H, W, rng) > 0
     rgb[other] = _random_texture((H, W), rng, 0.1, tex)[other]
-    return RGBDScene(rgb, _to_depth(t, lo, hi), "mismatch")
+    return t, rgb
 
 
-def staircase(size, seed, depth_range, textures=TEXTURES) -> RGBDScene:
+def staircase(H: int, W: int, rng: np.random.Generator, tex: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
     """3-7 steps nearing along a random direction, each tread slightly slanted."""
-    H, W = _check_size(size)
-    lo, hi = _check_range(depth_range)
-    rng = np.random.default_rng(seed)
-    tex = tuple(textures)
     yy, xx = _grid(H, W)
     a = rng.uniform(0, 2 * np.pi)
     s = np.cos(a) * xx / W + np.sin(a) * yy / H
@@ -208,15 +184,11 @@ def staircase(size, seed, depth_range, textures=TEXTURES) -> RGBDScene:
         for i in range(k):
             m = step == i
             rgb[m] = _random_texture((H, W), rng, 0.1, tex)[m]
-    return RGBDScene(rgb, _to_depth(t, lo, hi), "staircase")
+    return t, rgb
 
 
-def relief(size, seed, depth_range, textures=TEXTURES) -> RGBDScene:
+def relief(H: int, W: int, rng: np.random.Generator, tex: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
     """A tilted plane with bumps and ripples on it (a bas-relief)."""
-    H, W = _check_size(size)
-    lo, hi = _check_range(depth_range)
-    rng = np.random.default_rng(seed)
-    tex = tuple(textures)
     yy, xx = _grid(H, W)
     t = _plane(H, W, rng, rng.uniform(0.3, 0.6), rng.uniform(0.0, 0.5))
     for _ in range(int(rng.integers(3, 9))):
@@ -225,15 +197,11 @@ def relief(size, seed, depth_range, textures=TEXTURES) -> RGBDScene:
     f = rng.uniform(2, 6) * 2 * np.pi
     a = rng.uniform(0, np.pi)
     t = t + rng.uniform(0, 0.08) * np.sin(f * (np.cos(a) * xx / W + np.sin(a) * yy / H))
-    return RGBDScene(_random_texture((H, W), rng, 0.0, tex), _to_depth(t, lo, hi), "relief")
+    return t, _random_texture((H, W), rng, 0.0, tex)
 
 
-def crease(size, seed, depth_range, textures=TEXTURES) -> RGBDScene:
+def crease(H: int, W: int, rng: np.random.Generator, tex: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
     """Two planes meeting at a fold (a room corner or a folded card): depth continuous, its slope not."""
-    H, W = _check_size(size)
-    lo, hi = _check_range(depth_range)
-    rng = np.random.default_rng(seed)
-    tex = tuple(textures)
     d = _line_side(H, W, rng) / max(H, W)
     sign = 1.0 if rng.uniform() < 0.5 else -1.0  # convex or concave
     t = rng.uniform(0.35, 0.65) - sign * rng.uniform(0.3, 0.8) * np.abs(d)
@@ -241,11 +209,12 @@ def crease(size, seed, depth_range, textures=TEXTURES) -> RGBDScene:
     rgb = _random_texture((H, W), rng, 0.0, tex)
     if rng.uniform() < 0.7:
         rgb[side] = _random_texture((H, W), rng, 0.05, tex)[side]
-    return RGBDScene(rgb, _to_depth(t, lo, hi), "crease")
+    return t, rgb
 
 
-#: family name → ``f(size, seed, depth_range, textures) -> RGBDScene``
-FAMILIES: dict[str, Callable[..., RGBDScene]] = {
+#: family name → ``f(H, W, rng, textures) -> (t [H, W], rgb [H, W, 3])``, ``t`` the fraction of the
+#: inverse-depth range (0 far, 1 near; clipped to [0, 1] by :func:`family_scene`)
+FAMILIES: dict[str, Callable[..., tuple[np.ndarray, np.ndarray]]] = {
     "curved": curved, "thin": thin, "layered": layered, "wall": wall, "mismatch": mismatch,
     "staircase": staircase, "relief": relief, "crease": crease,
 }
@@ -270,7 +239,7 @@ def family_scene(name: str, seed: int, size: tuple[int, int] = (256, 256),
         raise ValueError(f"name must be one of {sorted(FAMILIES)}, got {name!r}")
     if not textures:
         raise ValueError("textures must name at least one image, got an empty sequence")
-    scene = FAMILIES[name](size, int(seed), depth_range, tuple(textures))
+    H, W = _check_size(size)
     lo, hi = _check_range(depth_range)
-    depth = np.clip(scene.depth, lo, hi).astype(np.float32)
-    return RGBDScene(np.clip(scene.rgb, 0, 1).astype(np.float32), depth, f"{name}/{seed}")
+    t, rgb = FAMILIES[name](H, W, np.random.default_rng(int(seed)), tuple(textures))
+    return RGBDScene(np.clip(rgb, 0, 1).astype(np.float32), _to_depth(t, lo, hi), f"{name}/{seed}")

@@ -391,11 +391,11 @@ def validate(model: torch.nn.Module, dataset: Dataset, device: torch.device, pro
     """Mean depth metrics of ``model`` over ``dataset`` (see :func:`dflib.metrics.depth_metrics`)."""
     from dflib.metrics import depth_metrics
 
+    from dflib.data.batching import ordered_batches, plane_counts
+
     was_training = model.training
     model.eval()
     preds, gts = [], []
-    from dflib.data.batching import ordered_batches, plane_counts
-
     for batch in DataLoader(dataset, batch_sampler=ordered_batches(len(dataset), batch_size, plane_counts(dataset))):
         batch = _to_device(batch, device)
         out = model(batch["stack"], batch["focus"])

@@ -19,7 +19,8 @@ from typing import Any
 
 import torch
 
-__all__ = ["ALIASES", "DEFAULT_SIZE", "WEIGHTS_DIR", "load_pretrained", "pretrained_names", "pretrained_path"]
+__all__ = ["ALIASES", "DEFAULT_SIZE", "WEIGHTS_DIR", "is_pretrained_name", "load_checkpoint_or_name", "load_pretrained",
+           "pretrained_names", "pretrained_path", "pretrained_train_config"]
 
 #: the folder of the shipped checkpoints (package data; a :class:`pathlib.Path` for an installed dflib)
 WEIGHTS_DIR: Traversable = resources.files("dflib") / "weights"

@@ -79,6 +79,19 @@ def test_fod500_camera_range_by_hand():
     assert lo > hi
 
 
+def test_world_scaling_keeps_the_images_and_the_blur_and_sets_the_span():
+    scaled = DiverseFocalStackDataset(64, (32, 32), DiverseConfig(span_m=1.4), seed=3)
+    for i in (0, 1, 2):
+        s, t = TRAIN.spec(i), scaled.spec(i)
+        assert t.focus_m[-1] - t.focus_m[0] == pytest.approx(1.4) and t.scale == pytest.approx(1.4 / (s.focus_m[-1] - s.focus_m[0]))
+        assert np.allclose(t.focus_m, np.asarray(s.focus_m) * t.scale, rtol=1e-12)
+        assert t.camera.focal_length_m == pytest.approx(s.camera.focal_length_m * t.scale) and t.camera.f_number == s.camera.f_number
+        assert t.max_coc_px == pytest.approx(s.max_coc_px, rel=1e-9)  # CoC in pixels: scale-invariant
+        a, b = TRAIN[i], scaled[i]
+        assert torch.allclose(b["depth"], a["depth"] * t.scale, rtol=1e-5)
+        assert (a["stack"] - b["stack"]).abs().max() <= 1 / 255 + 1e-6  # the same images (up to one 8-bit level)
+
+
 def test_same_seed_same_sample_and_different_seed_different_sample():
     again = DiverseFocalStackDataset(64, (32, 32), seed=3)
     for i in (0, 5):
@@ -189,4 +202,4 @@ def test_data_options_only_with_diverse_data_and_existing_configs_unchanged():
 @pytest.mark.parametrize("kind", ["dualfocus", "dfv"])
 def test_gen_recipes_are_the_mid_recipes_on_diverse_data(kind):
     gen, mid = TrainConfig.recipe(f"gen_{kind}").to_dict(), TrainConfig.recipe(f"mid_{kind}").to_dict()
-    assert {k for k in gen if gen[k] != mid[k]} == {"data", "val_scenes"} and gen["data"] == "diverse"
+    assert {k for k in gen if gen[k] != mid[k]} == {"data", "data_options", "val_scenes"} and gen["data"] == "diverse"

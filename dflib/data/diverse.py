@@ -26,7 +26,8 @@ the families :data:`HELD_OUT_FAMILIES`, the photographs
 cameras :data:`HELD_OUT_CAMERAS` (outside :data:`CAMERA_BOX`). Neither
 split includes the Middlebury scene (:mod:`dflib.generalisation` scores it
 on its own). Depth lies in ``depth_envelope_m`` (FoD500's 0.1-3 m by
-default), so RMSEs in metres compare with the embedded benchmark's.
+default), or, with ``span_m``, in a world scaled so that every focus set
+spans the same metres (for training: the images are the same).
 
 Sample ``i`` is a deterministic function of ``(seed, split, i)``;
 :meth:`DiverseFocalStackDataset.spec` gives its recipe (camera, focus,
@@ -99,6 +100,13 @@ class DiverseConfig:
         classic_prob: train split: probability of an embedded-data family (``"classic"``).
         noise_prob: probability of sensor noise (shot noise scale log-uniform
             in 1e-4-3e-3, read noise 0.5-5 thousandths, 8 bits).
+        span_m: None for physical metres, or a span in metres that every
+            sample's world is scaled to: scene depth, focus distances, focal
+            length and pixel pitch all times ``s = span_m / (f_N - f_1)``. The
+            images do not change (the CoC in pixels is invariant under that
+            scaling) and the network never sees the focus distances, but a
+            depth loss in metres then weighs every stack alike (physical spans
+            run from millimetres to metres). FoD500's span is 1.4 m.
     """
 
     split: str = "train"
@@ -109,6 +117,7 @@ class DiverseConfig:
     irregular_prob: float = 0.5
     classic_prob: float = 0.25
     noise_prob: float = 0.9
+    span_m: float | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "coc_px", tuple(float(c) for c in self.coc_px))
@@ -124,6 +133,7 @@ class DiverseConfig:
             "irregular_prob": (0 <= self.irregular_prob <= 1, "a probability"),
             "classic_prob": (0 <= self.classic_prob <= 1, "a probability"),
             "noise_prob": (0 <= self.noise_prob <= 1, "a probability"),
+            "span_m": (self.span_m is None or 0 < self.span_m < math.inf, "None or a positive span in metres"),
         }
         for name, (ok, expected) in checks.items():
             if not ok:
@@ -145,6 +155,8 @@ class StackSpec:
         focus_m: N focus distances, metres, near to far; the scene's depth lies in ``[focus_m[0], focus_m[-1]]``.
         max_coc_px: the largest CoC of the stack, ``camera.coc_px(focus_m[-1], focus_m[0])``, pixels.
         noise: sensor noise, or None; noise_seed: its seed.
+        scale: the world scaling applied (``DiverseConfig.span_m``; 1 for physical metres): ``camera``,
+            ``focus_m`` and the depth are the physical ones times ``scale``.
     """
 
     family: str
@@ -156,6 +168,7 @@ class StackSpec:
     max_coc_px: float
     noise: NoiseConfig | None
     noise_seed: int
+    scale: float = 1.0
 
     @property
     def depth_range_m(self) -> tuple[float, float]:
@@ -274,8 +287,12 @@ class DiverseFocalStackDataset(Dataset):
         if rng.uniform() < cfg.noise_prob:
             noise = NoiseConfig(poisson_scale=_log_uniform(rng, 1e-4, 3e-3),
                                 gaussian_std=float(rng.uniform(0.5e-3, 5e-3)), bits=8)
+        scale = 1.0 if cfg.span_m is None else cfg.span_m / (focus[-1] - focus[0])
+        if scale != 1.0:
+            camera = ThinLens(camera.focal_length_m * scale, camera.f_number, camera.pixel_pitch_m * scale)
+            focus = focus * scale
         return StackSpec(family, scene_seed, tuple(textures), camera, name, tuple(float(x) for x in focus),
-                         float(camera.coc_px(focus[-1], focus[0])), noise, int(rng.integers(0, 2**62)))
+                         float(camera.coc_px(focus[-1], focus[0])), noise, int(rng.integers(0, 2**62)), scale)
 
     def plane_counts(self) -> list[int]:
         """N of every sample, in index order (for batching equal N together)."""

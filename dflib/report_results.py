@@ -30,7 +30,8 @@ class Headline:
         source: the results file (relative to the repository root).
         columns: column names.
         rows: one list of cell strings per row.
-        command: the command that wrote the file (as recorded, or the script that writes it).
+        command: the command that wrote the file as recorded, else the script that writes it
+            (``command_recorded`` False: its arguments are not known).
         revision: the git revision that measured it (as recorded), else the commit that last
             changed the file, else ``"uncommitted"``/``"unknown"``.
         machine: the processor and threads the file records, ``""`` if it records none.
@@ -42,6 +43,7 @@ class Headline:
     columns: list[str]
     rows: list[list[str]]
     command: str = ""
+    command_recorded: bool = True
     revision: str = ""
     machine: str = ""
     notes: list[str] = field(default_factory=list)
@@ -84,7 +86,8 @@ def _machine(d: dict) -> str:
     return ", ".join(parts)
 
 
-def _ladder(d: dict) -> Headline:
+def _ladder(d: dict) -> list[Headline]:
+    """The rungs (mean ± std over seeds) and their seed-paired differences (mean and 95 % CI)."""
     columns = ["variant", "seeds", "parameters", "RMSE (m)", "RMSE at depth edges (m)", "δ1"]
     rows = []
     for name, v in d["variants"].items():
@@ -95,18 +98,25 @@ def _ladder(d: dict) -> Headline:
     if sff:
         rows.append([f"classical SFF ({sff['method']})", "–", "0", f"{sff['rmse']:.4f}", "–",
                      f"{sff['delta1']:.3f}" if "delta1" in sff else "–"])
+    notes = [f"{d.get('test_stacks', '?')} stacks of the {d.get('split', '?')} split, {d.get('steps', '?')} training steps "
+             "per run; mean ± sample std over seeds"]
+    tables = [Headline("Accuracy ladder (embedded benchmark)", "", columns, rows, notes=notes)]
+    paired: dict[str, list[str]] = {}
     for key, p in d.get("paired", {}).items():
         if p.get("metric") in LADDER_PAIRED_METRICS:
             lo, hi = p["ci95"]
-            what = "RMSE" if p["metric"] == "rmse" else "RMSE at depth edges"
-            rows.append([f"{key.split(':')[0]}, {what}: seed-paired difference", str(len(p.get("seeds", []))), "",
-                         f"{p['mean']:+.4f} [{lo:+.4f}, {hi:+.4f}]", "", ""])
-    notes = [f"{d.get('test_stacks', '?')} stacks of the {d.get('split', '?')} split, {d.get('steps', '?')} training steps "
-             "per run; mean ± sample std over seeds; differences a − b with their 95 % Student-t interval"]
-    return Headline("Accuracy ladder (embedded benchmark)", "", columns, rows, notes=notes)
+            row = paired.setdefault(key.split(":")[0], [key.split(":")[0], str(len(p.get("seeds", []))), "–", "–"])
+            row[2 + LADDER_PAIRED_METRICS.index(p["metric"])] = f"{p['mean']:+.4f} [{lo:+.4f}, {hi:+.4f}]"
+    if paired:
+        tables.append(Headline("Differences between rungs (seed-paired)", "",
+                               ["a − b", "seeds", "RMSE (m): mean [95 % CI]", "RMSE at depth edges (m): mean [95 % CI]"],
+                               list(paired.values()),
+                               notes=["negative: a is better; an interval that straddles 0 does not separate a from b "
+                                      "(Student-t over seeds)"]))
+    return tables
 
 
-def _integrate(d: dict) -> Headline:
+def _integrate(d: dict) -> list[Headline]:
     rows = []
     for r in d.get("vs_rfft2", []):
         shape = "×".join(map(str, r["shape"]))
@@ -120,29 +130,29 @@ def _integrate(d: dict) -> Headline:
         grid = "×".join(map(str, r["grid"]))
         rows.append([f"DCT projection vs scipy spsolve / lsqr, {grid} grid",
                      f"{r['spsolve_speedup']:.0f}× / {r['lsqr_speedup']:.0f}× faster"])
-    return Headline("Speed: the integrable projection", "", ["what", "measured"], rows)
+    return [Headline("Speed: the integrable projection", "", ["what", "measured"], rows)]
 
 
-def _render(d: dict) -> Headline:
+def _render(d: dict) -> list[Headline]:
     rows = [[name.replace("_", " "), f"{r['median_s']:.2f} s"] for name, r in d["results"].items()]
-    return Headline("Speed: rendering a focal stack (median)", "", ["what", "measured"], rows)
+    return [Headline("Speed: rendering a focal stack (median)", "", ["what", "measured"], rows)]
 
 
-def _model(d: dict) -> Headline:
+def _model(d: dict) -> list[Headline]:
     rows = [[f"{r['preset']} ({r['parameters']:,} parameters) {r['mode'].replace('_', '+')}, "
              f"[{','.join(map(str, r['shape']))}]", f"{r['time_s_median']:.3f} s, peak {r['peak_mem_mib']:.0f} MiB"]
             for r in d["results"]]
-    return Headline("Speed: DualFocus forward and backward (median)", "", ["what", "measured"], rows)
+    return [Headline("Speed: DualFocus forward and backward (median)", "", ["what", "measured"], rows)]
 
 
-def _predict(d: dict) -> Headline:
+def _predict(d: dict) -> list[Headline]:
     rows = [[f"dflib predict, {r['frames']} frames of {r['megapixels']} MP {' '.join(r.get('options', []))}".strip(),
              f"{r['seconds']:.1f} s, peak {r['peak_rss_mib']} MiB"] for r in d["results"]]
-    return Headline("Speed: depth from a user's stack", "", ["what", "measured"], rows)
+    return [Headline("Speed: depth from a user's stack", "", ["what", "measured"], rows)]
 
 
 #: results file stem -> how to read it, in the order of the front page
-READERS: dict[str, Callable[[dict], Headline]] = {
+READERS: dict[str, Callable[[dict], list[Headline]]] = {
     "ablation": _ladder, "integrate": _integrate, "render": _render, "model": _model, "predict": _predict,
 }
 
@@ -183,22 +193,24 @@ def headline_results(results_dir: Path | str) -> Headlines:
             continue
         try:
             d = json.loads(path.read_text())
-            table = read(d)
+            found = [t for t in read(d) if t.rows]
         except (ValueError, KeyError, TypeError, IndexError, AttributeError) as exc:
             unreadable[source] = f"{type(exc).__name__}: {exc}"
             continue
-        if not table.rows:
+        if not found:
             unreadable[source] = "no results in it"
             continue
-        table.source = source
         script = "bench_ablation.py" if stem in ("ablation", "levers") else f"bench_{stem}.py"
-        table.command = d.get("command") or f"python benchmarks/{script} (the script that writes it; arguments not recorded)"
         recorded = d.get("revision") or d.get("git_revision")
         committed = file_revision(path)
-        table.revision = str(recorded) if recorded else (
-            committed if committed in ("uncommitted", "unknown") else f"committed in {committed}")
-        table.machine = _machine(d)
-        if d.get("note"):
-            table.notes.append(str(d["note"]))
-        tables.append(table)
+        for table in found:
+            table.source = source
+            table.command = d.get("command") or f"python benchmarks/{script}"
+            table.command_recorded = bool(d.get("command"))
+            table.revision = str(recorded) if recorded else (
+                committed if committed in ("uncommitted", "unknown") else f"committed in {committed}")
+            table.machine = _machine(d)
+            if d.get("note"):
+                table.notes.append(str(d["note"]))
+        tables += found
     return Headlines(tables, missing, unreadable)

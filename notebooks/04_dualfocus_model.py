@@ -68,7 +68,7 @@ print(cfg)
 # $$ V^*_n = [\,V_n,\; V_{n+1}-V_n\,]\ (n<N), \qquad V^*_N = [\,V_N,\; V_N-V_{N-1}\,]. $$
 
 # %% tags=["figure"]
-# Check: the focal differences are V_{n+1} − V_n, and V_N − V_{N−1} at the last plane
+# Check: the focal differences are $V_{n+1} - V_n$, and $V_N - V_{N-1}$ at the last plane
 b, n, _, h, w = stack.shape
 with torch.no_grad():
     feats = model.encoder(stack.reshape(b * n, 3, h, w))
@@ -147,7 +147,7 @@ assert 20e6 < counts["paper"] < 35e6
 #   zero for any single-peaked focus curve, positive when $p$ has a second peak.
 
 # %%
-# Check: one backward pass gives every parameter a finite gradient; L_sv and L_depth are positive
+# Check: one backward pass gives every parameter a finite gradient; $L_{sv}$ and $L_{depth}$ are positive
 model.train()
 out = model(stack, focus)
 terms = DualFocusLoss(lambda_sv=1.0, lambda_fv=1.0)(out, depth, focus, mask)
@@ -173,7 +173,7 @@ plt.show()
 # pixel with the smallest and the largest penalty.
 
 # %%
-# Check: L_fv is zero on a unimodal focus curve and exactly 0.25² on the bimodal example
+# Check: $L_{fv}$ is zero on a unimodal focus curve and exactly $0.25^2$ on the bimodal example
 vol = torch.from_numpy(focus_volume(stack[0], "lapv")).float()
 p_cls = (vol / vol.sum(0, keepdim=True).clamp_min(1e-12))[None]          # [1, N, H, W]
 # per-pixel L_fv: every pixel as its own 1x1 "image" (the loss of one pixel)

@@ -15,6 +15,10 @@
 # %% [markdown]
 # # 8. Depth from your own focal stack
 #
+# Depth from a stack taken with your own phone or camera: capturing it, loading it with the right focus
+# units, seeing and removing focus breathing, and reading depth, σ and the all-in-focus image from it, with
+# what to expect from weights trained on synthetic stacks.
+#
 # Notebooks 01–07 used stacks rendered from RGB-D, frame-perfect and focused at known distances in metres.
 # A stack from your own phone or camera differs in three ways:
 #
@@ -25,9 +29,7 @@
 #    Raspberry Pi's `LensPosition`), as a motor position, or not at all; one end is often infinity.
 # 3. **Size.** A 12-megapixel frame is 50× the pixels the networks here were trained on.
 #
-# This notebook goes through capture, loading and units, seeing and removing focus breathing, and depth, σ and
-# the all-in-focus image, ending with what to expect from weights trained on synthetic stacks. With no stack of
-# yours at hand it makes one: the Middlebury scene, shrunk to a table-top, seen by a phone-like camera with
+# With no stack of yours at hand this notebook makes one: the Middlebury scene, shrunk to a table-top, seen by a phone-like camera with
 # simulated breathing and hand shake, saved as JPEGs with EXIF. Your own stack goes through the same calls
 # (or `dflib predict --images FOLDER --focus ... --focus-unit ...`).
 

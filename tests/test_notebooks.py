@@ -144,7 +144,8 @@ def test_notebook_has_a_title_a_purpose_and_one_figure(path):
     assert nb.cells[0].cell_type == "markdown", f"{path.name}: the first cell is the title and purpose"
     title, purpose = title_and_purpose(nb.cells[0].source)
     assert re.fullmatch(rf"{int(path.name[:2])}\. \S.*", title), f"{path.name}: title {title!r} is not 'N. Title'"
-    assert len(purpose.split()) >= 15, f"{path.name}: the paragraph after the title says what the notebook is for"
+    assert len(purpose.split()) >= 15 and not purpose.endswith(":"), \
+        f"{path.name}: the paragraph after the title says what the notebook is for: {purpose!r}"
     figures = [c for c in nb.cells if FIGURE_TAG in c.metadata.get("tags", [])]
     assert len(figures) == 1 and figures[0].cell_type == "code", \
         f"{path.name}: tag exactly one code cell {FIGURE_TAG!r} (its figure is the report's thumbnail)"

@@ -37,24 +37,19 @@ Reliability:
 from __future__ import annotations
 
 import argparse
-import datetime as _dt
 import functools
 import json
 import logging
-import os
-import platform
-import subprocess
 import sys
 import time
 from dataclasses import asdict, dataclass, field
-from importlib import metadata
 from pathlib import Path
 
-from dflib.notebook_summary import summarize_notebook
+from dflib.notebook_summary import NotebookSummary, summarize_notebook
+from dflib.report_environment import environment_record
 from dflib.report_html import MATHJAX_DIR, install_mathjax, mathjax_source, to_html  # noqa: F401 (public here too)
 from dflib.report_page import index_html, single_file_html
-from dflib.report_results import headline_results
-from dflib.utils import cpu_model
+from dflib.report_results import Headlines, headline_results
 
 PROFILES = ("quick", "full")
 #: Per-cell time limit (seconds) of each profile, ``None`` for none. Quick cells take
@@ -63,9 +58,6 @@ PROFILES = ("quick", "full")
 CELL_TIMEOUT_S: dict[str, int | None] = {"quick": 600, "full": None}
 #: How many times a notebook whose kernel went silent is run again.
 RETRIES = 1
-_PACKAGES = ("dflib", "torch", "numpy", "scipy", "scikit-image", "matplotlib", "papermill", "nbclient", "nbconvert",
-             "ipykernel", "ipywidgets", "pyzmq")
-
 log = logging.getLogger(__name__)
 
 
@@ -199,42 +191,6 @@ def run_notebook(
     raise AssertionError("unreachable")  # pragma: no cover
 
 
-def _git_revision(directory: Path) -> str:
-    """Short revision of the git checkout holding ``directory`` (``+dirty`` if modified)."""
-    try:
-        rev = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], cwd=directory, capture_output=True, text=True, check=True
-        ).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain"], cwd=directory, capture_output=True, text=True).stdout
-        return rev + ("+dirty" if dirty.strip() else "")
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-
-
-def environment_record(profile: str, notebook_dir: Path | None = None) -> dict:
-    """What a reader needs to reproduce the report: revision, versions, device, profile."""
-    import torch
-
-    versions = {}
-    for name in _PACKAGES:
-        try:
-            versions[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            versions[name] = None
-    return {
-        "date_utc": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-        "git_revision": _git_revision(Path(notebook_dir) if notebook_dir is not None else Path.cwd()),
-        "profile": profile,
-        "python": sys.version.split()[0],
-        "platform": platform.platform(),
-        "processor": cpu_model(),
-        "logical_cpus": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
-        "device": torch.cuda.get_device_name(0) if torch.cuda.is_available() else f"CPU ({cpu_model()})",
-        "torch_threads": torch.get_num_threads(),
-        "packages": versions,
-    }
-
-
 #: the states of a notebook in the report
 STATUSES = ("ok", "failed", "timed out")
 
@@ -270,7 +226,7 @@ class Report:
     def ok(self) -> bool:
         return all(e.ok for e in self.entries)
 
-    def summaries(self) -> list:
+    def summaries(self) -> list[NotebookSummary]:
         """The front-page card of each notebook: from its executed copy when there is one."""
         out = []
         for e in self.entries:
@@ -279,7 +235,7 @@ class Report:
             out.append(summarize_notebook(executed if executed.is_file() else source))
         return out
 
-    def headlines(self):
+    def headlines(self) -> Headlines:
         """The headline results in :attr:`results_dir` (default ``benchmarks/results`` beside the notebooks)."""
         results = self.results_dir or Path(self.notebook_dir or default_notebook_dir()).parent / "benchmarks" / "results"
         return headline_results(results)

@@ -136,7 +136,7 @@ def cmd_render(args) -> int:
 
 def cmd_predict(args) -> int:
     from dflib.predict import predict_files, write_prediction
-    from dflib.train import load_model
+    from dflib.checkpoint import load_model
 
     out = Path(args.out)
     _writable_folder("--out", out.parent)
@@ -159,7 +159,12 @@ def cmd_predict(args) -> int:
 def cmd_train(args) -> int:
     from dflib.train import TrainConfig, TrainingInterrupted, train
 
-    cfg = _arg("--config", _load_config, args.config) if args.config else TrainConfig()
+    if args.config and args.recipe:
+        raise CLIError("argument --recipe: give --config or --recipe, not both")
+    if args.recipe:
+        cfg = _arg("--recipe", TrainConfig.recipe, args.recipe)
+    else:
+        cfg = _arg("--config", _load_config, args.config) if args.config else TrainConfig()
     overrides = {k: v for k, v in vars(args).items() if k in TrainConfig.__dataclass_fields__ and v is not None}
     cfg = TrainConfig.from_dict({**cfg.to_dict(), **overrides})
     _writable_folder("--out-dir", Path(cfg.out_dir))
@@ -176,8 +181,8 @@ def cmd_train(args) -> int:
 
 
 def _load_config(path: str):
-    """A :class:`~dflib.train.TrainConfig` from a .json/.yaml file; any problem is a ``ValueError``."""
-    from dflib.train import TrainConfig
+    """A :class:`~dflib.train_config.TrainConfig` from a .json/.yaml file; any problem is a ``ValueError``."""
+    from dflib.train_config import TrainConfig
 
     p = Path(path)
     if not p.is_file():
@@ -296,8 +301,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     t = sub.add_parser("train", help="train a model (config file and/or flags)")
     t.add_argument("--config", help="TrainConfig as .json or .yaml; flags override it")
+    t.add_argument("--recipe", help="a recipe shipped in dflib/recipes/ (e.g. tiny_dualfocus); flags override it")
     t.add_argument("--model", help=f"preset: {', '.join(MODEL_PRESETS)}")
-    t.add_argument("--data", help="synthetic (default), fod500, ddff12, nyu")
+    t.add_argument("--data", help="synthetic (default), or a dataset of dflib.data.DATASETS (fod500, ddff12, nyu, ...)")
     t.add_argument("--data-dir", dest="data_dir")
     t.add_argument("--steps", type=int)
     t.add_argument("--batch-size", dest="batch_size", type=int)

@@ -50,7 +50,7 @@ class Method:
 
 def learned_method(checkpoint: str | Path, name: str | None = None, device: str | None = None) -> Method:
     """A trained DualFocus / DFV / plain-volume checkpoint as a :class:`Method`."""
-    from dflib.train import load_model
+    from dflib.checkpoint import load_model
 
     dev = default_device(device)
     model = load_model(checkpoint, dev)
@@ -77,7 +77,7 @@ def sff_method(measure: str = "lapv", window: int = 9, interpolation: str = "gau
 def embedded_benchmark(length: int = EMBEDDED_LENGTH, size: tuple[int, int] = EMBEDDED_SIZE) -> Dataset:
     """The embedded test split (no download): seeded, noisy, FoD500 camera and planes."""
     from dflib.data import SyntheticFocalStackDataset
-    from dflib.train import TEST_SEED
+    from dflib.data.synthetic import TEST_SEED
 
     return SyntheticFocalStackDataset(length, size=size, n_planes=5, noise=True, seed=TEST_SEED)
 

@@ -279,7 +279,7 @@ def predict(
     from dflib.align import as_stack_array
     from dflib.io import check_focus_values, near_to_far
     from dflib.models.dualfocus import focus_readout
-    from dflib.train import load_model
+    from dflib.checkpoint import load_model
 
     stack = as_stack_array(images)
     n, _, H, W = stack.shape

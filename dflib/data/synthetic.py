@@ -12,7 +12,12 @@ from dflib.optics import FOD500_CAMERA, FOD500_FOCUS_M, ThinLens, focus_uniform_
 from dflib.render import NoiseConfig, render_focal_stack
 from dflib.scenes import RGBDScene, middlebury_motorcycle, random_scene
 
-__all__ = ["SyntheticFocalStackDataset"]
+__all__ = ["SyntheticFocalStackDataset", "TEST_SEED", "VAL_SEED"]
+
+#: seed of the embedded validation split (training stacks use the run's own seed)
+VAL_SEED = 900_001
+#: seed of the embedded test split (:mod:`dflib.evaluate`); no run trains or chooses on it
+TEST_SEED = 1_000_003
 
 
 class SyntheticFocalStackDataset(Dataset):

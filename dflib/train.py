@@ -47,7 +47,7 @@ __all__ = ["LOG_COLUMNS", "TrainConfig", "TrainResult", "TrainingInterrupted", "
 LOG_COLUMNS = (["step", "lr", "total", "depth", "sv", "fv"] + [f"val_{k}" for k in METRIC_NAMES]
                + [f"diag_{k}" for k in DIAGNOSTIC_KEYS])
 #: the sources a rendered synthetic pool depends on (its cache file is named after their hash)
-RENDER_SOURCES = ("optics.py", "render.py", "scenes.py", "data/synthetic.py")
+RENDER_SOURCES = ("optics.py", "sensor.py", "render.py", "scenes.py", "data/synthetic.py")
 
 
 # -- data -------------------------------------------------------------------

@@ -142,7 +142,15 @@ class ThinLens:
             return self.aperture_m * f * np.abs(d - s) / (d * (s - f))
 
     def coc_px(self, depth_m: ArrayLike, focus_m: ArrayLike) -> Any:
-        """CoC diameter in pixels (``coc_m / pixel_pitch_m``); see :meth:`coc_m`."""
+        """CoC diameter in pixels (``coc_m / pixel_pitch_m``); see :meth:`coc_m`.
+
+        A 50 mm f/8 lens (aperture 6.25 mm) focused at 2 m blurs a point at 1 m to
+        6.25 mm x 50 mm x 1 m / (1 m x 1.95 m) = 0.160 mm, 13.35 px of 12 µm:
+
+        >>> cam = ThinLens(50e-3, 8.0, 12e-6)
+        >>> round(float(cam.coc_px(1.0, 2.0)), 2), float(cam.coc_px(2.0, 2.0))
+        (13.35, 0.0)
+        """
         return self.coc_m(depth_m, focus_m) / self.pixel_pitch_m
 
 
@@ -156,6 +164,9 @@ def focus_uniform_diopters(near_m: float, far_m: float, n: int) -> np.ndarray:
 
     Returns:
         ``[n]`` float64 array, ``near_m`` first and ``far_m`` last when ``n >= 2``.
+
+    >>> focus_uniform_diopters(0.5, 2.0, 4).round(4).tolist()  # 2, 1.5, 1, 0.5 dioptres
+    [0.5, 0.6667, 1.0, 2.0]
     """
     if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
         raise ValueError(f"n must be a positive integer, got {n!r}")

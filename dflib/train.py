@@ -10,11 +10,6 @@ step, so ``resume=True`` continues bit-for-bit where an interrupted run stopped.
 
 Multi-GPU: ``torchrun --nproc_per_node=4 -m dflib.cli train --config run.json``
 wraps the model in DistributedDataParallel; each process reads its own shard.
-
->>> cfg = TrainConfig.recipe("tiny_dfv", size=(32, 32), train_scenes=2, val_scenes=0, batch_size=2, steps=2,
-...                          warmup_steps=1, out_dir=str(getfixture("tmp_path")))
->>> train(cfg, progress=False).step
-2
 """
 
 from __future__ import annotations
@@ -131,7 +126,12 @@ def _optimizer(cfg: TrainConfig, model: torch.nn.Module) -> torch.optim.Optimize
 
 
 def lambda_sv_at(cfg: TrainConfig, step: int) -> float:
-    """λ_sv at optimiser step ``step`` (0-based): a linear ramp over ``sv_ramp_steps``, then constant."""
+    """λ_sv at optimiser step ``step`` (0-based): a linear ramp over ``sv_ramp_steps``, then constant.
+
+    >>> cfg = TrainConfig(lambda_sv=0.3, sv_ramp_steps=100)
+    >>> lambda_sv_at(cfg, 0), lambda_sv_at(cfg, 49), lambda_sv_at(cfg, 500)
+    (0.003, 0.15, 0.3)
+    """
     if cfg.sv_ramp_steps <= 0:
         return cfg.lambda_sv
     return cfg.lambda_sv * min(1.0, (step + 1) / cfg.sv_ramp_steps)

@@ -69,10 +69,9 @@ def build_datasets(cfg: TrainConfig) -> tuple[Dataset, Dataset | None]:
 def _cache_file(cfg: TrainConfig, scenes: int, seed: int) -> Path:
     """Where a rendered synthetic pool is kept: named after its parameters and the renderer's source."""
     import hashlib
+    from importlib.resources import files
 
-    import dflib
-
-    root = Path(dflib.__file__).parent
+    root = files("dflib")
     h = hashlib.sha256()
     for name in RENDER_SOURCES:
         h.update((root / name).read_bytes())

@@ -106,7 +106,7 @@ def convert_upsampling(
 
 
 class ARKitScenesStacksDataset(StacksH5Dataset):
-    """ARKitScenes zero-shot focal stacks rendered by ``data_scripts/fetch_arkitscenes.py``.
+    """ARKitScenes zero-shot focal stacks rendered by ``dflib fetch arkitscenes``.
 
     Same arguments and sample as :class:`~dflib.data.nyu.NYUStacksDataset`
     (default root ``<data dir>/arkitscenes``, split ``"test"``).

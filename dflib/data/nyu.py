@@ -250,7 +250,7 @@ class StacksH5Dataset(LazyH5, FocalStackDataset):
 
 
 class NYUStacksDataset(StacksH5Dataset):
-    """NYU-v2 focal stacks rendered by ``data_scripts/fetch_nyu.py``.
+    """NYU-v2 focal stacks rendered by ``dflib fetch nyu``.
 
     Args:
         root: folder with ``nyu_{split}_{protocol}_n{N}.h5`` (default ``<data dir>/nyu``).

@@ -52,10 +52,11 @@ import torch
 from IPython.display import Markdown, clear_output, display
 
 from dflib import viz
+from dflib.checkpoint import build_model, save_checkpoint
 from dflib.data import CachedDataset
 from dflib.evaluate import embedded_benchmark, evaluate, learned_method, sff_method
 from dflib.predict import DEFAULT_CHECKPOINT
-from dflib.train import TrainConfig, build_model, lambda_sv_at, save_checkpoint, train
+from dflib.train import TrainConfig, lambda_sv_at, train
 
 work = Path(tempfile.mkdtemp(prefix="dflib_nb05_"))  # runs go to a throwaway folder
 # the recipe of the shipped weights (dflib/recipes/tiny_dualfocus.yaml), shortened in the quick profile

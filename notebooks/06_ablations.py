@@ -22,17 +22,20 @@
 #
 # The variants:
 #
-# | variant | model preset | $\lambda_{sv}$ | $\lambda_{fv}$ |
-# |---|---|---|---|
-# | `dualfocus` | `tiny` | `LAMBDA_SV` | `LAMBDA_FV` |
-# | `no_sv` | `tiny` | 0 | `LAMBDA_FV` |
-# | `no_fv` | `tiny` | `LAMBDA_SV` | 0 |
-# | `dfv` | `dfv_tiny` (no surface branch) | 0 | 0 |
-# | `plain` | `plain_tiny` (no focal differences either) | 0 | 0 |
+# | variant | recipe (`dflib/recipes/`) | changed | model preset | $\lambda_{sv}$ | $\lambda_{fv}$ |
+# |---|---|---|---|---|---|
+# | `dualfocus` | `tiny_dualfocus` | | `tiny` | 0.3 | 1 |
+# | `no_sv` | `tiny_dualfocus` | $\lambda_{sv}=0$ | `tiny` | 0 | 1 |
+# | `no_fv` | `tiny_dualfocus` | $\lambda_{fv}=0$ | `tiny` | 0.3 | 0 |
+# | `dfv` | `tiny_dfv` | | `dfv_tiny` (no surface branch) | 0 | 0 |
+# | `plain` | `tiny_dfv` | the model | `plain_tiny` (no focal differences either) | 0 | 0 |
+#
+# Each variant is a training recipe with at most one field changed. `LAMBDA_SV` / `LAMBDA_FV` (None: the
+# recipe's) replace the weight of a constraint wherever the variant uses it.
 #
 # Everything is a papermill parameter, so a grid is a loop of `papermill` calls, e.g.
 # `papermill 06_ablations.ipynb out.ipynb -p LAMBDA_SV 0.5 -p VARIANTS '["dualfocus", "no_sv"]'`.
-# `LAMBDA_SV` / `LAMBDA_FV` may also be lists: the `dualfocus` variant is then trained once per pair.
+# They may also be lists: the `dualfocus` variant is then trained once per pair.
 #
 # **The quick profile is a mechanism demo, not evidence**: a handful of steps on 64×64 crops, one seed,
 # two or three test stacks. Differences between variants at that budget are noise. The recorded
@@ -41,11 +44,11 @@
 # (`benchmarks/results/levers.json`).
 
 # %% tags=["parameters"]
-PROFILE = "quick"  # "quick" (CI: a few steps per variant) or "full" (3000 steps per variant, 128x128; hours on a CPU)
+PROFILE = "quick"  # "quick" (CI: a few steps per variant) or "full" (each recipe as it is: 2000 steps, 128x128; hours on a CPU)
 SEED = 0
 VARIANTS = ["dualfocus", "no_sv", "no_fv", "dfv", "plain"]
-LAMBDA_SV = 0.1
-LAMBDA_FV = 1.0
+LAMBDA_SV = None  # None: the recipe's λ_sv; a number (or a list, for a sweep of the dualfocus variant) replaces it
+LAMBDA_FV = None  # None: the recipe's λ_fv
 STEPS = None  # None: the profile's number of steps
 OUT_JSON = None  # optional path: write the results rows there as JSON
 
@@ -56,10 +59,9 @@ check_namespace(globals(), known={"PROFILE", "SEED", "VARIANTS", "LAMBDA_SV", "L
 S = {
     "quick": dict(train=dict(size=(64, 64), train_scenes=4, val_scenes=0, batch_size=2, warmup_steps=3, log_every=2,
                              ckpt_every=10_000), steps=12, eval_stacks=3, eval_size=(128, 128)),
-    "full": dict(train=dict(size=(128, 128), train_scenes=512, val_scenes=16, batch_size=4, warmup_steps=50, log_every=25,
-                            val_every=500, ckpt_every=500), steps=3000, eval_stacks=24, eval_size=(256, 256)),
+    "full": dict(train=dict(), steps=None, eval_stacks=24, eval_size=(256, 256)),  # the recipes as they are
 }[PROFILE]
-steps = int(STEPS if STEPS is not None else S["steps"])
+steps = STEPS if STEPS is not None else S["steps"]
 S, steps
 
 # %%
@@ -73,19 +75,19 @@ from IPython.display import Markdown, display
 
 from dflib import viz
 from dflib.data import CachedDataset
-from dflib.evaluate import embedded_benchmark, evaluate, learned_method
+from dflib.evaluate import ResultsTable, embedded_benchmark, evaluate, learned_method
 from dflib.train import TrainConfig, train
 
-SWITCHES = {  # variant -> (model preset, uses lambda_sv, uses lambda_fv)
-    "dualfocus": ("tiny", True, True),
-    "no_sv": ("tiny", False, True),
-    "no_fv": ("tiny", True, False),
-    "dfv": ("dfv_tiny", False, False),
-    "plain": ("plain_tiny", False, False),
+RECIPES = {  # variant -> (recipe in dflib/recipes/, the fields it changes)
+    "dualfocus": ("tiny_dualfocus", {}),
+    "no_sv": ("tiny_dualfocus", {"lambda_sv": 0.0}),
+    "no_fv": ("tiny_dualfocus", {"lambda_fv": 0.0}),
+    "dfv": ("tiny_dfv", {}),
+    "plain": ("tiny_dfv", {"model": "plain_tiny"}),
 }
-unknown = [v for v in VARIANTS if v not in SWITCHES]
+unknown = [v for v in VARIANTS if v not in RECIPES]
 if unknown:
-    raise ValueError(f"VARIANTS: unknown variant(s) {unknown}; choose from {list(SWITCHES)}")
+    raise ValueError(f"VARIANTS: unknown variant(s) {unknown}; choose from {list(RECIPES)}")
 lam_sv = list(LAMBDA_SV) if isinstance(LAMBDA_SV, (list, tuple)) else [LAMBDA_SV]
 lam_fv = list(LAMBDA_FV) if isinstance(LAMBDA_FV, (list, tuple)) else [LAMBDA_FV]
 if len(lam_sv) != len(lam_fv):
@@ -96,20 +98,22 @@ if len(lam_sv) != len(lam_fv):
 runs = []  # (label, variant, TrainConfig)
 work = Path(tempfile.mkdtemp(prefix="dflib_nb06_"))
 for v in VARIANTS:
-    preset, use_sv, use_fv = SWITCHES[v]
+    recipe, changes = RECIPES[v]
+    base = TrainConfig.recipe(recipe, **changes)
     pairs = list(zip(lam_sv, lam_fv)) if v == "dualfocus" else [(lam_sv[0], lam_fv[0])]
     for sv, fv in pairs:
-        sv, fv = (float(sv) if use_sv else 0.0), (float(fv) if use_fv else 0.0)
-        label = v if len(pairs) == 1 else f"{v} (λsv={sv:g}, λfv={fv:g})"
-        cfg = TrainConfig(model=preset, lambda_sv=sv, lambda_fv=fv, steps=steps, seed=SEED, device="cpu",
-                          out_dir=str(work / f"run{len(runs)}"), **S["train"])
+        # a given λ replaces the recipe's where the variant uses that constraint
+        lambdas = {k: float(lam) for k, lam in (("lambda_sv", sv), ("lambda_fv", fv)) if lam is not None and getattr(base, k) > 0}
+        label = v if len(pairs) == 1 else f"{v} (λsv={sv}, λfv={fv})"
+        cfg = TrainConfig.recipe(recipe, **changes, **lambdas, **S["train"], **({"steps": int(steps)} if steps else {}),
+                                 seed=SEED, device="cpu", out_dir=str(work / f"run{len(runs)}"))
         runs.append((label, v, cfg))
-[(label, c.model, c.lambda_sv, c.lambda_fv) for label, _, c in runs]
+[(label, c.model, c.lambda_sv, c.lambda_fv, c.steps) for label, _, c in runs]
 
 # %% [markdown]
 # ## Train every variant
 #
-# Same seed, same data, same number of steps; only the switches differ.
+# Same seed, same data, same number of steps; only the recipe and its changed field differ.
 
 # %%
 histories = {}
@@ -147,9 +151,8 @@ for row, (label, v, cfg) in zip(table.rows, runs):
     row.update(variant=label, switch=v, model=cfg.model, lambda_sv=cfg.lambda_sv, lambda_fv=cfg.lambda_fv, steps=cfg.steps)
     rows.append(row)
 keys = ["variant", "model", "lambda_sv", "lambda_fv", "params", "rmse", "abs_rel", "delta1", "bump"]
-md = "| " + " | ".join(keys) + " |\n|" + "---|" * len(keys) + "\n"
-md += "\n".join("| " + " | ".join(f"{r[k]:.4g}" if isinstance(r[k], float) else str(r[k]) for k in keys) + " |" for r in rows)
-display(Markdown(md + f"\n\n{len(test)} stacks, {S['eval_size'][0]}², `fod500` protocol, {steps} training steps each, seed {SEED}."))
+display(Markdown(ResultsTable(rows).to_markdown(columns=keys)
+                 + f"\n\n{len(test)} stacks, {S['eval_size'][0]}², `fod500` protocol, {runs[0][2].steps} training steps each, seed {SEED}."))
 if OUT_JSON:
     Path(OUT_JSON).parent.mkdir(parents=True, exist_ok=True)
     Path(OUT_JSON).write_text(json.dumps(rows, indent=2))

@@ -153,12 +153,7 @@ def blind_predict(stack, focus):
 
 nyu_methods = [Method("image-blind (mean of planes)", blind_predict), sff_method("lapv"), sff_method("tenengrad")]
 nyu_table = evaluate(nyu_methods, {f"NYU_CAMERA scenes, {p} planes": (ss, "nyu") for p, ss in stacks.items()}, progress=False)
-keys = ["dataset", "method", "n_planes", "rmse", "abs_rel", "delta1"]
-md = "| " + " | ".join(keys) + " |\n|" + "---|" * len(keys) + "\n"
-md += "\n".join("| " + " | ".join(
-    (f"{100 * r[k]:.1f} %" if k == "delta1" else f"{r[k]:.3g}") if isinstance(r[k], float) else str(r[k]) for k in keys) + " |"
-    for r in nyu_table.rows)
-display(Markdown(md))
+display(Markdown(nyu_table.to_markdown(columns=["dataset", "method", "n_planes", "rmse", "abs_rel", "delta1"], digits=3)))
 
 # %%
 # Check: the NYU range leak: with GT-range planes an image-blind guess is within half the depth range and beats fixed planes

@@ -53,7 +53,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from dflib.evaluate import METRIC_KEYS, summarise_seeds  # noqa: E402
+from dflib.evaluate import METRIC_KEYS, ResultsTable, summarise_seeds  # noqa: E402
 from dflib.utils import cpu_model  # noqa: E402
 from dflib.train import TrainConfig, load_model, save_checkpoint  # noqa: E402
 
@@ -269,19 +269,21 @@ def markdown(result: dict) -> str:
     """The README's table: mean ± std over seeds per variant, the best classical SFF, the paired differences."""
     keys = ["rmse", "rmse_edge", "rmse_textured", "rmse_textureless", "bump", "abs_rel", "delta1", "avg_unc",
             "corr_in_focus", "err_in_focus", "err_out_of_focus", "err_zero"]
-    lines = ["| variant | seeds | params | " + " | ".join(keys) + " |", "|---" * (len(keys) + 3) + "|"]
+    table = []
     for name, v in result["variants"].items():
         rows = [{k: v[k][i] for k in keys if k in v} for i in range(len(v["seeds"]))]
         summ = summarise_seeds(rows, keys)
-        lines.append(f"| {name} | {len(v['seeds'])} | {int(v['params'][0]) if 'params' in v else ''} | "
-                     + " | ".join(summ.get(k, "–") for k in keys) + " |")
+        table.append({"variant": name, "seeds": len(v["seeds"]), "params": int(v["params"][0]) if "params" in v else "",
+                      **{k: summ.get(k, "–") for k in keys}})
     sff = result.get("best_sff") or {}
     if sff:
-        lines.append(f"| classical SFF ({sff['method']}) | – | 0 | {sff['rmse']:.4g} | | | | {sff['bump']:.4g} | "
-                     f"{sff['abs_rel']:.4g} | {sff['delta1']:.4g} | | | | | |")
-    lines += ["", "| difference (a − b, per seed) | mean | 95 % CI | seeds |", "|---|---|---|---|"]
-    for k, d in result["paired"].items():
-        lines.append(f"| {k} | {d['mean']:+.4f} | [{d['ci95'][0]:+.4f}, {d['ci95'][1]:+.4f}] | {len(d['seeds'])} |")
+        table.append({"variant": f"classical SFF ({sff['method']})", "seeds": "–", "params": 0,
+                      **{k: sff[k] for k in ("rmse", "bump", "abs_rel", "delta1")}})
+    paired = [{"difference (a − b, per seed)": k, "mean": f"{d['mean']:+.4f}",
+               "95 % CI": f"[{d['ci95'][0]:+.4f}, {d['ci95'][1]:+.4f}]", "seeds": len(d["seeds"])}
+              for k, d in result["paired"].items()]
+    lines = [ResultsTable(table).to_markdown(percent_delta=False, columns=["variant", "seeds", "params", *keys]),
+             ResultsTable(paired).to_markdown().rstrip("\n")]
     lines.append(f"\n{result['test_stacks']} stacks ({result['split']}), {result['steps']} steps; {result['cpu']}; "
                  f"`{result['command']}`")
     return "\n".join(lines) + "\n"

@@ -1,4 +1,4 @@
-"""The ``dflib`` command line: render | train | eval | predict | bench.
+"""The ``dflib`` command line: render | predict | train | eval | fetch | bench.
 
 Run ``dflib COMMAND --help`` for each command's options; ``python -m dflib`` is
 the same command.
@@ -159,7 +159,12 @@ def cmd_predict(args) -> int:
 def cmd_train(args) -> int:
     from dflib.train import TrainConfig, TrainingInterrupted, train
 
-    cfg = _arg("--config", _load_config, args.config) if args.config else TrainConfig()
+    if args.config and args.recipe:
+        raise CLIError("argument --recipe: give --config or --recipe, not both")
+    if args.recipe:
+        cfg = _arg("--recipe", TrainConfig.recipe, args.recipe)
+    else:
+        cfg = _arg("--config", _load_config, args.config) if args.config else TrainConfig()
     overrides = {k: v for k, v in vars(args).items() if k in TrainConfig.__dataclass_fields__ and v is not None}
     cfg = TrainConfig.from_dict({**cfg.to_dict(), **overrides})
     _writable_folder("--out-dir", Path(cfg.out_dir))
@@ -176,8 +181,8 @@ def cmd_train(args) -> int:
 
 
 def _load_config(path: str):
-    """A :class:`~dflib.train.TrainConfig` from a .json/.yaml file; any problem is a ``ValueError``."""
-    from dflib.train import TrainConfig
+    """A :class:`~dflib.train_config.TrainConfig` from a .json/.yaml file; any problem is a ``ValueError``."""
+    from dflib.train_config import TrainConfig
 
     p = Path(path)
     if not p.is_file():
@@ -213,6 +218,20 @@ def cmd_eval(args) -> int:
     return 0
 
 
+def cmd_fetch(args) -> int:
+    from dflib.data import DatasetNotFoundError, fetch
+
+    options = {k: getattr(args, k) for k in ("split", "planes", "protocols", "limit", "seed", "trainval", "test",
+                                             "video_ids", "frames") if getattr(args, k) is not None}
+    try:
+        folder = fetch(args.name, args.dest, **options)
+    except DatasetNotFoundError as err:
+        print(f"MISSING: {err}")
+        return 1
+    print(f"{args.name}: ready in {folder}")
+    return 0
+
+
 def cmd_bench(args) -> int:
     root = Path.cwd()
     bench_dir = root / "benchmarks"
@@ -232,7 +251,12 @@ def cmd_bench(args) -> int:
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="dflib", description="Learned depth from focus: DualFocus and its baselines.")
     sub = p.add_subparsers(dest="command", required=True)
+    for add in (_add_render, _add_predict, _add_train, _add_eval, _add_fetch, _add_bench):
+        add(sub)
+    return p
 
+
+def _add_render(sub) -> None:
     r = sub.add_parser("render", help="a focal stack from your own RGB-D (thin lens, occlusion-aware)")
     r.add_argument("--rgb", required=True, help="RGB image (png/jpg/tif)")
     r.add_argument("--depth", required=True, help="depth map: .npy or .pfm in metres, or 16-bit .png (see --depth-scale)")
@@ -250,6 +274,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--out", required=True, help="output folder")
     r.set_defaults(func=cmd_render)
 
+
+def _add_predict(sub) -> None:
     from dflib.io import FOCUS_UNITS, parse_focus_value
     from dflib.models.pretrained import pretrained_names
     from dflib.predict import DEFAULT_TILE, DEFAULT_WORKING_SIZE
@@ -296,10 +322,13 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--no-progress", action="store_true", help="no progress bars")
     q.set_defaults(func=cmd_predict)
 
+
+def _add_train(sub) -> None:
     t = sub.add_parser("train", help="train a model (config file and/or flags)")
     t.add_argument("--config", help="TrainConfig as .json or .yaml; flags override it")
+    t.add_argument("--recipe", help="a recipe shipped in dflib/recipes/ (e.g. tiny_dualfocus); flags override it")
     t.add_argument("--model", help=f"preset: {', '.join(MODEL_PRESETS)}")
-    t.add_argument("--data", help="synthetic (default), diverse, fod500, ddff12, nyu")
+    t.add_argument("--data", help="synthetic (default), diverse, or a dataset of dflib.data.DATASETS (fod500, ddff12, nyu, ...)")
     t.add_argument("--data-dir", dest="data_dir")
     t.add_argument("--steps", type=int)
     t.add_argument("--batch-size", dest="batch_size", type=int)
@@ -313,21 +342,45 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--resume", action="store_true", help="continue from OUT_DIR/last.pt")
     t.set_defaults(func=cmd_train)
 
+
+def _add_eval(sub) -> None:
     e = sub.add_parser("eval", help="methods × datasets → results table (CSV/JSON/Markdown)")
     e.add_argument("--checkpoint", nargs="*", default=[], help="trained checkpoints to evaluate")
     e.add_argument("--sff", nargs="*", default=[], help="classical SFF focus measures (sml, tenengrad, lapv, lapd, glvar)")
-    e.add_argument("--dataset", nargs="+", default=["embedded"], help="embedded (default; no download), fod500, ddff12, nyu-gt_range, nyu-fixed")
+    e.add_argument("--dataset", nargs="+", default=["embedded"], help="embedded (default; no download), or datasets of dflib.data.DATASETS: fod500, ddff12, nyu-gt_range, nyu-fixed, ...")
     e.add_argument("--data-dir", dest="data_dir")
     e.add_argument("--limit", type=int, help="evaluate only the first N stacks")
     e.add_argument("--device", type=_device, default=None)
     e.add_argument("--out", default="results", help="output folder")
     e.set_defaults(func=cmd_eval)
 
+
+def _add_fetch(sub) -> None:
+    from dflib.data.sources import SOURCES
+
+    f = sub.add_parser("fetch", help="fetch, verify and prepare a public dataset (dflib.data.fetch)",
+                       description="Fetch, verify (sha256: published, else trust on first use) and prepare a dataset "
+                                   "into DEST/NAME, where its loader in dflib.data reads it. Options apply to the "
+                                   "datasets named in their help.")
+    f.add_argument("name", choices=list(SOURCES))
+    f.add_argument("--dest", help="data directory (default: $DFLIB_DATA_DIR, else the user cache)")
+    f.add_argument("--split", choices=("test", "train"), help="nyu: the split to render (default test)")
+    f.add_argument("--planes", type=int, help="nyu, arkitscenes: planes per stack (default 5; the fixed protocol needs 5)")
+    f.add_argument("--protocols", nargs="+", choices=("gt_range", "fixed"), help="nyu, arkitscenes: default both")
+    f.add_argument("--limit", type=int, help="nyu: only the first K images (a quick look)")
+    f.add_argument("--seed", type=int, help="nyu, arkitscenes: the sensor-noise seed (default 0)")
+    f.add_argument("--no-trainval", dest="trainval", action="store_false", default=None, help="ddff12: skip the 12.6 GB train/val file")
+    f.add_argument("--no-test", dest="test", action="store_false", default=None, help="ddff12: skip the test file")
+    f.add_argument("--video-ids", nargs="+", help="arkitscenes: the Validation videos (default: the registry's three)")
+    f.add_argument("--frames", type=int, help="arkitscenes: frames per video (default 10)")
+    f.set_defaults(func=cmd_fetch)
+
+
+def _add_bench(sub) -> None:
     b = sub.add_parser("bench", help="run the speed/accuracy benchmarks in benchmarks/ (bench_ablation trains 25 models: hours)")
     b.add_argument("--quick", action="store_true")
     b.add_argument("--only", nargs="*", help="run only benchmarks whose name contains one of these")
     b.set_defaults(func=cmd_bench)
-    return p
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -36,6 +36,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from dflib.checks import check_shape
 from dflib.losses import DualFocusLoss, _full_mask, surface_target
 
 __all__ = ["surface_diagnostics", "dataset_diagnostics", "plane_errors", "DIAGNOSTIC_KEYS"]
@@ -47,16 +48,9 @@ DIAGNOSTIC_KEYS = ("err_in_focus", "err_out_of_focus", "err_zero", "corr_in_focu
 def _check(model: torch.nn.Module, stack: torch.Tensor, focus: torch.Tensor, depth: torch.Tensor) -> None:
     if not hasattr(model, "config"):
         raise TypeError(f"model must be a dflib DualFocus model, got {type(model).__name__}")
-    if not isinstance(stack, torch.Tensor) or stack.dim() != 5:
-        raise ValueError(f"stack must have shape [B, N, 3, H, W], got "
-                         f"{tuple(stack.shape) if isinstance(stack, torch.Tensor) else type(stack).__name__}")
-    b, n, _, h, w = stack.shape
-    if not isinstance(depth, torch.Tensor) or tuple(depth.shape) != (b, 1, h, w):
-        raise ValueError(f"depth must have shape [B, 1, H, W] = {(b, 1, h, w)}, got "
-                         f"{tuple(depth.shape) if isinstance(depth, torch.Tensor) else type(depth).__name__}")
-    if not isinstance(focus, torch.Tensor) or tuple(focus.shape) != (b, n):
-        raise ValueError(f"focus must have shape [B, N] = {(b, n)}, got "
-                         f"{tuple(focus.shape) if isinstance(focus, torch.Tensor) else type(focus).__name__}")
+    sizes = check_shape(stack, "B N * H W", "stack", types=(torch.Tensor,))
+    check_shape(depth, "B 1 H W", "depth", types=(torch.Tensor,), **sizes)
+    check_shape(focus, "B N", "focus", types=(torch.Tensor,), **sizes)
 
 
 def _component_errors(out: dict[str, Any], t) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:

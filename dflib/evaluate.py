@@ -23,7 +23,7 @@ import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Sequence
 
 import numpy as np
 import torch
@@ -76,7 +76,7 @@ def sff_method(measure: str = "lapv", window: int = 9, interpolation: str = "gau
 def embedded_benchmark(length: int = EMBEDDED_LENGTH, size: tuple[int, int] = EMBEDDED_SIZE) -> Dataset:
     """The embedded test split (no download): seeded, noisy, FoD500 camera and planes."""
     from dflib.data import SyntheticFocalStackDataset
-    from dflib.train import TEST_SEED
+    from dflib.data.synthetic import TEST_SEED
 
     return SyntheticFocalStackDataset(length, size=size, n_planes=5, noise=True, seed=TEST_SEED)
 
@@ -93,9 +93,20 @@ class ResultsTable:
             cols += [k for k in r if k not in cols]
         return cols
 
-    def to_markdown(self, percent_delta: bool = True) -> str:
-        """A Markdown table; δ shown in percent when ``percent_delta``."""
-        cols = self.columns()
+    def to_markdown(self, percent_delta: bool = True, columns: Sequence[str] | None = None, digits: int = 4) -> str:
+        """A Markdown table of the rows: every table dflib prints (CLI, notebooks, benchmarks) is made here.
+
+        Args:
+            percent_delta: show the δ columns in percent (their header says so).
+            columns: the columns, in order (default: every key of every row, in order of appearance).
+            digits: significant digits of the floats; other values are printed as they are, a missing one as blank.
+
+        >>> print(ResultsTable([{"method": "sff", "rmse": 0.123456, "delta1": 0.5}]).to_markdown(), end="")
+        | method | rmse | delta1 (%) |
+        |---|---|---|
+        | sff | 0.1235 | 50 |
+        """
+        cols = list(columns) if columns is not None else self.columns()
         head = [c + (" (%)" if percent_delta and c.startswith("delta") else "") for c in cols]
         lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(cols)]
         for r in self.rows:
@@ -104,7 +115,7 @@ class ResultsTable:
                 v = r.get(c, "")
                 if isinstance(v, float):
                     v = 100 * v if percent_delta and c.startswith("delta") else v
-                    v = f"{v:.4g}"
+                    v = f"{v:.{digits}g}"
                 cells.append(str(v))
             lines.append("| " + " | ".join(cells) + " |")
         return "\n".join(lines) + "\n"

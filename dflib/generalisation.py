@@ -103,7 +103,7 @@ def generalisation_splits(length: int = 32, size: tuple[int, int] = (256, 256),
         middlebury: include the Middlebury camera splits.
     """
     from dflib.data.diverse import DiverseConfig, DiverseFocalStackDataset
-    from dflib.train import TEST_SEED
+    from dflib.data.synthetic import TEST_SEED
 
     splits: dict[str, tuple[Dataset, str]] = {
         "embedded": (embedded_benchmark(length=embedded_length), "fod500"),

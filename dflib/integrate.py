@@ -22,8 +22,9 @@ real-to-real DCTs, one axis at a time and in place; on other devices (CUDA)
 they are built from torch's FFT (Makhoul's reordering, :mod:`dflib.dct`); the
 two routes agree to rounding. The solve b ↦ L⁺ b is a custom autograd
 Function: it is linear and self-adjoint, so its backward is the same solver
-applied to the incoming gradient and nothing is saved for backward. PᵀΓ and
-P around it are plain differentiable torch ops. Units: gradients in surface units per pixel,
+applied to the incoming gradient and nothing is saved for backward. PᵀΓ is
+another Function whose backward is P (forward differences); P itself is
+plain torch ops. Units: gradients in surface units per pixel,
 surfaces in surface units (e.g. metres), pixels as the grid step.
 """
 
@@ -35,7 +36,7 @@ import numpy as np
 import scipy.fft
 import torch
 
-from dflib.dct import _reorder2, _twiddles2, _unreorder2
+from dflib.dct import _reorder2, _unreorder2
 
 __all__ = [
     "forward_differences",
@@ -109,16 +110,33 @@ def forward_differences(z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 def _adjoint_differences(gx: torch.Tensor, gy: torch.Tensor) -> torch.Tensor:
     """PᵀΓ = Dxᵀ gx + Dyᵀ gy (minus the divergence, zero-flux boundaries) ``[..., H, W]``.
 
-    (Dᵀ g)_j = g_{j-1} - g_j with g zero outside its range: four in-place
-    slice updates of one zeroed buffer (differentiable; several times faster
-    on a CPU than padding copies).
+    (Dᵀ g)_j = g_{j-1} - g_j with g zero outside its range. Differentiable;
+    its backward is P itself (:class:`_AdjointDifferences`).
     """
-    b = gx.new_zeros(gx.shape[:-1] + (gx.shape[-1] + 1,))
-    b[..., :, 1:] += gx
-    b[..., :, :-1] -= gx
-    b[..., 1:, :] += gy
-    b[..., :-1, :] -= gy
-    return b
+    return _AdjointDifferences.apply(gx, gy)
+
+
+class _AdjointDifferences(torch.autograd.Function):
+    """(gx, gy) ↦ PᵀΓ; backward: ∂/∂b ↦ P ∂/∂b = (Dx ∂b, Dy ∂b).
+
+    Four in-place slice updates of one zeroed buffer, outside autograd: under
+    autograd each would add a node that copies the whole incoming gradient,
+    which made the backward pass cost several times the forward.
+    """
+
+    @staticmethod
+    def forward(ctx, gx: torch.Tensor, gy: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        b = gx.new_zeros(gx.shape[:-1] + (gx.shape[-1] + 1,))
+        b[..., :, 1:] += gx
+        b[..., :, :-1] -= gx
+        b[..., 1:, :] += gy
+        b[..., :-1, :] -= gy
+        return b
+
+    @staticmethod
+    def backward(ctx, grad_b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:  # type: ignore[override]
+        # plain (differentiable) torch ops, so double backward works too
+        return grad_b[..., :, 1:] - grad_b[..., :, :-1], grad_b[..., 1:, :] - grad_b[..., :-1, :]
 
 
 def _eigenvalues(n: int, idx: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
@@ -177,29 +195,73 @@ def _solve_pocketfft(b: torch.Tensor, overwrite: bool = False, floor: float = 0.
     return torch.from_numpy(scipy.fft.idct(c, axis=-1, workers=workers, overwrite_x=True))
 
 
+def _pair_tables(h: int, w: int, dtype: torch.dtype, device: torch.device,
+                 floor: float = 0.0) -> dict[str, torch.Tensor]:
+    """Per-frequency tables of :func:`_solve_torch` for an ``[H, W]`` grid (built per call, no cache).
+
+    With W_k = exp(-iπk/2H), W_l = exp(-iπl/2W), rows k = 1..K (K = (H-1)//2)
+    paired with k' = H - k and the half spectrum l = 0..W//2:
+    ``A = W_k W_l`` and ``B = conj(W_k) W_l`` ``[K, M]`` complex; ``U`` and
+    ``Vt`` ``[K, M, 2]`` real, from the halved inverse eigenvalues
+    s = inv[k, ±l] / 2, t = inv[k', ±l] / 2 of :func:`_packed_inverse`:
+    ``U = (s₊ + t₋, s₋ + t₊)``, ``Vt = (s₊ - t₋, s₋ - t₊)``. The self-paired rows
+    (0, and H/2 for even H) use ``G = W_l`` ``[M]`` and ``D = 2 inv[row]``
+    ``[rows, M, 2]``. Twiddles are exact in float64, then cast once.
+    """
+    cdtype = torch.complex64 if dtype == torch.float32 else torch.complex128
+    m, kk = w // 2 + 1, (h - 1) // 2
+    f64 = dict(dtype=torch.float64, device=device)
+    wk = torch.polar(torch.ones(kk, **f64), torch.arange(1, kk + 1, **f64) * (-math.pi / (2 * h)))[:, None]
+    wl = torch.polar(torch.ones(m, **f64), torch.arange(m, **f64) * (-math.pi / (2 * w)))
+    inv = _packed_inverse(h, w, torch.float64, device, floor)  # [H, M, 2], (0, 0) exactly 0
+    s, t = inv[1:kk + 1], inv[h - kk:].flip(0)  # rows k and k' = H - k, aligned
+    plus = torch.stack([s[..., 0] + t[..., 1], s[..., 1] + t[..., 0]], dim=-1)
+    minus = torch.stack([s[..., 0] - t[..., 1], s[..., 1] - t[..., 0]], dim=-1)
+    own = [0] + ([h // 2] if h % 2 == 0 else [])
+    a, b = wk * wl, wk.conj() * wl
+    return {
+        "A": a.to(cdtype), "Ac": a.conj().to(cdtype), "B": b.to(cdtype), "Bc": b.conj().to(cdtype),
+        "U": plus.to(dtype), "Vt": minus.to(dtype),
+        "G": wl.to(cdtype), "Gc": wl.conj().to(cdtype), "D": (2.0 * inv[own]).to(dtype),
+    }
+
+
 def _solve_torch(b: torch.Tensor, floor: float = 0.0) -> torch.Tensor:
     """L⁺ b with torch's FFT on any device (the route taken off the CPU).
 
-    2-D DCT-II of b (Makhoul reordering + one rfft2), division by λ on the
-    packed half spectrum, inverse 2-D DCT (one irfft2 + inverse reordering);
-    see :func:`dflib.dct._dct2_half_spectrum` / :func:`dflib.dct._idct2_from_packed`
-    for the formulas. Called only without autograd, so the spectral steps work
-    in place on one complex buffer (fewer large allocations).
+    v = rfft2(reorder2(b)) (Makhoul, :mod:`dflib.dct`); the DCT, the division
+    by λ and the inverse DCT's pre-twiddle collapse into one real-linear map
+    per row pair (k, H - k) of the half spectrum, applied in place:
+
+        P = A V_k,  Q = B V_k',
+        V'_k  = conj(A) (U ∘ P + Vt ∘ Q),   V'_k' = conj(B) (Vt ∘ P + U ∘ Q)
+
+    (∘ acts on the real and imaginary parts separately; tables in
+    :func:`_pair_tables`), and V' = conj(W_l) (D ∘ (W_l V)) on the rows paired
+    with themselves; then irfft2 and the inverse reordering. Derivation: with
+    S the packed DCT (:func:`dflib.dct._dct2_half_spectrum`), S_k = P + Q and
+    S_k' = i (P - Q); scaling Re S and Im S by their eigenvalues and applying
+    V' = conj(A_k)(Y_k - i Y_k') gives the formulas above. No complex index
+    gathers, two row flips on half the spectrum, no autograd (plain tensors).
     """
     h, w = b.shape[-2:]
-    a, bt, flip = _twiddles2(h, w, b.dtype, b.device)
+    tab = _pair_tables(h, w, b.dtype, b.device, floor)
     v = torch.fft.rfft2(_reorder2(b))
-    vf = v.index_select(-2, flip)
-    # S = A V + B V_-k
-    s = v.mul_(a).addcmul_(bt, vf)
-    # Y = (inv[k, l] Re S + i inv[k, -l] Im S) / 2
-    torch.view_as_real(s).mul_(_packed_inverse(h, w, b.dtype, b.device, floor))
-    # V' = conj(A) (Y - i Y_-k), no second term for k = 0
-    torch.index_select(s, -2, flip, out=vf)
-    gf = (-1j * a.conj()).resolve_conj()
-    gf[0] = 0.0
-    y = s.mul_(a.conj().resolve_conj()).addcmul_(gf, vf)
-    return _unreorder2(torch.fft.irfft2(y, s=(h, w)))
+    kk = (h - 1) // 2
+    top, bottom = v[..., 1:kk + 1, :], v[..., h - kk:, :]
+    p = top * tab["A"]
+    q = bottom.flip(-2).mul_(tab["B"])
+    pr, qr = torch.view_as_real(p), torch.view_as_real(q)
+    r1 = torch.addcmul(pr * tab["U"], qr, tab["Vt"])
+    r2 = pr.mul_(tab["Vt"]).addcmul_(qr, tab["U"])  # p's memory, no longer needed
+    torch.mul(torch.view_as_complex(r1), tab["Ac"], out=top)
+    bottom.copy_(torch.view_as_complex(r2).mul_(tab["Bc"]).flip(-2))
+    for i, row in enumerate([0] + ([h // 2] if h % 2 == 0 else [])):
+        x = v[..., row, :]
+        y = x * tab["G"]
+        torch.view_as_real(y).mul_(tab["D"][i])
+        torch.mul(y, tab["Gc"], out=x)
+    return _unreorder2(torch.fft.irfft2(v, s=(h, w)))
 
 
 def _solve(b: torch.Tensor, overwrite: bool = False, floor: float = 0.0) -> torch.Tensor:

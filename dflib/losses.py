@@ -28,6 +28,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from dflib.checks import check_shape
+
 
 def valid_mask(target: torch.Tensor) -> torch.Tensor:
     """Bool tensor, same shape as ``target``: finite and > 0."""
@@ -45,10 +47,7 @@ def _full_mask(target: torch.Tensor, mask: torch.Tensor | None, name: str = "mas
 
 
 def _check_depth(x: torch.Tensor, name: str) -> None:
-    if not isinstance(x, torch.Tensor):
-        raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
-    if x.dim() != 4 or x.shape[1] != 1:
-        raise ValueError(f"{name} must have shape [B, 1, H, W], got {tuple(x.shape)}")
+    check_shape(x, "B 1 H W", name, types=(torch.Tensor,))
 
 
 def depth_loss(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None = None,
@@ -84,8 +83,7 @@ def sharpness_weights(depth_gt: torch.Tensor, focus: torch.Tensor) -> torch.Tens
         ``[B, N, H, W]``, sums to 1 over N.
     """
     _check_depth(depth_gt, "depth_gt")
-    if focus.dim() != 2 or focus.shape[0] != depth_gt.shape[0]:
-        raise ValueError(f"focus must have shape [B={depth_gt.shape[0]}, N], got {tuple(focus.shape)}")
+    check_shape(focus, "B N", "focus", B=depth_gt.shape[0])
     d = torch.where(valid_mask(depth_gt), depth_gt, torch.zeros_like(depth_gt))
     f = focus.to(d.dtype)[:, :, None, None]
     return torch.softmax(-(f - d).abs(), dim=1)
@@ -200,9 +198,7 @@ def surface_target(depth_gt: torch.Tensor, focus: torch.Tensor, grid: tuple[int,
         raise ValueError(f"units must be one of {SV_UNITS}, got {units!r}")
     if not tau > 0:
         raise ValueError(f"tau must be > 0, got {tau!r}")
-    b = depth_gt.shape[0]
-    if focus.dim() != 2 or focus.shape[0] != b:
-        raise ValueError(f"focus must have shape [B={b}, N], got {tuple(focus.shape)}")
+    check_shape(focus, "B N", "focus", B=depth_gt.shape[0])
     hf, wf = grid
     h, w = depth_gt.shape[-2:]
     if stride is None:
@@ -273,8 +269,7 @@ def spatial_variational_loss(surface_grad: tuple[torch.Tensor, torch.Tensor], de
     if tuple(gy.shape) != (b, n, hf - 1, wf):
         raise ValueError(f"surface_grad gy must have shape {(b, n, hf - 1, wf)} to match gx "
                          f"{tuple(gx.shape)}, got {tuple(gy.shape)}")
-    if focus.shape != (b, n):
-        raise ValueError(f"focus must have shape [B, N] = {(b, n)}, got {tuple(focus.shape)}")
+    check_shape(focus, "B N", "focus", B=b, N=n)
     if penalty not in SV_PENALTIES:
         raise ValueError(f"penalty must be one of {SV_PENALTIES}, got {penalty!r}")
     t = surface_target(depth_gt.to(gx.dtype), focus, (hf, wf), mask, stride, units, tau)
@@ -305,10 +300,9 @@ def focal_variational_loss(prob: torch.Tensor, mask: torch.Tensor | None = None)
     Returns:
         scalar.
     """
-    if not isinstance(prob, torch.Tensor) or prob.dim() != 4 or prob.shape[1] < 2:
-        raise ValueError(f"prob must have shape [B, N>=2, H, W], got "
-                         f"{tuple(prob.shape) if isinstance(prob, torch.Tensor) else type(prob).__name__}")
-    b, n, h, w = prob.shape
+    b, n, h, w = check_shape(prob, "B N H W", "prob", types=(torch.Tensor,)).values()
+    if n < 2:
+        raise ValueError(f"prob must have shape [B, N>=2, H, W], got {tuple(prob.shape)}")
     k = prob.argmax(dim=1, keepdim=True)  # [B, 1, H, W], 0-based
     d = prob[:, 1:] - prob[:, :-1]  # d_i = p_{i+1} - p_i, i = 0..N-2 (0-based)
     i = torch.arange(n - 1, device=prob.device).view(1, -1, 1, 1)
@@ -319,8 +313,7 @@ def focal_variational_loss(prob: torch.Tensor, mask: torch.Tensor | None = None)
         return per_pixel.mean()
     if mask.dim() == 3:
         mask = mask.unsqueeze(1)
-    if tuple(mask.shape) != (b, 1, h, w):
-        raise ValueError(f"mask must have shape [B, 1, H, W] = {(b, 1, h, w)}, got {tuple(mask.shape)}")
+    check_shape(mask, "B 1 H W", "mask", B=b, H=h, W=w)
     mb = mask.to(torch.bool)
     count = mb.sum()
     if count == 0:

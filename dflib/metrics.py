@@ -38,8 +38,10 @@ from dataclasses import dataclass
 from typing import Any, Mapping
 
 import numpy as np
-import torch
 from skimage.filters import scharr_h, scharr_v
+
+from dflib.checks import as_numpy
+from dflib.utils import to_numpy
 
 __all__ = [
     "Protocol",
@@ -152,10 +154,7 @@ def get_protocol(protocol: str | Protocol) -> Protocol:
 
 def _as_batch(x: Any, name: str) -> np.ndarray:
     """``[H,W]``, ``[B,H,W]`` or ``[B,1,H,W]`` numpy/torch → numpy ``[B,H,W]`` (no dtype change)."""
-    if isinstance(x, torch.Tensor):
-        x = x.detach().cpu().numpy()
-    elif not isinstance(x, np.ndarray):
-        raise TypeError(f"{name} must be a numpy array or torch tensor, got {type(x).__name__}")
+    x = as_numpy(x, name)
     if x.ndim == 2:
         return x[None]
     if x.ndim == 3:
@@ -194,11 +193,11 @@ def bump_map(err: Any, valid: Any | None = None) -> np.ndarray:
         derivative is 2x the unit-spacing derivative, so ``dxx`` etc. are 4x the
         per-pixel curvature (see :func:`depth_metrics`).
     """
-    e = np.asarray(err.detach().cpu().numpy() if isinstance(err, torch.Tensor) else err, dtype=np.float64)
+    e = to_numpy(err).astype(np.float64)
     if e.ndim != 2:
         raise ValueError(f"err must be [H, W], got {e.shape}")
     if valid is not None:
-        v = np.asarray(valid.detach().cpu().numpy() if isinstance(valid, torch.Tensor) else valid, dtype=bool)
+        v = to_numpy(valid).astype(bool)
         if v.shape != e.shape:
             raise ValueError(f"valid must have err's shape {e.shape}, got {v.shape}")
         e = np.where(v, e, 0.0)
@@ -215,6 +214,13 @@ def depth_metrics(
     mask: Any | None = None,
 ) -> dict[str, float]:
     """DDFF-12 benchmark metrics, per image over valid pixels, averaged over images.
+
+    A prediction 0.1 m too far everywhere on a 2 m plane: RMSE 0.1, AbsRel 0.05, every δ hit, no bump:
+
+    >>> gt = np.full((8, 8), 2.0)
+    >>> m = depth_metrics(gt + 0.1, gt)
+    >>> round(m["rmse"], 6), round(m["abs_rel"], 6), m["delta1"], m["bump"]
+    (0.1, 0.05, 1.0, 0.0)
 
     Args:
         pred: predicted depth (or disparity), numpy or torch, ``[H, W]``,

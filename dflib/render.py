@@ -30,14 +30,15 @@ resolution (area downsampling by s so that the CoC stays >=
 on big blurs, but it softens bokeh edges (errors of up to ~20/255 near
 highlights), so it is off by default.
 
-:func:`render_focal_stack_naive` is the common shortcut for comparison: each
-pixel is blurred with the PSF of its *own* depth (a gather), with no
-occlusion model, so sharp foregrounds bleed into blurred backgrounds and
-blurred foregrounds do not spill over sharp backgrounds.
+Where the rest of the image model lives: the camera, CoC and PSFs in
+:mod:`dflib.optics`, sRGB and noise in :mod:`dflib.sensor`, and the naive
+gather renderer (the common shortcut, for comparison) in
+:mod:`dflib.render_naive`; their names are importable from here too.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import warnings
 from dataclasses import dataclass, field
@@ -49,12 +50,14 @@ import scipy.ndimage
 import torch
 import torch.nn.functional as F
 
-from dflib.optics import ThinLens
+from dflib.optics import ThinLens, disc_psf, gaussian_psf, psf_kernels, psf_radius  # noqa: F401
+from dflib.sensor import NoiseConfig, add_sensor_noise, linear_to_srgb, srgb_to_linear  # noqa: F401
 from dflib.utils import default_device
 
 __all__ = [
     "FocalStack",
     "NoiseConfig",
+    "RenderOptions",
     "render_focal_stack",
     "render_focal_stack_naive",
     "srgb_to_linear",
@@ -67,137 +70,6 @@ __all__ = [
 ]
 
 PSF = Literal["disc", "gaussian"]
-
-
-# --- colour -------------------------------------------------------------------
-
-def srgb_to_linear(x: torch.Tensor) -> torch.Tensor:
-    """IEC 61966-2-1 sRGB decoding; ``x`` in [0, 1], any shape."""
-    return torch.where(x <= 0.04045, x / 12.92, ((x.clamp(min=0.04045) + 0.055) / 1.055) ** 2.4)
-
-
-def linear_to_srgb(x: torch.Tensor) -> torch.Tensor:
-    """IEC 61966-2-1 sRGB encoding; ``x`` linear in [0, 1], any shape."""
-    x = x.clamp(0.0, 1.0)
-    return torch.where(x <= 0.0031308, 12.92 * x, 1.055 * x.clamp(min=0.0031308) ** (1 / 2.4) - 0.055)
-
-
-# --- noise --------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class NoiseConfig:
-    """Poisson-Gaussian sensor noise on an image in [0, 1], then quantisation.
-
-    ``y = a * Poisson(x / a) + N(0, b^2)`` so that ``Var[y] = a x + b^2``.
-
-    Attributes:
-        poisson_scale: ``a``, the signal-dependent (shot-noise) scale; 0 turns
-            it off. The default 5e-4 gives a std of ~0.016 (4/255) at x = 0.5.
-        gaussian_std: ``b``, the signal-independent (read-noise) std.
-        bits: quantisation bit depth (8 gives 256 levels); 0 turns it off.
-    """
-
-    poisson_scale: float = 5e-4
-    gaussian_std: float = 2e-3
-    bits: int = 8
-
-    def __post_init__(self) -> None:
-        if not self.poisson_scale >= 0:
-            raise ValueError(f"poisson_scale must be >= 0, got {self.poisson_scale!r}")
-        if not self.gaussian_std >= 0:
-            raise ValueError(f"gaussian_std must be >= 0, got {self.gaussian_std!r}")
-        if not (isinstance(self.bits, int) and 0 <= self.bits <= 16):
-            raise ValueError(f"bits must be an int in [0, 16], got {self.bits!r}")
-
-
-def add_sensor_noise(
-    images: torch.Tensor, config: NoiseConfig = NoiseConfig(), generator: torch.Generator | int = 0
-) -> torch.Tensor:
-    """Poisson-Gaussian noise and quantisation (see :class:`NoiseConfig`).
-
-    Args:
-        images: any shape, values in [0, 1].
-        generator: a ``torch.Generator`` on ``images.device`` or an int seed.
-
-    Returns:
-        Same shape, clamped to [0, 1] (and quantised to ``2**bits`` levels).
-    """
-    if isinstance(generator, int):
-        g = torch.Generator(device=images.device)
-        g.manual_seed(generator)
-    else:
-        g = generator
-    y = images.clamp(0.0, 1.0)
-    if config.poisson_scale > 0:
-        y = torch.poisson(y / config.poisson_scale, generator=g) * config.poisson_scale
-    if config.gaussian_std > 0:
-        y = y + config.gaussian_std * torch.randn(y.shape, generator=g, device=y.device, dtype=y.dtype)
-    y = y.clamp(0.0, 1.0)
-    if config.bits > 0:
-        levels = float(2**config.bits - 1)
-        y = torch.round(y * levels) / levels
-    return y
-
-
-# --- PSFs ---------------------------------------------------------------------
-
-def disc_psf(diameter_px: torch.Tensor | float, radius: int | None = None) -> torch.Tensor:
-    """Antialiased, unit-sum disc PSFs.
-
-    Each pixel's weight is its approximate coverage by the disc,
-    ``clip(r + 0.5 - dist, 0, 1)`` with ``r = diameter / 2``, so the kernel
-    changes continuously with the diameter; a diameter below 1 px is a delta.
-
-    Args:
-        diameter_px: ``[B]`` (or scalar) CoC diameters in pixels (>= 0).
-        radius: kernel half-size; default just large enough for the largest disc.
-
-    Returns:
-        ``[B, 2R+1, 2R+1]`` float kernels (``[2R+1, 2R+1]`` for a scalar).
-    """
-    d = torch.as_tensor(diameter_px, dtype=torch.float32)
-    scalar = d.ndim == 0
-    d = d.reshape(-1)
-    r = d / 2
-    R = int(math.ceil(float(r.max()) + 0.5)) if radius is None else int(radius)
-    ax = torch.arange(-R, R + 1, dtype=torch.float32, device=d.device)
-    dist = torch.sqrt(ax[:, None] ** 2 + ax[None, :] ** 2)
-    k = (r[:, None, None] + 0.5 - dist[None]).clamp(0.0, 1.0)
-    k = k / k.sum(dim=(-2, -1), keepdim=True)
-    return k[0] if scalar else k
-
-
-def gaussian_psf(diameter_px: torch.Tensor | float, radius: int | None = None) -> torch.Tensor:
-    """Unit-sum Gaussian PSFs with the second moment of a disc of the given diameter.
-
-    A disc of radius r has per-axis variance r^2/4, so ``sigma = diameter / 4``.
-    Below sigma = 0.2 px the kernel is a delta. Shapes as :func:`disc_psf`.
-    """
-    d = torch.as_tensor(diameter_px, dtype=torch.float32)
-    scalar = d.ndim == 0
-    d = d.reshape(-1)
-    sigma = d / 4
-    R = int(math.ceil(3 * float(sigma.max()))) if radius is None else int(radius)
-    ax = torch.arange(-R, R + 1, dtype=torch.float32, device=d.device)
-    dist2 = ax[:, None] ** 2 + ax[None, :] ** 2
-    s2 = (2 * sigma.clamp(min=1e-6) ** 2)[:, None, None]
-    k = torch.exp(-dist2[None] / s2)
-    delta = (dist2 == 0).to(k.dtype)[None].expand_as(k)
-    k = torch.where((sigma < 0.2)[:, None, None], delta, k)
-    k = k / k.sum(dim=(-2, -1), keepdim=True)
-    return k[0] if scalar else k
-
-
-def _psf(kind: str, diam: torch.Tensor, radius: int | None = None) -> torch.Tensor:
-    if kind == "disc":
-        return disc_psf(diam, radius)
-    if kind == "gaussian":
-        return gaussian_psf(diam, radius)
-    raise ValueError(f"psf must be 'disc' or 'gaussian', got {kind!r}")
-
-
-def _psf_radius(kind: str, diam: float) -> int:
-    return int(math.ceil(diam / 2 + 0.5)) if kind == "disc" else int(math.ceil(3 * diam / 4))
 
 
 # --- input handling -----------------------------------------------------------
@@ -263,6 +135,71 @@ def auto_num_layers(
     every focus plane (``coc_per_diopter_px`` is each plane's CoC slope)."""
     kmax = float(np.max(np.asarray(coc_per_diopter_px)))
     return max(1, int(math.ceil((q_max - q_min) * kmax / max_step_px - 1e-9)) + 1)
+
+
+# --- options ------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class RenderOptions:
+    """How :func:`render_focal_stack` (and :func:`~dflib.render_naive.render_focal_stack_naive`) render.
+
+    Attributes:
+        layers: number K of inverse-depth layers; ``None`` picks the smallest K
+            with <= 1 px CoC between neighbouring layers at every focus plane.
+        psf: ``"disc"`` (antialiased, physical) or ``"gaussian"`` (same second moment).
+        noise: ``True`` (default :class:`~dflib.sensor.NoiseConfig`), ``False``, or a ``NoiseConfig``.
+        seed: int or ``torch.Generator`` (on ``device``) for the noise.
+        device: torch device; default CUDA when present, else CPU.
+        max_layers: cap on the automatic K (a warning is issued when it applies).
+        downsample_min_coc_px: layers are blurred at scale 1/s only while their
+            CoC is >= 2x this at full resolution (>= this at the reduced scale).
+        max_downsample: largest s (power of two); 1 (default) blurs everything at full resolution.
+        chunk_elems: bound on the elements of one batched FFT (memory; layered renderer only).
+
+    >>> RenderOptions.of(None, psf="gaussian").psf
+    'gaussian'
+    >>> RenderOptions(psf="box")
+    Traceback (most recent call last):
+    ...
+    ValueError: psf must be 'disc' or 'gaussian', got 'box'
+    """
+
+    layers: int | None = None
+    psf: PSF = "disc"
+    noise: bool | NoiseConfig = True
+    seed: int | torch.Generator = 0
+    device: str | torch.device | None = None
+    max_layers: int = 256
+    downsample_min_coc_px: float = 8.0
+    max_downsample: int = 1
+    chunk_elems: int = 2**25
+
+    def __post_init__(self) -> None:
+        if self.psf not in ("disc", "gaussian"):
+            raise ValueError(f"psf must be 'disc' or 'gaussian', got {self.psf!r}")
+        if not isinstance(self.noise, (bool, NoiseConfig)):
+            raise TypeError(f"noise must be a bool or NoiseConfig, got {type(self.noise).__name__}")
+        if self.layers is not None and (isinstance(self.layers, bool) or not isinstance(self.layers, (int, np.integer))
+                                        or self.layers < 1):
+            raise ValueError(f"layers must be a positive int or None, got {self.layers!r}")
+
+    @classmethod
+    def of(cls, options: "RenderOptions | None" = None, **changes: Any) -> "RenderOptions":
+        """``options`` (default: the defaults) with some fields changed; an unknown field is a ``TypeError``."""
+        if options is not None and not isinstance(options, cls):
+            raise TypeError(f"options must be a RenderOptions or None, got {type(options).__name__}")
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(changes) - names)
+        if unknown:
+            raise TypeError(f"unknown render option(s) {unknown}; the options are {sorted(names)}")
+        return dataclasses.replace(options or cls(), **changes)
+
+    @property
+    def noise_config(self) -> NoiseConfig | None:
+        """The noise to add, or None."""
+        if isinstance(self.noise, NoiseConfig):
+            return self.noise
+        return NoiseConfig() if self.noise else None
 
 
 # --- output -------------------------------------------------------------------
@@ -335,8 +272,6 @@ def _prepare(
             warnings.warn(f"auto layer count {K} exceeds max_layers={max_layers}; using {max_layers}", stacklevel=3)
             K = max_layers
     else:
-        if isinstance(layers, bool) or not isinstance(layers, (int, np.integer)) or layers < 1:
-            raise ValueError(f"layers must be a positive int or None, got {layers!r}")
         K = int(layers)
     if K == 1 or q_max - q_min <= 0:
         q_layers = np.array([(q_min + q_max) / 2]) if K == 1 else np.full(1, q_min)
@@ -361,68 +296,11 @@ def _level(c: float, min_coc: float, max_down: int) -> int:
     return int(min(s, 2 ** int(math.floor(math.log2(max_down)))))
 
 
-class _SpectrumCache:
-    """Zero-padded FFTs of a set of images ``[L, C, H, W]`` at several scales."""
-
-    def __init__(self, images: torch.Tensor, pads: dict[int, int]):
-        self.images = images
-        self.shape = images.shape[-2:]
-        self.pads = pads
-        self.cache: dict[int, tuple[torch.Tensor, int, tuple[int, int], tuple[int, int]]] = {}
-
-    def get(self, s: int) -> tuple[torch.Tensor, int, tuple[int, int], tuple[int, int]]:
-        if s not in self.cache:
-            x = self.images
-            H, W = self.shape
-            if s > 1:
-                ph, pw = (-H) % s, (-W) % s
-                x = F.avg_pool2d(F.pad(x, (0, pw, 0, ph)), s)
-            h, w = x.shape[-2:]
-            p = self.pads[s]
-            fh = scipy.fft.next_fast_len(h + 2 * p, real=True)
-            fw = scipy.fft.next_fast_len(w + 2 * p, real=True)
-            spec = torch.fft.rfft2(F.pad(x, (p, fw - w - p, p, fh - h - p)))
-            self.cache[s] = (spec, p, (h, w), (fh, fw))
-        return self.cache[s]
-
-
-def _blur_from_cache(
-    cache: _SpectrumCache, which: torch.Tensor, diam: torch.Tensor, s: int, psf: str
-) -> torch.Tensor:
-    """Blur images ``which`` (indices into the cache) by PSFs of ``diam`` px (full-res units).
-
-    Returns ``[len(which), C, H, W]`` at full resolution.
-    """
-    spec, p, (h, w), (fh, fw) = cache.get(s)
-    d = diam / s
-    R = _psf_radius(psf, float(d.max()))
-    k = _psf(psf, d.cpu(), R).to(spec.device)  # [B, 2R+1, 2R+1]
-    B = k.shape[0]
-    grid = torch.zeros(B, fh, fw, dtype=k.dtype, device=spec.device)
-    grid[:, : 2 * R + 1, : 2 * R + 1] = k
-    grid = torch.roll(grid, shifts=(-R, -R), dims=(-2, -1))
-    kspec = torch.fft.rfft2(grid)
-    out = torch.fft.irfft2(spec[which.to(spec.device)] * kspec[:, None], s=(fh, fw))[..., p : p + h, p : p + w]
-    if s > 1:
-        H, W = cache.shape
-        out = F.interpolate(out, scale_factor=s, mode="bilinear", align_corners=False)[..., :H, :W]
-    return out
-
-
-def _check_noise(noise: bool | NoiseConfig) -> NoiseConfig | None:
-    if isinstance(noise, NoiseConfig):
-        return noise
-    if isinstance(noise, bool):
-        return NoiseConfig() if noise else None
-    raise TypeError(f"noise must be a bool or NoiseConfig, got {type(noise).__name__}")
-
-
-def _finish(
-    prep: _Prepared, lin_images: torch.Tensor, noise: NoiseConfig | None, seed: int | torch.Generator
-) -> FocalStack:
+def _finish(prep: _Prepared, lin_images: torch.Tensor, options: RenderOptions) -> FocalStack:
+    """The :class:`FocalStack` of linear images ``[N, 3, H, W]``: sRGB encoded, with the sensor's noise."""
     images = linear_to_srgb(lin_images)
-    if noise is not None:
-        images = add_sensor_noise(images, noise, seed)
+    if options.noise_config is not None:
+        images = add_sensor_noise(images, options.noise_config, options.seed)
     images = torch.nan_to_num(images, nan=0.0).clamp(0.0, 1.0).to(torch.float32)
     dev = prep.device
     return FocalStack(
@@ -437,20 +315,7 @@ def _finish(
 
 
 def render_focal_stack(
-    rgb: Any,
-    depth: Any,
-    camera: ThinLens,
-    focus_m: Any,
-    *,
-    layers: int | None = None,
-    psf: PSF = "disc",
-    noise: bool | NoiseConfig = True,
-    seed: int | torch.Generator = 0,
-    device: str | torch.device | None = None,
-    max_layers: int = 256,
-    downsample_min_coc_px: float = 8.0,
-    max_downsample: int = 1,
-    chunk_elems: int = 2**25,
+    rgb: Any, depth: Any, camera: ThinLens, focus_m: Any, options: RenderOptions | None = None, **changes: Any
 ) -> FocalStack:
     """Render a focal stack from an RGB-D image with a thin-lens camera.
 
@@ -459,25 +324,15 @@ def render_focal_stack(
         depth: ``[H, W]`` metres; 0, NaN and inf are holes (filled, reported in ``.mask``).
         camera: the :class:`~dflib.optics.ThinLens`.
         focus_m: ``[N]`` focus distances in metres (each > focal length).
-        layers: number K of inverse-depth layers; ``None`` picks the smallest K
-            with <= 1 px CoC between neighbouring layers at every focus plane.
-        psf: ``"disc"`` (antialiased, physical) or ``"gaussian"`` (same second moment).
-        noise: ``True`` (default :class:`NoiseConfig`), ``False``, or a ``NoiseConfig``.
-        seed: int or ``torch.Generator`` (on ``device``) for the noise.
-        device: torch device; default CUDA when present, else CPU.
-        max_layers: cap on the automatic K (a warning is issued when it applies).
-        downsample_min_coc_px: layers are blurred at scale 1/s only while their
-            CoC is >= 2x this at full resolution (>= this at the reduced scale).
-        max_downsample: largest s (power of two); 1 (default) blurs everything at full resolution.
-        chunk_elems: bound on the elements of one batched FFT (memory).
+        options: a :class:`RenderOptions`; ``changes`` (its field names, e.g. ``psf="gaussian"``,
+            ``noise=False``, ``seed=3``, ``device="cpu"``) change some of its fields.
 
     Returns:
         :class:`FocalStack` with ``images [N,3,H,W]`` on ``device``.
     """
-    noise_cfg = _check_noise(noise)
-    if psf not in ("disc", "gaussian"):
-        raise ValueError(f"psf must be 'disc' or 'gaussian', got {psf!r}")
-    prep = _prepare(rgb, depth, camera, focus_m, layers, device, max_layers)
+    opt = RenderOptions.of(options, **changes)
+    psf = opt.psf
+    prep = _prepare(rgb, depth, camera, focus_m, opt.layers, opt.device, opt.max_layers)
     dev = prep.device
     H, W = prep.lin.shape[-2:]
     N, K = prep.coc.shape
@@ -494,7 +349,7 @@ def render_focal_stack(
         a = m[y0:y1, x0:x1].to(torch.float32)[None]
         rgba = torch.cat([prep.lin[:, y0:y1, x0:x1] * a, a], dim=0)  # [4, h, w] premultiplied
         c = prep.coc[:, k]
-        lv = np.array([_level(ci, downsample_min_coc_px, max_downsample) for ci in c])
+        lv = np.array([_level(ci, opt.downsample_min_coc_px, opt.max_downsample) for ci in c])
         sharp = (c < 1.0) if psf == "disc" else (c / 4 < 0.2)
         groups: list[tuple[np.ndarray, int]] = []
         if sharp.any():
@@ -506,7 +361,7 @@ def render_focal_stack(
                 blurred, (Y0, X0) = rgba[None].expand(len(planes), -1, -1, -1), (y0, x0)
             else:
                 blurred, (Y0, X0) = _blur_crop(rgba, torch.as_tensor(c[planes], dtype=torch.float32), s, psf,
-                                               chunk_elems)
+                                               opt.chunk_elems)
                 Y0, X0 = Y0 + y0, X0 + x0
             # clip the blurred patch to the image
             by0, bx0 = max(0, -Y0), max(0, -X0)
@@ -521,7 +376,7 @@ def render_focal_stack(
                 col[n, :, Y0c:Y1c, X0c:X1c].mul_(one_minus[i]).add_(b[i, :3])
                 acc[n, :, Y0c:Y1c, X0c:X1c].mul_(one_minus[i]).add_(al[i])
     out = col.div_(acc.clamp_(min=1e-6))
-    return _finish(prep, out, noise_cfg, seed)
+    return _finish(prep, out, opt)
 
 
 def _blur_crop(
@@ -543,12 +398,12 @@ def _blur_crop(
     if s > 1:
         x = F.avg_pool2d(F.pad(x, (0, (-w) % s, 0, (-h) % s)), s)
     hl, wl = x.shape[-2:]
-    R = _psf_radius(psf, float(diam.max()) / s)
+    R = psf_radius(psf, float(diam.max()) / s)
     p = R + 1
     fh = scipy.fft.next_fast_len(hl + 2 * p + R, real=True)
     fw = scipy.fft.next_fast_len(wl + 2 * p + R, real=True)
     spec = torch.fft.rfft2(F.pad(x, (p, fw - wl - p, p, fh - hl - p)))  # [1, C, fh, fw//2+1]
-    k = _psf(psf, diam / s, R).to(rgba.device)  # [P, 2R+1, 2R+1]
+    k = psf_kernels(psf, diam / s, R).to(rgba.device)  # [P, 2R+1, 2R+1]
     P = k.shape[0]
     # kernel at the top-left corner (not centred): output index i holds the
     # blur centred on padded-input index i - R, i.e. on patch coordinate i - R - p
@@ -563,50 +418,10 @@ def _blur_crop(
     return (outs[0] if len(outs) == 1 else torch.cat(outs, dim=0)), (-p * s, -p * s)
 
 
-def render_focal_stack_naive(
-    rgb: Any,
-    depth: Any,
-    camera: ThinLens,
-    focus_m: Any,
-    *,
-    layers: int | None = None,
-    psf: PSF = "disc",
-    noise: bool | NoiseConfig = True,
-    seed: int | torch.Generator = 0,
-    device: str | torch.device | None = None,
-    max_layers: int = 256,
-    downsample_min_coc_px: float = 8.0,
-    max_downsample: int = 1,
-) -> FocalStack:
-    """Naive baseline: each pixel takes the whole image blurred by its *own* CoC (gather).
+def __getattr__(name: str) -> Any:
+    """``render_focal_stack_naive`` lives in :mod:`dflib.render_naive` (imported on first use)."""
+    if name == "render_focal_stack_naive":
+        from dflib.render_naive import render_focal_stack_naive
 
-    Same linear light, layers, PSF and noise as :func:`render_focal_stack`, but
-    no occlusion model: a sharp foreground bleeds into a blurred background
-    (halo), and a blurred foreground does not spill over a sharp background.
-    For comparison only. Arguments and return value as :func:`render_focal_stack`.
-    """
-    noise_cfg = _check_noise(noise)
-    if psf not in ("disc", "gaussian"):
-        raise ValueError(f"psf must be 'disc' or 'gaussian', got {psf!r}")
-    prep = _prepare(rgb, depth, camera, focus_m, layers, device, max_layers)
-    dev = prep.device
-    H, W = prep.lin.shape[-2:]
-    K = len(prep.q_layers)
-    present = torch.bincount(prep.layer_idx.reshape(-1), minlength=K) > 0
-    ks = torch.nonzero(present).reshape(-1).tolist()
-    coc = prep.coc[:, ks]
-    levels = np.vectorize(lambda c: _level(c, downsample_min_coc_px, max_downsample), otypes=[int])(coc)
-    pads = {int(s): _psf_radius(psf, float(coc[levels == s].max()) / s) + 1 for s in np.unique(levels)}
-    cache = _SpectrumCache(prep.lin[None], pads)
-    zero = torch.zeros(1, dtype=torch.long)
-    N = len(prep.focus)
-    out = torch.empty(N, 3, H, W, dtype=torch.float32, device=dev)
-    for n in range(N):
-        img = torch.zeros(3, H, W, device=dev)
-        for i, k in enumerate(ks):
-            m = prep.layer_idx == k
-            diam = torch.tensor([coc[n, i]], dtype=torch.float32)
-            b = _blur_from_cache(cache, zero, diam, int(levels[n, i]), psf)[0]
-            img = torch.where(m[None], b, img)
-        out[n] = img
-    return _finish(prep, out, noise_cfg, seed)
+        return render_focal_stack_naive
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -3,13 +3,17 @@
 ``python -m dflib.report --profile quick --out reports`` (what ``make report``
 runs, from the repository root) executes ``notebooks/NN_*.ipynb`` in order with
 papermill, converts each executed notebook to HTML, and writes
-``reports/index.html`` linking them, with the environment the run used (git
-revision, package versions, device, profile, seed, run times) also saved as
-``reports/environment.json``.
+``reports/index.html``, the summary of the run (:mod:`dflib.report_page`): a
+card per notebook with its purpose, main figure and the facts it checked, the
+headline results recorded in ``benchmarks/results/`` and the environment (git
+revision, processor, package versions, device, profile, run times; also saved
+as ``reports/environment.json``). ``--single-file`` also writes the whole
+report as one HTML file, ``reports/dflib_report.html``.
 
-The report folder is self-contained: the pages load MathJax from the copy in
-``reports/mathjax/`` (taken from the ``jupyter-server-mathjax`` package) and
-nothing from the network, so the folder can be zipped and opened elsewhere.
+The report folder is self-contained: the pages embed their images and load
+MathJax from the copy in ``reports/mathjax/`` (taken from the
+``jupyter-server-mathjax`` package) and nothing from the network, so the folder
+can be zipped and opened elsewhere (:mod:`dflib.report_html`).
 
 Reliability:
 
@@ -33,19 +37,19 @@ Reliability:
 from __future__ import annotations
 
 import argparse
-import datetime as _dt
 import functools
-import html
 import json
 import logging
-import platform
-import shutil
-import subprocess
 import sys
 import time
 from dataclasses import asdict, dataclass, field
-from importlib import metadata, resources
 from pathlib import Path
+
+from dflib.notebook_summary import NotebookSummary, summarize_notebook
+from dflib.report_environment import environment_record
+from dflib.report_html import MATHJAX_DIR, install_mathjax, mathjax_source, to_html  # noqa: F401 (public here too)
+from dflib.report_page import index_html, single_file_html
+from dflib.report_results import Headlines, headline_results
 
 PROFILES = ("quick", "full")
 #: Per-cell time limit (seconds) of each profile, ``None`` for none. Quick cells take
@@ -54,24 +58,6 @@ PROFILES = ("quick", "full")
 CELL_TIMEOUT_S: dict[str, int | None] = {"quick": 600, "full": None}
 #: How many times a notebook whose kernel went silent is run again.
 RETRIES = 1
-#: Folder of the report that holds the local MathJax copy.
-MATHJAX_DIR = "mathjax"
-_MATHJAX_CONFIG = "TeX-AMS-MML_HTMLorMML-full,Safe,local/dflib"
-# jupyter-server-mathjax ships MathJax 2.7 with the STIX-Web fonts only (MathJax's default is TeX)
-_MATHJAX_LOCAL_CONFIG = """MathJax.Hub.Config({"HTML-CSS": {availableFonts: [], preferredFont: null, webFont: "STIX-Web", imageFont: null}});
-MathJax.Ajax.loadComplete("[MathJax]/config/local/dflib.js");
-"""
-# nbconvert's lab template without what it loads from CDNs: require.js, the widget manager
-# (saved widget state is dead in a static page) and mermaid (no notebook draws diagrams)
-_TEMPLATE_NAME = "dflib_report.html.j2"
-_TEMPLATE = """{%- extends 'index.html.j2' -%}
-{% block html_head_js_requirejs %}{% endblock html_head_js_requirejs %}
-{% block jupyter_widgets %}{% endblock jupyter_widgets %}
-{% block html_head_js_mermaidjs %}{% endblock html_head_js_mermaidjs %}
-"""
-_PACKAGES = ("dflib", "torch", "numpy", "scipy", "scikit-image", "matplotlib", "papermill", "nbclient", "nbconvert",
-             "ipykernel", "ipywidgets", "pyzmq")
-
 log = logging.getLogger(__name__)
 
 
@@ -205,83 +191,6 @@ def run_notebook(
     raise AssertionError("unreachable")  # pragma: no cover
 
 
-def mathjax_source() -> Path:
-    """The MathJax 2 folder that the ``jupyter-server-mathjax`` package ships."""
-    try:
-        root = resources.files("jupyter_server_mathjax") / "static"
-    except ModuleNotFoundError as exc:
-        raise ModuleNotFoundError(
-            "the report needs a local MathJax from the jupyter-server-mathjax package: "
-            "pip install 'dflib[notebooks]'"
-        ) from exc
-    path = Path(str(root))
-    if not (path / "MathJax.js").is_file():
-        raise FileNotFoundError(f"no MathJax.js in {path}; reinstall jupyter-server-mathjax")
-    return path
-
-
-def install_mathjax(out_dir: Path) -> Path:
-    """Copy MathJax into ``out_dir/mathjax`` (with dflib's font configuration); returns the folder."""
-    dest = Path(out_dir) / MATHJAX_DIR
-    shutil.copytree(mathjax_source(), dest, dirs_exist_ok=True)
-    (dest / "config" / "local").mkdir(parents=True, exist_ok=True)
-    (dest / "config" / "local" / "dflib.js").write_text(_MATHJAX_LOCAL_CONFIG, encoding="utf-8")
-    return dest
-
-
-def to_html(executed: Path, html_path: Path) -> None:
-    """Convert an executed notebook to an HTML page that loads nothing from the
-    network; its maths needs ``mathjax/`` beside it (:func:`install_mathjax`)."""
-    import nbformat
-    from jinja2 import DictLoader
-    from nbconvert import HTMLExporter
-
-    nb = nbformat.read(str(executed), as_version=4)
-    nb.metadata.pop("widgets", None)  # saved widget state: dead controls that load a widget manager from a CDN
-    exporter = HTMLExporter(
-        template_name="lab",
-        extra_loaders=[DictLoader({_TEMPLATE_NAME: _TEMPLATE})],
-        template_file=_TEMPLATE_NAME,
-        mathjax_url=f"{MATHJAX_DIR}/MathJax.js?config={_MATHJAX_CONFIG}",
-    )
-    body, _ = exporter.from_notebook_node(nb)
-    html_path.write_text(body, encoding="utf-8")
-
-
-def _git_revision(directory: Path) -> str:
-    """Short revision of the git checkout holding ``directory`` (``+dirty`` if modified)."""
-    try:
-        rev = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], cwd=directory, capture_output=True, text=True, check=True
-        ).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain"], cwd=directory, capture_output=True, text=True).stdout
-        return rev + ("+dirty" if dirty.strip() else "")
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-
-
-def environment_record(profile: str, notebook_dir: Path | None = None) -> dict:
-    """What a reader needs to reproduce the report: revision, versions, device, profile."""
-    import torch
-
-    versions = {}
-    for name in _PACKAGES:
-        try:
-            versions[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            versions[name] = None
-    return {
-        "date_utc": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-        "git_revision": _git_revision(Path(notebook_dir) if notebook_dir is not None else Path.cwd()),
-        "profile": profile,
-        "python": sys.version.split()[0],
-        "platform": platform.platform(),
-        "device": torch.cuda.get_device_name(0) if torch.cuda.is_available() else f"CPU ({platform.processor() or platform.machine()})",
-        "torch_threads": torch.get_num_threads(),
-        "packages": versions,
-    }
-
-
 #: the states of a notebook in the report
 STATUSES = ("ok", "failed", "timed out")
 
@@ -304,50 +213,70 @@ class ReportEntry:
 
 @dataclass
 class Report:
+    """A report folder: where it is, the run's environment, the notebooks' runs, and where
+    the source notebooks and the benchmarks' results files are (the front page reads both)."""
+
     out_dir: Path
     environment: dict
     entries: list[ReportEntry] = field(default_factory=list)
+    notebook_dir: Path | None = None
+    results_dir: Path | None = None
 
     @property
     def ok(self) -> bool:
         return all(e.ok for e in self.entries)
 
+    def summaries(self) -> list[NotebookSummary]:
+        """The front-page card of each notebook: from its executed copy when there is one."""
+        out = []
+        for e in self.entries:
+            executed = self.out_dir / "executed" / e.notebook
+            source = Path(self.notebook_dir or default_notebook_dir()) / e.notebook
+            out.append(summarize_notebook(executed if executed.is_file() else source))
+        return out
 
-def _index_html(report: Report) -> str:
-    rows = []
-    for e in report.entries:
-        link = f'<a href="{html.escape(e.html)}">{html.escape(e.notebook)}</a>' if e.html else html.escape(e.notebook)
-        if e.ok:
-            status = "ok" + (f" (after {e.attempts} attempts)" if e.attempts > 1 else "")
-        else:
-            status = f'<b class="bad">{html.escape(e.status.upper())}</b>: {html.escape(e.error[:300])}'
-        seconds = "–" if e.seconds != e.seconds else f"{e.seconds:.1f}"  # NaN: did not finish
-        rows.append(f'<tr class="{e.status.replace(" ", "-")}"><td>{link}</td><td>{seconds}</td><td>{status}</td></tr>')
-    env = html.escape(json.dumps(report.environment, indent=2))
-    return f"""<!doctype html>
-<html><head><meta charset="utf-8"><title>dflib report</title>
-<style>body{{font-family:sans-serif;max-width:60em;margin:2em auto}}
-table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:.3em .8em}}
-.bad{{color:#b00}}pre{{background:#f6f6f6;padding:1em}}</style></head><body>
-<h1>dflib: executed notebooks</h1>
-<p>Profile <b>{html.escape(report.environment['profile'])}</b>, revision
-<code>{html.escape(report.environment['git_revision'])}</code>, {html.escape(report.environment['date_utc'])}.</p>
-<table><tr><th>notebook</th><th>seconds</th><th>status</th></tr>
-{''.join(rows)}
-</table>
-<h2>Environment</h2><pre>{env}</pre>
-</body></html>
-"""
+    def headlines(self) -> Headlines:
+        """The headline results in :attr:`results_dir` (default ``benchmarks/results`` beside the notebooks)."""
+        results = self.results_dir or Path(self.notebook_dir or default_notebook_dir()).parent / "benchmarks" / "results"
+        return headline_results(results)
+
+
+#: file name of the one-file report inside the report folder
+SINGLE_FILE = "dflib_report.html"
 
 
 def _write_index(report: Report) -> None:
     out_dir = report.out_dir
     report.environment["run_seconds"] = {e.notebook: e.seconds for e in report.entries}
     (out_dir / "environment.json").write_text(json.dumps(report.environment, indent=2))
-    (out_dir / "index.html").write_text(_index_html(report), encoding="utf-8")
+    footer = ('<p class="meta">In this folder: <a href="environment.json">environment.json</a>, '
+              '<a href="report.json">report.json</a> (run times, statuses), <code>executed/</code> (the executed '
+              'notebooks). <code>python -m dflib.report --single-file</code> writes the whole report as one file.</p>')
+    page = index_html(report.environment, report.entries, report.summaries(), report.headlines(), footer=footer)
+    (out_dir / "index.html").write_text(page, encoding="utf-8")
     (out_dir / "report.json").write_text(
         json.dumps({"environment": report.environment, "entries": [asdict(e) for e in report.entries]}, indent=2)
     )
+
+
+def load_report(out_dir: Path | str, notebook_dir: Path | str | None = None) -> Report:
+    """The report that ``build_report`` wrote into ``out_dir`` (from its ``report.json``)."""
+    out_dir = Path(out_dir)
+    path = out_dir / "report.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"no report in {str(out_dir)!r} (no report.json): run python -m dflib.report first")
+    data = json.loads(path.read_text())
+    return Report(out_dir, data["environment"], [ReportEntry(**e) for e in data["entries"]],
+                  Path(notebook_dir) if notebook_dir is not None else None)
+
+
+def write_single_file(report: Report, path: Path | str | None = None) -> Path:
+    """Write the whole report (front page and every notebook page) as one HTML file that
+    needs nothing else; default ``<report folder>/dflib_report.html``. Returns its path."""
+    path = Path(path) if path is not None else report.out_dir / SINGLE_FILE
+    page = single_file_html(report.environment, report.entries, report.summaries(), report.headlines(), report.out_dir)
+    path.write_text(page, encoding="utf-8")
+    return path
 
 
 def _cell_preview(exc: Exception) -> str:
@@ -405,7 +334,7 @@ def build_report(
     out_dir = Path(out_dir)
     (out_dir / "executed").mkdir(parents=True, exist_ok=True)
     install_mathjax(out_dir)
-    report = Report(out_dir, environment_record(profile, notebook_dir))
+    report = Report(out_dir, environment_record(profile, notebook_dir), notebook_dir=notebook_dir)
     report.environment["cell_timeout_s"] = cell_timeout_s
     from tqdm.auto import tqdm
 
@@ -446,6 +375,11 @@ def main(argv: list[str] | None = None) -> int:
                         + ", ".join(f"{p} {t or 'none'}" for p, t in CELL_TIMEOUT_S.items()) + ")")
     parser.add_argument("--retries", type=int, default=RETRIES,
                         help=f"runs again of a notebook whose kernel went silent (default {RETRIES})")
+    parser.add_argument("--single-file", action="store_true",
+                        help=f"also write the whole report as one HTML file, OUT/{SINGLE_FILE} (maths as MathML)")
+    parser.add_argument("--no-run", action="store_true",
+                        help="execute nothing: rewrite the front page (and with --single-file the one file) "
+                        "of the report already in OUT")
     args = parser.parse_args(argv)
     if args.cell_timeout is not None and args.cell_timeout < 0:
         parser.error(f"--cell-timeout: must be >= 0 seconds, got {args.cell_timeout}")
@@ -454,11 +388,18 @@ def main(argv: list[str] | None = None) -> int:
     timeout: int | None | str = "profile" if args.cell_timeout is None else (args.cell_timeout or None)
     logging.basicConfig(level=logging.WARNING, format="%(name)s: %(message)s")
     try:
-        report = build_report(args.out, args.profile, args.only, args.notebooks, cell_timeout_s=timeout, retries=args.retries)
+        if args.no_run:
+            report = load_report(args.out, args.notebooks)
+            _write_index(report)
+        else:
+            report = build_report(args.out, args.profile, args.only, args.notebooks, cell_timeout_s=timeout,
+                                  retries=args.retries)
     except (ValueError, FileNotFoundError, ModuleNotFoundError) as exc:
         print(f"python -m dflib.report: error: {exc}", file=sys.stderr)
         return 2
     print(f"report: {Path(args.out) / 'index.html'}")
+    if args.single_file:
+        print(f"one file: {write_single_file(report)}")
     for e in report.entries:
         print(f"  {e.status.upper():9s} {e.notebook} ({e.seconds:.1f} s) {e.error}")
     return 0 if report.ok else 1

@@ -1,12 +1,12 @@
-"""Training: a config dataclass, a seeded loop, checkpoints and exact resume.
+"""Training: a seeded loop from small steps, with exact resume and DDP.
 
-A run is fully described by :class:`TrainConfig` (saved as ``config.json`` next
-to the run). The loop is deterministic on CPU: the model is initialised from
-``seed``, the data order of every epoch comes from a
-:class:`~torch.utils.data.DistributedSampler` seeded with ``seed`` (one replica
-on a single process), and a checkpoint stores the model, the optimiser, the
-schedule and the step, so ``resume=True`` continues bit-for-bit where an
-interrupted run stopped.
+A run is fully described by :class:`~dflib.train_config.TrainConfig` (saved as
+``config.json`` next to the run; recipes in ``dflib/recipes/``). The loop is
+deterministic on CPU: the model is initialised from ``seed``, the data order of
+every epoch comes from a :class:`~torch.utils.data.DistributedSampler` seeded
+with ``seed`` (one replica on a single process), and a checkpoint
+(:mod:`dflib.checkpoint`) stores the model, the optimiser, the schedule and the
+step, so ``resume=True`` continues bit-for-bit where an interrupted run stopped.
 
 Multi-GPU: ``torchrun --nproc_per_node=4 -m dflib.cli train --config run.json``
 wraps the model in DistributedDataParallel; each process reads its own shard.
@@ -15,194 +15,34 @@ wraps the model in DistributedDataParallel; each process reads its own shard.
 from __future__ import annotations
 
 import csv
-import dataclasses
 import json
 import math
 import os
-import signal
-import threading
-import time
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Callable
 
 import torch
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
+# the checkpoint functions, the config and the seeds are imported from here by older code: keep them importable
+from dflib.checkpoint import CHECKPOINT_FORMAT, build_model, load_model, read_checkpoint, save_checkpoint  # noqa: F401
+from dflib.data.synthetic import TEST_SEED, VAL_SEED  # noqa: F401
 from dflib.diagnostics import DIAGNOSTIC_KEYS
+from dflib.interrupt import StopRequest, TrainingInterrupted, stop_signals
 from dflib.metrics import METRIC_NAMES
-from dflib.models.config import PRESETS as MODEL_PRESETS
+from dflib.train_config import TrainConfig, recipes  # noqa: F401
 from dflib.utils import default_device
 
-#: seeds of the embedded synthetic splits; training stacks use the run's own seed
-VAL_SEED = 900_001
-TEST_SEED = 1_000_003
+__all__ = ["LOG_COLUMNS", "TrainConfig", "TrainResult", "TrainingInterrupted", "build_datasets", "build_loss",
+           "build_model", "lambda_sv_at", "load_model", "recipes", "save_checkpoint", "train", "validate"]
 
-#: the ``format`` entry of every checkpoint :func:`save_checkpoint` writes
-CHECKPOINT_FORMAT = "dflib-checkpoint-1"
 #: columns of a run's ``log.csv``: the loss terms, and on validation steps the validation metrics and,
 #: for models with a surface branch, the surface diagnostics (:mod:`dflib.diagnostics`) on the validation split
 LOG_COLUMNS = (["step", "lr", "total", "depth", "sv", "fv"] + [f"val_{k}" for k in METRIC_NAMES]
                + [f"diag_{k}" for k in DIAGNOSTIC_KEYS])
-
-
-@dataclass
-class TrainConfig:
-    """Everything a training run depends on.
-
-    Units: ``size`` in pixels (H, W); ``lr`` per step; the loss weights are the
-    paper's λ_sv and λ_fv (METHOD.md section 5).
-    """
-
-    model: str = "tiny"  #: preset of :class:`dflib.models.DualFocusConfig`
-    data: str = "synthetic"  #: synthetic | diverse | fod500 | ddff12 | nyu
-    data_dir: str | None = None  #: folder of a fetched dataset (not needed for synthetic)
-    #: diverse: fields of :class:`dflib.data.diverse.DiverseConfig` to change, e.g. {"n_planes": [3, 6]}
-    data_options: dict = field(default_factory=dict)
-    size: tuple[int, int] = (128, 128)  #: training crop (H, W), pixels
-    n_planes: int = 5  #: focal planes per stack
-    train_scenes: int = 512  #: synthetic: distinct rendered training stacks
-    val_scenes: int = 16  #: synthetic: validation stacks (a seed no other split uses)
-    batch_size: int = 4
-    steps: int = 2000  #: optimiser steps
-    optimizer: str = "adamw"  #: adam | adamw
-    lr: float = 1e-3
-    weight_decay: float = 1e-4
-    schedule: str = "cosine"  #: cosine | constant
-    warmup_steps: int = 50
-    lambda_sv: float = 0.1  #: weight of the spatial variational constraint L_sv
-    lambda_fv: float = 1.0  #: weight of the focal variational constraint L_fv
-    #: fields of the model preset to change, e.g. {"surface_units": "planes", "head_isolation": true}
-    model_overrides: dict = field(default_factory=dict)
-    sv_penalty: str = "l1"  #: L_sv penalty, l1 (the paper) | huber; units come from the model's surface_units
-    sv_tau: float = 1.0  #: temperature of L_sv's in-focus weights q, in the surfaces' units
-    sv_delta: float = 0.5  #: Huber threshold of L_sv, in the surfaces' units
-    sv_ramp_steps: int = 0  #: λ_sv rises linearly from 0 over this many steps (0: constant)
-    branch_lr_scale: float = 1.0  #: learning rate of the surface branch (gradient head, mix) relative to lr
-    depth_clip: bool = False  #: clip the depth target to [f_1, f_N] in L_depth (every method alike)
-    seed: int = 0
-    device: str = "auto"  #: auto (CUDA when present), cpu, cuda, cuda:1, …
-    amp: bool = True  #: bfloat16 autocast, used on CUDA only
-    num_workers: int = 0
-    cache_dir: str | None = None  #: keep rendered synthetic pools here and reuse them across runs
-    out_dir: str = "runs/tiny"
-    log_every: int = 10
-    val_every: int = 250
-    ckpt_every: int = 250
-    max_grad_norm: float = 1.0
-
-    def __post_init__(self) -> None:
-        self.size = tuple(int(s) for s in self.size)  # JSON gives lists
-        checks = {
-            "model": self.model in MODEL_PRESETS,
-            "data": self.data in ("synthetic", "diverse", "fod500", "ddff12", "nyu"),
-            "size": len(self.size) == 2 and min(self.size) >= 16,
-            "n_planes": self.n_planes >= 2,
-            "train_scenes": self.train_scenes >= 1,
-            "val_scenes": self.val_scenes >= 0,
-            "batch_size": self.batch_size >= 1,
-            "steps": self.steps >= 1,
-            "optimizer": self.optimizer in ("adam", "adamw"),
-            "lr": math.isfinite(self.lr) and self.lr > 0,
-            "weight_decay": self.weight_decay >= 0,
-            "schedule": self.schedule in ("cosine", "constant"),
-            "warmup_steps": self.warmup_steps >= 0,
-            "lambda_sv": math.isfinite(self.lambda_sv) and self.lambda_sv >= 0,
-            "lambda_fv": math.isfinite(self.lambda_fv) and self.lambda_fv >= 0,
-            "model_overrides": isinstance(self.model_overrides, dict),
-            "sv_penalty": self.sv_penalty in ("l1", "huber"),
-            "sv_tau": math.isfinite(self.sv_tau) and self.sv_tau > 0,
-            "sv_delta": math.isfinite(self.sv_delta) and self.sv_delta > 0,
-            "sv_ramp_steps": self.sv_ramp_steps >= 0,
-            "branch_lr_scale": math.isfinite(self.branch_lr_scale) and self.branch_lr_scale >= 0,
-            "log_every": self.log_every >= 1,
-            "val_every": self.val_every >= 1,
-            "ckpt_every": self.ckpt_every >= 1,
-            "num_workers": self.num_workers >= 0,
-        }
-        expected = {
-            "model": f"one of {MODEL_PRESETS}",
-            "data": "one of synthetic, diverse, fod500, ddff12, nyu",
-            "size": "(H, W) with both >= 16",
-            "optimizer": "adam or adamw",
-            "schedule": "cosine or constant",
-        }
-        if isinstance(self.model_overrides, dict):
-            from dflib.models import DualFocusConfig
-
-            try:
-                DualFocusConfig.preset(self.model).replace(**self.model_overrides)
-            except (TypeError, ValueError) as e:
-                raise ValueError(f"TrainConfig.model_overrides: got {self.model_overrides!r}: {e}") from None
-        if self.data_options:
-            from dflib.data.diverse import diverse_config
-
-            diverse_config(self.data, self.data_options)  # raises ValueError naming TrainConfig.data_options
-        for name, ok in checks.items():
-            if not ok:
-                raise ValueError(
-                    f"TrainConfig.{name}: got {getattr(self, name)!r}, expected {expected.get(name, 'a valid value (see the field docs)')}"
-                )
-
-    # -- (de)serialisation ------------------------------------------------
-    def to_dict(self) -> dict[str, Any]:
-        d = dataclasses.asdict(self)
-        d["size"] = list(self.size)
-        return d
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "TrainConfig":
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(d) - names)
-        if unknown:
-            raise ValueError(f"TrainConfig: unknown field(s) {unknown}; known fields: {sorted(names)}")
-        return cls(**d)
-
-    def save(self, path: str | Path) -> None:
-        """Write the config as JSON (``.json``) or YAML (``.yaml``/``.yml``)."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        if path.suffix in (".yaml", ".yml"):
-            import yaml
-
-            path.write_text(yaml.safe_dump(self.to_dict(), sort_keys=False))
-        else:
-            path.write_text(json.dumps(self.to_dict(), indent=2))
-
-    @classmethod
-    def recipe(cls, name: str, **changes: Any) -> "TrainConfig":
-        """A recipe shipped in ``dflib/recipes/<name>.yaml`` (see :func:`recipes`), with some fields changed.
-
-        ``model_overrides`` in ``changes`` updates the recipe's overrides rather than replacing them.
-        """
-        from importlib.resources import files
-
-        path = files("dflib") / "recipes" / f"{name}.yaml"
-        if not path.is_file():
-            raise ValueError(f"recipe must be one of {recipes()}, got {name!r}")
-        import yaml
-
-        d = {**cls.from_dict(yaml.safe_load(path.read_text()) or {}).to_dict()}
-        for k, v in changes.items():
-            d[k] = {**d.get(k, {}), **v} if k == "model_overrides" else v
-        return cls.from_dict(d)
-
-    @classmethod
-    def load(cls, path: str | Path) -> "TrainConfig":
-        path = Path(path)
-        if path.suffix in (".yaml", ".yml"):
-            import yaml
-
-            return cls.from_dict(yaml.safe_load(path.read_text()) or {})
-        return cls.from_dict(json.loads(path.read_text()))
-
-
-def recipes() -> list[str]:
-    """Names of the training recipes shipped in ``dflib/recipes/`` (for :meth:`TrainConfig.recipe`)."""
-    from importlib.resources import files
-
-    return sorted(p.name[:-5] for p in (files("dflib") / "recipes").iterdir() if p.name.endswith(".yaml"))
+#: the sources a rendered synthetic pool depends on (its cache file is named after their hash)
+RENDER_SOURCES = ("optics.py", "sensor.py", "render.py", "scenes.py", "data/synthetic.py")
 
 
 # -- data -------------------------------------------------------------------
@@ -233,12 +73,11 @@ def build_datasets(cfg: TrainConfig) -> tuple[Dataset, Dataset | None]:
 def _cache_file(cfg: TrainConfig, scenes: int, seed: int) -> Path:
     """Where a rendered synthetic pool is kept: named after its parameters and the renderer's source."""
     import hashlib
+    from importlib.resources import files
 
-    import dflib
-
-    root = Path(dflib.__file__).parent
+    root = files("dflib")
     h = hashlib.sha256()
-    for name in ("optics.py", "render.py", "scenes.py", "data/synthetic.py"):
+    for name in RENDER_SOURCES:
         h.update((root / name).read_bytes())
     tag = f"synthetic_s{seed}_n{scenes}_{cfg.size[0]}x{cfg.size[1]}_p{cfg.n_planes}_{h.hexdigest()[:12]}.pt"
     return Path(cfg.cache_dir) / tag
@@ -264,15 +103,6 @@ def _to_device(batch: dict, device: torch.device) -> dict:
 
 
 # -- model, optimiser, schedule ------------------------------------------------
-def build_model(preset: str, seed: int, overrides: dict | None = None) -> torch.nn.Module:
-    """A freshly initialised model of a named preset (with some fields changed), its weights drawn from ``seed``."""
-    from dflib.models import DualFocus, DualFocusConfig
-
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        return DualFocus(DualFocusConfig.preset(preset).replace(**(overrides or {})))
-
-
 def build_loss(cfg: TrainConfig, model: torch.nn.Module):
     """The run's :class:`~dflib.losses.DualFocusLoss`; L_sv's units are the model's ``surface_units``."""
     from dflib.losses import DualFocusLoss
@@ -305,93 +135,23 @@ def _optimizer(cfg: TrainConfig, model: torch.nn.Module) -> torch.optim.Optimize
 
 
 def lambda_sv_at(cfg: TrainConfig, step: int) -> float:
-    """λ_sv at optimiser step ``step`` (0-based): a linear ramp over ``sv_ramp_steps``, then constant."""
+    """λ_sv at optimiser step ``step`` (0-based): a linear ramp over ``sv_ramp_steps``, then constant.
+
+    >>> cfg = TrainConfig(lambda_sv=0.3, sv_ramp_steps=100)
+    >>> lambda_sv_at(cfg, 0), lambda_sv_at(cfg, 49), lambda_sv_at(cfg, 500)
+    (0.003, 0.15, 0.3)
+    """
     if cfg.sv_ramp_steps <= 0:
         return cfg.lambda_sv
     return cfg.lambda_sv * min(1.0, (step + 1) / cfg.sv_ramp_steps)
-
-
-# -- checkpoints -------------------------------------------------------------
-def save_checkpoint(path: str | Path, model, cfg: TrainConfig, optimizer=None, scheduler=None, step: int = 0, metrics=None) -> None:
-    """Save a checkpoint that ``torch.load(path, weights_only=True)`` can read."""
-    model = getattr(model, "module", model)
-    state = {
-        "format": CHECKPOINT_FORMAT,
-        "model": model.state_dict(),
-        "model_config": model.config.to_dict(),
-        "train_config": cfg.to_dict(),
-        "step": int(step),
-        "metrics": dict(metrics or {}),
-    }
-    if optimizer is not None:
-        state["optimizer"] = optimizer.state_dict()
-    if scheduler is not None:
-        state["scheduler"] = scheduler.state_dict()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    torch.save(state, tmp)
-    os.replace(tmp, path)  # never leave a half-written checkpoint behind
-
-
-def read_checkpoint(checkpoint: str | Path) -> dict[str, Any]:
-    """The contents of a dflib checkpoint (loaded on the CPU with ``weights_only=True``).
-
-    Raises ``FileNotFoundError`` if there is no such file and ``ValueError``
-    (saying the file is not a dflib checkpoint, and what is wrong with it) for a
-    corrupt file, a foreign one (any other torch or pickle file) or one of
-    another format.
-    """
-    path = Path(checkpoint)
-    if not path.is_file():
-        raise FileNotFoundError(f"checkpoint {str(path)!r} does not exist")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # corrupt, truncated, or a pickle of arbitrary objects
-        # torch's own message would advise weights_only=False, i.e. running the file's code: never
-        reason = "not a torch file, or a corrupt one" if not _is_zip(path) else "it holds objects other than tensors and plain data"
-        raise ValueError(f"checkpoint {str(path)!r} is not a dflib checkpoint ({reason}; {type(exc).__name__})") from None
-    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
-        found = state.get("format") if isinstance(state, dict) else type(state).__name__
-        raise ValueError(f"checkpoint {str(path)!r} is not a dflib checkpoint (format {found!r}, expected {CHECKPOINT_FORMAT!r})")
-    missing = sorted({"model", "model_config"} - set(state))
-    if missing:
-        raise ValueError(f"checkpoint {str(path)!r} is not a dflib checkpoint (no {', '.join(missing)})")
-    return state
-
-
-def _is_zip(path: Path) -> bool:
-    """torch.save writes zip archives; anything else is not a torch file."""
-    import zipfile
-
-    return zipfile.is_zipfile(path)
-
-
-def load_model(checkpoint: str | Path, device: str | torch.device | None = None) -> torch.nn.Module:
-    """The model stored in a checkpoint, in eval mode, on ``device`` (default: CUDA when present).
-
-    Raises ``FileNotFoundError`` or ``ValueError`` as :func:`read_checkpoint` does,
-    and ``ValueError`` when the stored weights do not fit the stored model config.
-    """
-    from dflib.models import DualFocus, DualFocusConfig
-
-    state = read_checkpoint(checkpoint)
-    try:
-        model = DualFocus(DualFocusConfig.from_dict(state["model_config"]))
-        model.load_state_dict(state["model"])
-    except (TypeError, ValueError, KeyError, RuntimeError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ValueError(f"checkpoint {str(checkpoint)!r} is not a usable dflib checkpoint ({first})") from None
-    return model.to(default_device(device)).eval()
 
 
 # -- validation ----------------------------------------------------------------
 @torch.no_grad()
 def validate(model: torch.nn.Module, dataset: Dataset, device: torch.device, protocol: str = "default", batch_size: int = 4) -> dict[str, float]:
     """Mean depth metrics of ``model`` over ``dataset`` (see :func:`dflib.metrics.depth_metrics`)."""
-    from dflib.metrics import depth_metrics
-
     from dflib.data.batching import ordered_batches, plane_counts
+    from dflib.metrics import depth_metrics
 
     was_training = model.training
     model.eval()
@@ -408,10 +168,178 @@ def validate(model: torch.nn.Module, dataset: Dataset, device: torch.device, pro
 # -- the loop ------------------------------------------------------------------
 @dataclass
 class TrainResult:
+    """What :func:`train` returns: the run folder, the step reached, the logged rows and the last validation metrics."""
+
     out_dir: Path
     step: int
     history: list[dict] = field(default_factory=list)
     val_metrics: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class _Run:
+    """Everything the loop carries from step to step (one per process)."""
+
+    cfg: TrainConfig
+    device: torch.device
+    rank: int
+    world: int
+    train_set: Dataset
+    val_set: Dataset | None
+    model: torch.nn.Module
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    criterion: torch.nn.Module
+    net: torch.nn.Module | None = None  #: the model, wrapped in DDP when distributed
+    step: int = 0
+    history: list[dict] = field(default_factory=list)
+    val_metrics: dict[str, float] = field(default_factory=dict)
+    counts: list[int] | None = None  #: N of every training item when it varies (:func:`dflib.data.batching.plane_counts`)
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    @property
+    def distributed(self) -> bool:
+        return self.world > 1
+
+    @property
+    def out_dir(self) -> Path:
+        return Path(self.cfg.out_dir)
+
+    @property
+    def ckpt_path(self) -> Path:
+        return self.out_dir / "last.pt"
+
+
+def _process_group(cfg: TrainConfig) -> tuple[torch.device, int, int]:
+    """(device, rank, world size) of this process; under torchrun, joins the process group first."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    rank = int(os.environ.get("RANK", "0"))
+    if world == 1:
+        return default_device(cfg.device), rank, world
+    import torch.distributed as dist
+
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+    device = torch.device(f"cuda:{local_rank}") if torch.cuda.is_available() else torch.device("cpu")
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
+    return device, rank, world
+
+
+def _start(cfg: TrainConfig, resume: bool) -> _Run:
+    """Set up a run: its folder and config file, data, model, optimiser, schedule and loss; resumed when asked."""
+    device, rank, world = _process_group(cfg)
+    out_dir = Path(cfg.out_dir)
+    if rank == 0:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        cfg.save(out_dir / "config.json")
+    train_set, val_set = build_datasets(cfg)
+    model = build_model(cfg.model, cfg.seed, cfg.model_overrides).to(device)
+    optimizer = _optimizer(cfg, model)
+    run = _Run(cfg, device, rank, world, train_set, val_set, model, optimizer,
+               torch.optim.lr_scheduler.LambdaLR(optimizer, _lr_lambda(cfg)), build_loss(cfg, model))
+    from dflib.data.batching import plane_counts
+
+    run.counts = plane_counts(train_set)
+    if resume and run.ckpt_path.exists():
+        _resume(run)
+    run.net = model
+    if run.distributed:
+        run.net = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+    log_path = out_dir / "log.csv"
+    if run.is_main and run.step == 0 and log_path.exists():
+        log_path.unlink()  # a fresh run starts a fresh log
+    return run
+
+
+def _resume(run: _Run) -> None:
+    """Load the model, optimiser, schedule and step of ``run.ckpt_path``."""
+    state = read_checkpoint(run.ckpt_path)
+    missing = sorted({"optimizer", "scheduler", "step"} - set(state))
+    if missing:
+        raise ValueError(f"cannot resume from {str(run.ckpt_path)!r}: it has no {', '.join(missing)} (a weights-only export?)")
+    run.model.load_state_dict(state["model"])
+    run.optimizer.load_state_dict(state["optimizer"])
+    run.scheduler.load_state_dict(state["scheduler"])
+    run.step = int(state["step"])
+
+
+def _train_step(run: _Run, batch: dict) -> dict[str, torch.Tensor]:
+    """One optimiser step on ``batch``; returns the loss terms."""
+    cfg, device = run.cfg, run.device
+    batch = _to_device(batch, device)
+    with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=cfg.amp and device.type == "cuda"):
+        out = run.net(batch["stack"], batch["focus"])
+    terms = run.criterion(out, batch["depth"], batch["focus"], batch["mask"], lambda_sv=lambda_sv_at(cfg, run.step))
+    run.optimizer.zero_grad(set_to_none=True)
+    terms["total"].backward()
+    if cfg.max_grad_norm > 0:
+        torch.nn.utils.clip_grad_norm_(run.model.parameters(), cfg.max_grad_norm)
+    run.optimizer.step()
+    run.scheduler.step()
+    run.step += 1
+    return terms
+
+
+def _log_row(run: _Run, terms: dict[str, torch.Tensor], end: int) -> dict | None:
+    """The row logged after this step: the loss terms on logging steps, plus the validation
+    metrics (and surface diagnostics) on validation steps; None when neither."""
+    cfg, step = run.cfg, run.step
+    row = None
+    if step % cfg.log_every == 0 or step == end:
+        row = {"step": step, "lr": run.scheduler.get_last_lr()[0], **{k: float(v.detach()) for k, v in terms.items()}}
+    if run.val_set is not None and run.is_main and (step % cfg.val_every == 0 or step == cfg.steps):
+        row = row or {"step": step, "lr": run.scheduler.get_last_lr()[0], **{k: float(v.detach()) for k, v in terms.items()}}
+        row.update(_validation_row(run))
+    return row
+
+
+def _validation_row(run: _Run) -> dict[str, float]:
+    """Validate (updating ``run.val_metrics``); the ``val_*`` and ``diag_*`` columns of the log."""
+    from dflib.data import protocol_for
+
+    # the synthetic data uses FoD500's camera and planes, so it is scored like FoD500
+    protocol = {"synthetic": "fod500", "diverse": "default"}.get(run.cfg.data) or protocol_for(run.cfg.data)
+    run.val_metrics = validate(run.model, run.val_set, run.device, protocol=protocol)
+    row = {f"val_{k}": v for k, v in run.val_metrics.items()}
+    if run.model.config.surface_branch:  # what the surfaces have learned so far (dflib.diagnostics)
+        from dflib.diagnostics import dataset_diagnostics
+
+        diag = dataset_diagnostics(run.model, run.val_set, items=len(run.val_set), batch_size=run.cfg.batch_size,
+                                   loss=run.criterion)
+        row.update({f"diag_{k}": v for k, v in diag.items()})
+    return row
+
+
+def _record(run: _Run, row: dict, on_log: Callable[[dict], None] | None) -> None:
+    """Keep a logged row: in the history, in ``log.csv`` and through ``on_log``."""
+    run.history.append(row)
+    _append_csv(run.out_dir / "log.csv", row)
+    if on_log is not None:
+        on_log(row)
+
+
+def _batches_per_epoch(run: _Run) -> int:
+    n = len(_batches_for_epoch(len(run.train_set), run.cfg, 0, run.rank, run.world, run.counts))
+    if n == 0:
+        raise ValueError(
+            f"TrainConfig.batch_size: {run.cfg.batch_size} is larger than the training set per process "
+            f"({len(run.train_set)} items over {run.world} process(es))"
+        )
+    return n
+
+
+def _epoch_loader(run: _Run, batches_per_epoch: int) -> DataLoader:
+    """The batches left in the epoch of ``run.step`` (all of them at an epoch's start)."""
+    epoch, offset = divmod(run.step, batches_per_epoch)
+    batches = _batches_for_epoch(len(run.train_set), run.cfg, epoch, run.rank, run.world, run.counts)[offset:]
+    if hasattr(run.train_set, "set_epoch"):
+        run.train_set.set_epoch(epoch)  # per-epoch augmentation seeds of the real datasets
+    return DataLoader(run.train_set, batch_sampler=batches, num_workers=run.cfg.num_workers)
 
 
 def train(
@@ -448,182 +376,45 @@ def train(
     """
     from tqdm.auto import tqdm
 
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    rank = int(os.environ.get("RANK", "0"))
-    distributed = world > 1
-    if distributed:
-        import torch.distributed as dist
-
-        local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-        backend = "nccl" if torch.cuda.is_available() else "gloo"
-        if not dist.is_initialized():
-            dist.init_process_group(backend)
-        device = torch.device(f"cuda:{local_rank}") if torch.cuda.is_available() else torch.device("cpu")
-        if device.type == "cuda":
-            torch.cuda.set_device(device)
-    else:
-        device = default_device(cfg.device)
-    is_main = rank == 0
-
-    out_dir = Path(cfg.out_dir)
-    if is_main:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        cfg.save(out_dir / "config.json")
-
-    train_set, val_set = build_datasets(cfg)
-    model = build_model(cfg.model, cfg.seed, cfg.model_overrides).to(device)
-    optimizer = _optimizer(cfg, model)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _lr_lambda(cfg))
-    criterion = build_loss(cfg, model)
-
-    step = 0
-    ckpt_path = out_dir / "last.pt"
-    if resume and ckpt_path.exists():
-        state = read_checkpoint(ckpt_path)
-        missing = sorted({"optimizer", "scheduler", "step"} - set(state))
-        if missing:
-            raise ValueError(f"cannot resume from {str(ckpt_path)!r}: it has no {', '.join(missing)} (a weights-only export?)")
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        step = int(state["step"])
-
-    net = model
-    if distributed:
-        net = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
-    use_amp = cfg.amp and device.type == "cuda"
-
-    from dflib.data import protocol_for
-
-    # the synthetic data uses FoD500's camera and planes, so it is scored like FoD500
-    val_protocol = {"synthetic": "fod500", "diverse": "default"}.get(cfg.data) or protocol_for(cfg.data)
-    log_path = out_dir / "log.csv"
-    if is_main and step == 0 and log_path.exists():
-        log_path.unlink()  # a fresh run starts a fresh log
-    history: list[dict] = []
-    val_metrics: dict[str, float] = {}
-    from dflib.data.batching import plane_counts
-
-    counts = plane_counts(train_set)
-    batches_per_epoch = len(_batches_for_epoch(len(train_set), cfg, 0, rank, world, counts))
-    if batches_per_epoch == 0:
-        raise ValueError(
-            f"TrainConfig.batch_size: {cfg.batch_size} is larger than the training set per process "
-            f"({len(train_set)} items over {world} process(es))"
-        )
+    run = _start(cfg, resume)
+    batches_per_epoch = _batches_per_epoch(run)
     end = cfg.steps if stop_after is None else min(cfg.steps, stop_after)
-    bar = tqdm(total=cfg.steps, initial=step, desc=f"train {cfg.model}", disable=not (progress and is_main), unit="step")
-    net.train()
-    stopping = False
-    with _stop_signals() as stop:
-        while step < end and not stopping:
-            epoch, offset = divmod(step, batches_per_epoch)
-            batches = _batches_for_epoch(len(train_set), cfg, epoch, rank, world, counts)[offset:]
-            if hasattr(train_set, "set_epoch"):
-                train_set.set_epoch(epoch)  # per-epoch augmentation seeds of the real datasets
-            loader = DataLoader(train_set, batch_sampler=batches, num_workers=cfg.num_workers)
-            for batch in loader:
-                if step >= end:
-                    break
-                batch = _to_device(batch, device)
-                with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=use_amp):
-                    out = net(batch["stack"], batch["focus"])
-                terms = criterion(out, batch["depth"], batch["focus"], batch["mask"], lambda_sv=lambda_sv_at(cfg, step))
-                optimizer.zero_grad(set_to_none=True)
-                terms["total"].backward()
-                if cfg.max_grad_norm > 0:
-                    torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
-                optimizer.step()
-                scheduler.step()
-                step += 1
-                bar.update(1)
-                row = None
-                if step % cfg.log_every == 0 or step == end:
-                    row = {"step": step, "lr": scheduler.get_last_lr()[0], **{k: float(v.detach()) for k, v in terms.items()}}
-                    bar.set_postfix({k: f"{v:.4g}" for k, v in row.items() if k not in ("step", "lr")})
-                if val_set is not None and is_main and (step % cfg.val_every == 0 or step == cfg.steps):
-                    val_metrics = validate(model, val_set, device, protocol=val_protocol)
-                    row = row or {"step": step, "lr": scheduler.get_last_lr()[0], **{k: float(v.detach()) for k, v in terms.items()}}
-                    row.update({f"val_{k}": v for k, v in val_metrics.items()})
-                    if model.config.surface_branch:  # what the surfaces have learned so far (dflib.diagnostics)
-                        from dflib.diagnostics import dataset_diagnostics
-
-                        diag = dataset_diagnostics(model, val_set, items=len(val_set), batch_size=cfg.batch_size,
-                                                   loss=criterion)
-                        row.update({f"diag_{k}": v for k, v in diag.items()})
-                if row is not None and is_main:
-                    history.append(row)
-                    _append_csv(log_path, row)
-                    if on_log is not None:
-                        on_log(row)
-                stopping = stop.agreed(distributed)  # every process stops after the same step
-                if is_main and (step % cfg.ckpt_every == 0 or step == end or stopping):
-                    save_checkpoint(ckpt_path, model, cfg, optimizer, scheduler, step, val_metrics)
-                if stopping:
-                    break
+    bar = tqdm(total=cfg.steps, initial=run.step, desc=f"train {cfg.model}", disable=not (progress and run.is_main), unit="step")
+    run.net.train()
+    with stop_signals() as stop:
+        stopping = _loop(run, end, batches_per_epoch, stop, bar, on_log)
     bar.close()
-    if distributed:
-        dist.destroy_process_group()
-    if stopping and step < end:
-        raise TrainingInterrupted(stop.signum, step, ckpt_path)
-    if is_main and step == cfg.steps:
-        (out_dir / "final_metrics.json").write_text(json.dumps({"step": step, "val": val_metrics}, indent=2))
-    return TrainResult(out_dir, step, history, val_metrics)
-
-
-class TrainingInterrupted(KeyboardInterrupt):
-    """Training was stopped by SIGINT (Ctrl-C) or SIGTERM (e.g. a cluster's
-    pre-emption) after ``step`` optimiser steps, with ``checkpoint`` saved there;
-    ``train(cfg, resume=True)`` continues bit-for-bit. A ``KeyboardInterrupt``,
-    so that it ends a program that does not handle it, like Ctrl-C does."""
-
-    def __init__(self, signum: int, step: int, checkpoint: Path) -> None:
-        self.signum, self.step, self.checkpoint = signum, step, Path(checkpoint)
-        super().__init__(f"training stopped by {signal.Signals(signum).name} at step {step}; saved {checkpoint}")
-
-
-class _StopRequest:
-    """The first stop signal received, if any (set by the handlers of :func:`_stop_signals`)."""
-
-    def __init__(self) -> None:
-        self.signum: int | None = None
-
-    def agreed(self, distributed: bool) -> bool:
-        """Whether to stop now: this process got a signal, or (under DDP) any process did."""
-        if not distributed:
-            return self.signum is not None
+    if run.distributed:
         import torch.distributed as dist
 
-        flag = torch.tensor([-1 if self.signum is None else self.signum], dtype=torch.int64)
-        if dist.get_backend() == "nccl":
-            flag = flag.cuda()
-        dist.all_reduce(flag, op=dist.ReduceOp.MAX)
-        if self.signum is None and int(flag) >= 0:
-            self.signum = int(flag)
-        return self.signum is not None
+        dist.destroy_process_group()
+    if stopping and run.step < end:
+        raise TrainingInterrupted(stop.signum, run.step, run.ckpt_path)
+    if run.is_main and run.step == cfg.steps:
+        (run.out_dir / "final_metrics.json").write_text(json.dumps({"step": run.step, "val": run.val_metrics}, indent=2))
+    return TrainResult(run.out_dir, run.step, run.history, run.val_metrics)
 
 
-@contextmanager
-def _stop_signals() -> Iterator[_StopRequest]:
-    """While the block runs, SIGINT and SIGTERM only record a stop request (the loop
-    then checkpoints at the step it reached and stops); the previous handlers are
-    restored afterwards. Outside the main thread, where Python cannot set signal
-    handlers, nothing changes."""
-    request = _StopRequest()
-    if threading.current_thread() is not threading.main_thread():
-        yield request
-        return
-
-    def handler(signum, frame):
-        if request.signum is None:
-            request.signum = signum
-
-    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield request
-    finally:
-        for sig, old in previous.items():
-            signal.signal(sig, old)
+def _loop(run: _Run, end: int, batches_per_epoch: int, stop: StopRequest, bar, on_log) -> bool:
+    """Steps until ``end`` or a stop request (then True), logging, validating and checkpointing on the way."""
+    cfg, stopping = run.cfg, False
+    while run.step < end and not stopping:
+        for batch in _epoch_loader(run, batches_per_epoch):
+            if run.step >= end:
+                break
+            terms = _train_step(run, batch)
+            bar.update(1)
+            row = _log_row(run, terms, end)
+            if row is not None:
+                bar.set_postfix({k: f"{v:.4g}" for k, v in row.items() if k in terms})
+                if run.is_main:
+                    _record(run, row, on_log)
+            stopping = stop.agreed(run.distributed)  # every process stops after the same step
+            if run.is_main and (run.step % cfg.ckpt_every == 0 or run.step == end or stopping):
+                save_checkpoint(run.ckpt_path, run.model, cfg, run.optimizer, run.scheduler, run.step, run.val_metrics)
+            if stopping:
+                break
+    return stopping
 
 
 def _append_csv(path: Path, row: dict) -> None:

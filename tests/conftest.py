@@ -7,6 +7,7 @@ import urllib.request
 
 import pooch
 import pytest
+import torch
 
 
 @pytest.fixture(autouse=True)
@@ -27,3 +28,20 @@ def no_network(monkeypatch):
     monkeypatch.setattr(socket.socket, "connect", connect)
     monkeypatch.setattr(urllib.request, "urlopen", refuse)
     monkeypatch.setattr(pooch.HTTPDownloader, "__call__", refuse)
+
+
+#: every device this machine has: the CPU always, CUDA and Apple's MPS when present
+DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else []) + (
+    ["mps"] if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available() else [])
+
+
+@pytest.fixture(params=DEVICES)
+def device(request) -> torch.device:
+    """Each available device in turn (tests that take it run once per device)."""
+    return torch.device(request.param)
+
+
+@pytest.fixture(params=[torch.float32, torch.float64], ids=["float32", "float64"])
+def dtype(request) -> torch.dtype:
+    """Each floating dtype of the differentiable path in turn."""
+    return request.param

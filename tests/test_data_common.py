@@ -133,3 +133,21 @@ def test_min_valid_fraction_rejects_invalid_crops():
     cfg = C.AugmentConfig(crop=(2, 16), min_valid_fraction=1.0, crop_tries=200, hflip=False, vflip=False)
     for i in range(10):
         assert bool(C.augment_sample(s, cfg, C.sample_generator(0, 0, i))["mask"].all())
+
+
+def test_synthetic_data_takes_the_same_augmentation():
+    from dflib.data import AugmentConfig, SyntheticFocalStackDataset
+
+    plain = SyntheticFocalStackDataset(2, size=(48, 40), seed=5)[1]
+    cfg = AugmentConfig(crop=(24, 16), hflip=False, vflip=False)
+    ds = SyntheticFocalStackDataset(2, size=(48, 40), seed=5, augment=cfg)
+    a = ds[1]
+    assert a["stack"].shape == (5, 3, 24, 16) and a["aif"].shape == (3, 24, 16) and a["depth"].shape == (1, 24, 16)
+    # the crop is a window of the unaugmented sample, the same window for every image of the sample
+    top, left = [(t, l) for t in range(25) for l in range(25)
+                 if torch.equal(plain["depth"][..., t:t + 24, l:l + 16], a["depth"])][0]
+    for k in ("stack", "mask", "aif"):
+        assert torch.equal(plain[k][..., top:top + 24, left:left + 16], a[k]), k
+    assert all(torch.equal(a[k], ds[1][k]) for k in a)  # deterministic
+    ds.set_epoch(1)
+    assert not torch.equal(ds[1]["depth"], a["depth"])  # another epoch, another window

@@ -14,6 +14,7 @@ import torch
 from scipy.io import savemat
 
 from dflib.data.common import AugmentConfig, DatasetNotFoundError
+from dflib.data import data_dir, fetch
 from dflib.data.ddff12 import DDFF12_DISPARITIES_DFV, DDFF12_DISPARITIES_EXACT, DDFF12Dataset, disparity_to_depth
 from dflib.data.fod500 import FOD500_FOCUS_M, FoD500Dataset
 from dflib.data.mobile_depth import MobileDepthDataset
@@ -63,6 +64,30 @@ def test_fod500_missing(tmp_path):
         FoD500Dataset(tmp_path / "nope")
     with pytest.raises(DatasetNotFoundError, match="fetch_fod500.py"):
         FoD500Dataset(tmp_path)  # exists, but empty
+
+
+def test_dflib_fetch_verifies_and_unpacks_a_hand_downloaded_fod500(tmp_path, capsys):
+    import zipfile
+
+    from dflib.cli import main
+
+    assert main(["fetch", "fod500", "--dest", str(tmp_path)]) == 1  # not downloaded yet: the instructions, no traceback
+    said = capsys.readouterr().out
+    assert "MISSING" in said and "fs_6.zip" in said and "dflib fetch fod500 --dest DIR" in said
+    src = tmp_path / "release"
+    src.mkdir()
+    truth = _write_fod(src, [7, 420])
+    (tmp_path / "fod500").mkdir()
+    with zipfile.ZipFile(tmp_path / "fod500" / "fs_6.zip", "w") as z:  # the release unpacks into one folder
+        for f in sorted(src.iterdir()):
+            z.write(f, f"fs_6/{f.name}")
+    with pytest.warns(UserWarning, match="first use"):
+        assert main(["fetch", "fod500", "--dest", str(tmp_path)]) == 0
+    assert "1 train / 1 test stacks" in capsys.readouterr().out
+    s = FoD500Dataset(data_dir("fod500", tmp_path / "fod500"), "test")[0]
+    assert torch.equal((s["stack"] * 255).round().to(torch.uint8), torch.from_numpy(truth[420][0]).permute(0, 3, 1, 2))
+    with pytest.raises(ValueError, match="option.*frames.*do not apply"):
+        fetch("fod500", tmp_path, frames=3)
 
 
 # ------------------------------------------------------------------ DDFF-12

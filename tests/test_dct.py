@@ -7,7 +7,7 @@ import pytest
 import scipy.fft
 import torch
 
-from dflib.dct import dct, dct2, idct, idct2
+from dflib.dct import _makhoul_order, _reorder2, _unreorder2, dct, dct2, idct, idct2
 
 LENGTHS = [1, 2, 3, 4, 5, 8, 9, 16, 31]
 
@@ -96,3 +96,14 @@ def test_cuda_matches_cpu() -> None:
     x = torch.randn(3, 12, 17, dtype=torch.float64)
     torch.testing.assert_close(dct2(x.cuda()).cpu(), dct2(x), rtol=0, atol=1e-12)
     torch.testing.assert_close(idct2(x.cuda()).cpu(), idct2(x), rtol=0, atol=1e-12)
+
+
+def test_makhoul_reordering_by_hand() -> None:
+    """Even indices, then the odd ones reversed; the 2-D reordering acts on both axes and is undone."""
+    assert _makhoul_order(5).tolist() == [0, 2, 4, 3, 1]
+    assert _makhoul_order(6).tolist() == [0, 2, 4, 5, 3, 1]
+    assert _makhoul_order(1).tolist() == [0]
+    x = torch.arange(12.0).reshape(3, 4)  # x[i, j] = 4 i + j
+    assert _reorder2(x).tolist() == [[0, 2, 3, 1], [8, 10, 11, 9], [4, 6, 7, 5]]
+    y = torch.randn(2, 3, 7, 6, dtype=torch.float64)
+    assert torch.equal(_unreorder2(_reorder2(y)), y)

@@ -229,7 +229,7 @@ def test_cuda_matches_cpu(dtype: torch.dtype) -> None:
     z.square().sum().backward()
 
 
-@pytest.mark.parametrize("hw", [(7, 9), (16, 12), (2, 2), (9, 2)])
+@pytest.mark.parametrize("hw", [(7, 9), (16, 12), (2, 2), (9, 2), (3, 3), (4, 5), (2, 7)])
 def test_torch_fft_route_equals_pocketfft_route(hw: tuple[int, int]) -> None:
     """The CPU route (scipy's pocketfft DCT) and the torch-FFT route CUDA takes are one map."""
     h, w = hw
@@ -243,6 +243,37 @@ def test_torch_fft_route_equals_pocketfft_route(hw: tuple[int, int]) -> None:
     sol = spla.lsqr(p, stack_flat(gx[1, 0], gy[1, 0]), atol=1e-14, btol=1e-14,
                     iter_lim=100 * h * w)[0]
     assert np.abs(z_torch[1, 0].numpy().ravel() - (sol - sol.mean())).max() <= 1e-10
+
+
+@pytest.mark.parametrize("hw", [(6, 9), (5, 4), (3, 2)])
+def test_torch_fft_route_bounded_solve_and_self_adjointness(hw: tuple[int, int]) -> None:
+    """The torch route's floored solve (the bounded backward) is the pocketfft one, and both are symmetric maps.
+
+    Self-adjointness <L⁺x, y> = <x, L⁺y> is what lets the backward pass reuse the solve;
+    the row pairs (k, H - k) and the self-paired rows 0 and H/2 of the torch route are
+    all exercised by even and odd H.
+    """
+    h, w = hw
+    g = torch.Generator().manual_seed(h * 10 + w)
+    x, y = torch.randn(2, 3, h, w, generator=g, dtype=torch.float64)
+    for floor in (0.0, 0.25, 10.0):
+        lx = _solve_torch(x, floor)
+        torch.testing.assert_close(lx, _solve_pocketfft(x, False, floor), rtol=0, atol=1e-12)
+        assert abs((lx * y).sum() - (x * _solve_torch(y, floor)).sum()) <= 1e-10
+    # a floor above every λ (max λ < 8) makes the solve 1/floor times the mean-free input
+    torch.testing.assert_close(_solve_torch(x, 10.0), (x - x.mean(dim=(-2, -1), keepdim=True)) / 10.0,
+                               rtol=0, atol=1e-12)
+
+
+def test_torch_fft_route_float32_residual() -> None:
+    """float32 on the torch route: the normal equations hold to float32 rounding."""
+    gx, gy = random_field((4,), 32, 48, seed=5, dtype=torch.float32)
+    b = _adjoint_differences(gx, gy)
+    z = _solve_torch(b)
+    ex, ey = forward_differences(z)
+    residual = _adjoint_differences(ex, ey) - (b - b.mean(dim=(-2, -1), keepdim=True))
+    assert residual.abs().max() <= 1e-4 * b.abs().max()
+    assert z.mean(dim=(-2, -1)).abs().max() <= 1e-6
 
 
 def test_projection_leaves_its_inputs_and_a_solved_b_untouched() -> None:

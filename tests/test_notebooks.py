@@ -132,3 +132,83 @@ def test_build_report_on_a_tiny_notebook(tmp_path):
     assert env["profile"] == "full" and env["git_revision"]
     assert env["packages"]["torch"] and env["packages"]["numpy"]
     assert set(env["run_seconds"]) == {"01_tiny.ipynb"}
+
+
+# --- what the report's front page reads of each notebook (dflib.notebook_summary) ---
+
+@pytest.mark.parametrize("path", ALL, ids=lambda p: p.name)
+def test_notebook_has_a_title_a_purpose_and_one_figure(path):
+    from dflib.notebook_summary import FIGURE_TAG, title_and_purpose
+
+    nb = nbformat.read(str(path), as_version=4)
+    assert nb.cells[0].cell_type == "markdown", f"{path.name}: the first cell is the title and purpose"
+    title, purpose = title_and_purpose(nb.cells[0].source)
+    assert re.fullmatch(rf"{int(path.name[:2])}\. \S.*", title), f"{path.name}: title {title!r} is not 'N. Title'"
+    assert len(purpose.split()) >= 15 and not purpose.endswith(":"), \
+        f"{path.name}: the paragraph after the title says what the notebook is for: {purpose!r}"
+    figures = [c for c in nb.cells if FIGURE_TAG in c.metadata.get("tags", [])]
+    assert len(figures) == 1 and figures[0].cell_type == "code", \
+        f"{path.name}: tag exactly one code cell {FIGURE_TAG!r} (its figure is the report's thumbnail)"
+    assert re.search(r"plt\.show\(\)|display\(|fig\b", figures[0].source), f"{path.name}: the figure cell draws nothing"
+
+
+@pytest.mark.parametrize("path", ALL, ids=lambda p: p.name)
+def test_every_assert_cell_says_what_it_checks(path):
+    from dflib.notebook_summary import CHECK_PREFIX, check_description, is_assert_cell
+
+    nb = nbformat.read(str(path), as_version=4)
+    cells = [c for c in nb.cells if is_assert_cell(c)]
+    assert cells, f"{path.name}: a notebook checks what it shows with assert cells"
+    for c in cells:
+        text = check_description(c.source)
+        assert text, f"{path.name}, cell {c.get('id')}: start the assert cell with '{CHECK_PREFIX} <the fact it checks>'"
+        assert len(text) <= 150, f"{path.name}, cell {c.get('id')}: keep the description to one line ({len(text)} chars)"
+
+
+# --- notebooks paired with jupytext percent scripts (notebooks/jupytext.toml) ---
+
+SYNC_COMMAND = ".venv/bin/jupytext --sync notebooks/[0-9][0-9]_*.ipynb"
+
+
+def pair_differences(ipynb: Path, script: Path) -> list[str]:
+    """How the cells of a notebook and its percent script differ: type, source and tags of each
+    cell, as jupytext reads them (outputs, ids, other metadata and the script's header do not count)."""
+    import jupytext
+
+    def cells(path):
+        return [(c.cell_type, c.source.strip(), sorted(c.metadata.get("tags", []))) for c in jupytext.read(str(path)).cells]
+
+    a, b = cells(ipynb), cells(script)
+    out = [f"{ipynb.name} has {len(a)} cells, {script.name} {len(b)}"] if len(a) != len(b) else []
+    for i, (x, y) in enumerate(zip(a, b)):
+        if x != y:
+            first = next((lx for lx, ly in zip(x[1].splitlines() + [""], y[1].splitlines() + [""]) if lx != ly), "")
+            out.append(f"cell {i}: {x[0]} {x[2]} vs {y[0]} {y[2]}; first differing line of the .ipynb: {first[:80]!r}")
+    return out
+
+
+@pytest.mark.parametrize("path", ALL, ids=lambda p: p.name)
+def test_notebook_and_its_percent_script_are_in_sync(path):
+    script = path.with_suffix(".py")
+    assert script.is_file(), f"{script.name} is missing: run {SYNC_COMMAND}"
+    assert script.read_text().lstrip().startswith("# ---"), f"{script.name}: not a jupytext script"
+    assert "# %%" in script.read_text(), f"{script.name}: not in the percent format"
+    diffs = pair_differences(path, script)
+    assert not diffs, f"{path.name} and {script.name} differ (run {SYNC_COMMAND}):\n" + "\n".join(diffs)
+
+
+def test_pair_differences_sees_an_edit_on_either_side(tmp_path):
+    import jupytext
+
+    src = ALL[0]
+    ipynb, script = tmp_path / src.name, tmp_path / src.with_suffix(".py").name
+    ipynb.write_text(src.read_text())
+    jupytext.write(jupytext.read(str(src)), str(script), fmt="py:percent")
+    assert pair_differences(ipynb, script) == []
+    text = script.read_text()
+    script.write_text(text.replace('PROFILE = "quick"', 'PROFILE = "full"', 1))  # a code edit in the script only
+    assert len(pair_differences(ipynb, script)) == 1
+    script.write_text(text.replace('# %% tags=["parameters"]', "# %%", 1))  # a lost tag
+    assert any("['parameters']" in d for d in pair_differences(ipynb, script))
+    script.write_text(text + '\n# %%\nprint("a new cell")\n')  # a cell added on one side
+    assert "cells" in pair_differences(ipynb, script)[0]

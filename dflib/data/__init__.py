@@ -7,7 +7,13 @@ Every dataset yields the same sample dict: ``stack [N,3,H,W]`` float32 in
 ``open_dataset(name, split)`` opens a benchmark by name with its training
 augmentation (random crop, plane subsampling, flips) on the train split and
 none otherwise; ``protocol_for(name)`` names its metric protocol
-(:mod:`dflib.metrics`).
+(:mod:`dflib.metrics`). ``fetch(name)`` (the ``dflib fetch NAME`` command)
+fetches, verifies and prepares a dataset into ``data_dir(name)``.
+
+Layout: :mod:`~dflib.data.download` (where data lives, registry, checksums,
+download and unpacking), :mod:`~dflib.data.sources` (what each dataset needs),
+:mod:`~dflib.data.base` (sample dict, augmentation, base class, lazy HDF5),
+then one module per source.
 """
 
 from __future__ import annotations
@@ -16,20 +22,13 @@ from torch.utils.data import Dataset, Subset
 
 from dflib.data.arkitscenes import ARKitScenesStacksDataset, convert_upsampling
 from dflib.data.cached import CachedDataset
-from dflib.data.common import (
-    AugmentConfig,
-    ChecksumMismatchError,
-    DatasetNotFoundError,
-    augment_sample,
-    choose_planes,
-    data_dir,
-    make_sample,
-    sample_generator,
-)
+from dflib.data.base import AugmentConfig, augment_sample, choose_planes, make_sample, sample_generator
 from dflib.data.ddff12 import DDFF12Dataset
+from dflib.data.download import ChecksumMismatchError, DatasetNotFoundError, data_dir
 from dflib.data.fod500 import FoD500Dataset
 from dflib.data.mobile_depth import MobileDepthDataset
 from dflib.data.nyu import NYUStacksDataset, convert_labeled_mat
+from dflib.data.sources import SOURCES, fetch
 from dflib.data.synthetic import SyntheticFocalStackDataset
 
 __all__ = [
@@ -48,11 +47,13 @@ __all__ = [
     "convert_labeled_mat",
     "convert_upsampling",
     "data_dir",
+    "fetch",
     "make_sample",
     "open_dataset",
     "protocol_for",
     "sample_generator",
     "DATASETS",
+    "SOURCES",
 ]
 
 #: benchmark name → (metric protocol, how to open a split)

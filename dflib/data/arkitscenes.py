@@ -25,19 +25,14 @@ import imageio.v3 as iio
 import numpy as np
 from skimage.transform import resize
 
-from .common import AugmentConfig, data_dir
+from .base import AugmentConfig
+from .download import data_dir, load_registry
 from .nyu import NYU_CROP, NYU_VALID_RANGE_M, PROTOCOLS, StacksH5Dataset, render_stacks_to_h5, stacks_filename
 
-ARKIT_URL = "https://docs-assets.developer.apple.com/ml-research/datasets/arkitscenes/v1/upsampling/{split}/{video_id}.zip"
 #: Three Validation videos from three different visits (apple/ARKitScenes
-#: depth_upsampling/upsampling_train_val_splits.csv).
-ARKIT_DEFAULT_VIDEOS: tuple[str, ...] = ("47333440", "47895341", "48018367")
+#: depth_upsampling/upsampling_train_val_splits.csv), as the registry lists them.
+ARKIT_DEFAULT_VIDEOS: tuple[str, ...] = tuple(load_registry()["arkitscenes_upsampling"]["video_ids"])
 ARKIT_SIZE: tuple[int, int] = (480, 640)
-
-
-def arkitscenes_dir(root: str | os.PathLike[str] | None = None) -> Path:
-    """``root`` if given, else ``<data dir>/arkitscenes``."""
-    return Path(root) if root is not None else data_dir() / "arkitscenes"
 
 
 def list_frames(video_dir: str | os.PathLike[str]) -> list[tuple[Path, Path]]:
@@ -111,7 +106,7 @@ def convert_upsampling(
 
 
 class ARKitScenesStacksDataset(StacksH5Dataset):
-    """ARKitScenes zero-shot focal stacks rendered by ``data_scripts/fetch_arkitscenes.py``.
+    """ARKitScenes zero-shot focal stacks rendered by ``dflib fetch arkitscenes``.
 
     Same arguments and sample as :class:`~dflib.data.nyu.NYUStacksDataset`
     (default root ``<data dir>/arkitscenes``, split ``"test"``).
@@ -126,5 +121,5 @@ class ARKitScenesStacksDataset(StacksH5Dataset):
         if protocol not in PROTOCOLS:
             raise ValueError(f"protocol must be one of {PROTOCOLS}, got {protocol!r}")
         self.protocol = protocol
-        super().__init__(arkitscenes_dir(root) / stacks_filename(split, protocol, rendered_planes, self.prefix),
+        super().__init__(data_dir("arkitscenes", root) / stacks_filename(split, protocol, rendered_planes, self.prefix),
                          NYU_VALID_RANGE_M, n_planes, augment, seed)

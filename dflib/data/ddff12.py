@@ -37,7 +37,10 @@ import h5py
 import numpy as np
 import torch
 
-from .common import AugmentConfig, DatasetNotFoundError, FocalStackDataset, LazyH5, data_dir, make_sample
+from dflib import optics
+
+from .base import AugmentConfig, FocalStackDataset, LazyH5, make_sample
+from .download import DatasetNotFoundError, data_dir
 
 _FOCAL_PX = 521.4052
 _BASELINE_M = 1982.0250823695178 / 7317.020641763665 * 1e-3
@@ -56,15 +59,14 @@ DDFF12_FILES = {
 _KEYS = {"train": ("stack_train", "disp_train"), "val": ("stack_val", "disp_val"), "test": ("stack_test", None)}
 
 
-def disparity_to_depth(disp: Any) -> Any:
-    """Metric depth (m) from DDFF-12 disparity (b f / d); 0 stays 0."""
-    d = torch.as_tensor(disp, dtype=torch.float32)
-    return torch.where(d > 0, _BASELINE_M * _FOCAL_PX / d.clamp_min(1e-12), torch.zeros_like(d))
+def disparity_to_depth(disp: Any) -> torch.Tensor:
+    """Metric depth (m) from DDFF-12 disparity: :func:`dflib.optics.disparity_to_depth` with DDFF-12's
+    calibration (b f / d); invalid disparity (<= 0, NaN, inf) maps to 0. Returns float32.
 
-
-def ddff12_dir(root: str | os.PathLike[str] | None = None) -> Path:
-    """``root`` if given, else ``<data dir>/ddff12``."""
-    return Path(root) if root is not None else data_dir() / "ddff12"
+    >>> round(float(disparity_to_depth(DDFF12_DISPARITIES_EXACT[-1])), 6)
+    7.0
+    """
+    return optics.disparity_to_depth(torch.as_tensor(disp, dtype=torch.float32), _BASELINE_M * _FOCAL_PX)
 
 
 class DDFF12Dataset(LazyH5, FocalStackDataset):
@@ -77,7 +79,7 @@ class DDFF12Dataset(LazyH5, FocalStackDataset):
         variant: ``"auto"``, ``"dfv"`` (scene-disjoint re-split) or ``"official"``.
         focus_values: ``"dfv"`` (0.28..0.02) or ``"exact"`` (from calibration).
         ascending: reverse the file's plane order so focus increases.
-        n_planes, augment, seed: see :class:`~dflib.data.common.FocalStackDataset`.
+        n_planes, augment, seed: see :class:`~dflib.data.base.FocalStackDataset`.
 
     The h5 file is opened lazily, once per process (DataLoader worker).
     Sample: stack ``[N,3,383,552]``, focus ``[N]`` disparity, depth/mask ``[1,383,552]``.
@@ -101,7 +103,7 @@ class DDFF12Dataset(LazyH5, FocalStackDataset):
             raise ValueError(f"variant must be 'auto', 'dfv' or 'official', got {variant!r}")
         if focus_values not in ("dfv", "exact"):
             raise ValueError(f"focus_values must be 'dfv' or 'exact', got {focus_values!r}")
-        folder = ddff12_dir(root)
+        folder = data_dir("ddff12", root)
         if variant == "auto":
             variant = "dfv" if (folder / DDFF12_FILES["dfv"][0]).is_file() else "official"
         fname = DDFF12_FILES[variant][1 if split == "test" else 0]

@@ -3,7 +3,8 @@
 On disk (one flat folder, the release's own layout, no conversion):
 ``{idx:06d}_{k:02d}All.tif`` (k = 0..4, 256x256 RGB) and ``{idx:06d}Dpt.exr``
 (depth in metres, float16, R channel). Stacks 0-399 train, 400-499 test
-(DFV's split). Focus distances [0.1, 0.15, 0.3, 0.7, 1.5] m, f = 2.9 mm, f/1.
+(DFV's split). Focus distances and camera: :data:`dflib.optics.FOD500_FOCUS_M`,
+:data:`dflib.optics.FOD500_CAMERA` ([0.1, 0.15, 0.3, 0.7, 1.5] m, f = 2.9 mm, f/1).
 DFV's evaluation clips prediction and target to [0, 1.5] m: that is the
 metric's job (``dflib.metrics``), the loader returns the raw depth.
 """
@@ -19,11 +20,13 @@ import OpenEXR
 import tifffile
 import torch
 
-from .common import AugmentConfig, DatasetNotFoundError, FocalStackDataset, data_dir, make_sample
+from dflib.optics import FOD500_CAMERA, FOD500_FOCUS_M
 
-FOD500_FOCUS_M: tuple[float, ...] = (0.1, 0.15, 0.3, 0.7, 1.5)
-FOD500_FOCAL_LENGTH_M = 2.9e-3
-FOD500_F_NUMBER = 1.0
+from .base import AugmentConfig, FocalStackDataset, make_sample
+from .download import DatasetNotFoundError, data_dir
+
+FOD500_FOCAL_LENGTH_M = FOD500_CAMERA.focal_length_m
+FOD500_F_NUMBER = FOD500_CAMERA.f_number
 FOD500_TRAIN = range(0, 400)
 FOD500_TEST = range(400, 500)
 _TIF = re.compile(r"^(\d{6})_(\d{2})All\.tif$")
@@ -57,11 +60,6 @@ def read_rgb_tiff(path: str | os.PathLike[str]) -> np.ndarray:
     return img
 
 
-def fod500_dir(root: str | os.PathLike[str] | None = None) -> Path:
-    """``root`` if given, else ``<data dir>/fod500``."""
-    return Path(root) if root is not None else data_dir() / "fod500"
-
-
 class FoD500Dataset(FocalStackDataset):
     """FoD500 focal stacks with metric depth.
 
@@ -91,7 +89,7 @@ class FoD500Dataset(FocalStackDataset):
         super().__init__(n_planes, augment, seed)
         if split not in ("train", "test", "all"):
             raise ValueError(f"split must be 'train', 'test' or 'all', got {split!r}")
-        folder = fod500_dir(root)
+        folder = data_dir("fod500", root)
         if not folder.is_dir():
             raise DatasetNotFoundError("FoD500", folder, "fetch_fod500.py")
         found = self._index(folder)

@@ -22,18 +22,10 @@ import imageio.v3 as iio
 import numpy as np
 import torch
 
-from .common import AugmentConfig, DatasetNotFoundError, FocalStackDataset, data_dir, make_sample
+from .base import AugmentConfig, FocalStackDataset, make_sample
+from .download import DatasetNotFoundError, data_dir
 
-MOBILE_DEPTH_URLS = (
-    "https://www.supasorn.com/data/depth_from_focus_data2.zip",
-    "https://www.supasorn.com/data/depth_from_focus_data3.zip",
-)
 _EXT = (".png", ".jpg", ".jpeg")
-
-
-def mobile_depth_dir(root: str | os.PathLike[str] | None = None) -> Path:
-    """``root`` if given, else ``<data dir>/mobile_depth``."""
-    return Path(root) if root is not None else data_dir() / "mobile_depth"
 
 
 def find_stacks(root: str | os.PathLike[str]) -> dict[str, list[Path]]:
@@ -55,7 +47,7 @@ class MobileDepthDataset(FocalStackDataset):
     Args:
         root: unpacked release (default ``<data dir>/mobile_depth``).
         scenes: keep only these scene names (see :func:`find_stacks`); None: all.
-        n_planes, augment, seed: see :class:`~dflib.data.common.FocalStackDataset`.
+        n_planes, augment, seed: see :class:`~dflib.data.base.FocalStackDataset`.
 
     Sample: stack ``[N,3,H,W]``, focus ``[N]`` plane indices (or ``focus.txt``),
     depth zeros and mask False ``[1,H,W]``; ``scene`` (str) is added.
@@ -64,7 +56,7 @@ class MobileDepthDataset(FocalStackDataset):
     def __init__(self, root: str | os.PathLike[str] | None = None, scenes: list[str] | None = None,
                  n_planes: int | None = None, augment: AugmentConfig | None = None, seed: int = 0) -> None:
         super().__init__(n_planes, augment, seed)
-        folder = mobile_depth_dir(root)
+        folder = data_dir("mobile_depth", root)
         if not folder.is_dir():
             raise DatasetNotFoundError("Mobile Depth", folder, "fetch_mobile_depth.py")
         stacks = find_stacks(folder)

@@ -38,7 +38,8 @@ import h5py
 import numpy as np
 import torch
 
-from .common import AugmentConfig, DatasetNotFoundError, FocalStackDataset, LazyH5, data_dir, make_sample
+from .base import AugmentConfig, FocalStackDataset, LazyH5, make_sample
+from .download import DatasetNotFoundError, data_dir
 
 NYU_FIXED_FOCUS_M: tuple[float, ...] = (1.0, 1.5, 2.5, 4.0, 6.0)
 NYU_CROP: tuple[int, int] = (384, 512)
@@ -46,11 +47,6 @@ NYU_VALID_RANGE_M: tuple[float, float] = (1e-3, 10.0)
 NYU_N_TEST = 654
 NYU_N_TRAIN = 795
 PROTOCOLS = ("gt_range", "fixed")
-
-
-def nyu_dir(root: str | os.PathLike[str] | None = None) -> Path:
-    """``root`` if given, else ``<data dir>/nyu``."""
-    return Path(root) if root is not None else data_dir() / "nyu"
 
 
 def stacks_filename(split: str, protocol: str, n_planes: int, prefix: str = "nyu") -> str:
@@ -254,14 +250,14 @@ class StacksH5Dataset(LazyH5, FocalStackDataset):
 
 
 class NYUStacksDataset(StacksH5Dataset):
-    """NYU-v2 focal stacks rendered by ``data_scripts/fetch_nyu.py``.
+    """NYU-v2 focal stacks rendered by ``dflib fetch nyu``.
 
     Args:
         root: folder with ``nyu_{split}_{protocol}_n{N}.h5`` (default ``<data dir>/nyu``).
         split: ``"test"`` (654 images) or ``"train"`` (795).
         protocol: ``"gt_range"`` (published protocol, leaks the range) or ``"fixed"``.
         rendered_planes: the file's plane count (5 by default).
-        n_planes, augment, seed: see :class:`~dflib.data.common.FocalStackDataset`.
+        n_planes, augment, seed: see :class:`~dflib.data.base.FocalStackDataset`.
 
     Sample: stack ``[N,3,384,512]``, focus ``[N]`` m, depth/mask ``[1,384,512]`` (valid 1e-3-10 m).
     """
@@ -275,5 +271,5 @@ class NYUStacksDataset(StacksH5Dataset):
         if split not in ("test", "train"):
             raise ValueError(f"split must be 'test' or 'train', got {split!r}")
         self.protocol = protocol
-        super().__init__(nyu_dir(root) / stacks_filename(split, protocol, rendered_planes, self.prefix),
+        super().__init__(data_dir("nyu", root) / stacks_filename(split, protocol, rendered_planes, self.prefix),
                          NYU_VALID_RANGE_M, n_planes, augment, seed)

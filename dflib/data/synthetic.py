@@ -8,14 +8,20 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from dflib.data.base import AugmentConfig, EpochSeeded, augment_sample, sample_generator
 from dflib.optics import FOD500_CAMERA, FOD500_FOCUS_M, ThinLens, focus_uniform_diopters
 from dflib.render import NoiseConfig, render_focal_stack
 from dflib.scenes import RGBDScene, middlebury_motorcycle, random_scene
 
-__all__ = ["SyntheticFocalStackDataset"]
+__all__ = ["SyntheticFocalStackDataset", "TEST_SEED", "VAL_SEED"]
+
+#: seed of the embedded validation split (training stacks use the run's own seed)
+VAL_SEED = 900_001
+#: seed of the embedded test split (:mod:`dflib.evaluate`); no run trains or chooses on it
+TEST_SEED = 1_000_003
 
 
-class SyntheticFocalStackDataset(Dataset):
+class SyntheticFocalStackDataset(EpochSeeded, Dataset):
     """Procedural scenes (and optionally Middlebury "motorcycle") rendered into focal stacks.
 
     Sample ``i`` is a deterministic function of ``(seed, i)``: the scene, the
@@ -37,6 +43,8 @@ class SyntheticFocalStackDataset(Dataset):
         seed: base seed.
         crop: optional ``(h, w)`` random crop of the rendered sample.
         render_options: extra keyword arguments for :func:`~dflib.render.render_focal_stack`.
+        augment: the training augmentation of the real datasets (:class:`~dflib.data.AugmentConfig`),
+            applied after ``crop``, seeded by ``(seed, epoch, index)``; call :meth:`set_epoch` each epoch.
 
     A sample is a dict: ``stack [N,3,H,W]`` float32 in [0,1], ``focus [N]`` float32
     metres, ``depth [1,H,W]`` float32 metres (0 where invalid), ``mask [1,H,W]``
@@ -56,6 +64,7 @@ class SyntheticFocalStackDataset(Dataset):
         seed: int = 0,
         crop: tuple[int, int] | None = None,
         render_options: dict[str, Any] | None = None,
+        augment: AugmentConfig | None = None,
     ) -> None:
         if not isinstance(length, int) or length < 0:
             raise ValueError(f"length must be a non-negative int, got {length!r}")
@@ -76,6 +85,8 @@ class SyntheticFocalStackDataset(Dataset):
                 raise ValueError(f"focus_m has {len(focus)} distances but n_planes={n_planes}")
         if crop is not None and (len(crop) != 2 or crop[0] > size[0] or crop[1] > size[1] or min(crop) < 1):
             raise ValueError(f"crop must be (h, w) no larger than size={size}, got {crop!r}")
+        if augment is not None and not isinstance(augment, AugmentConfig):
+            raise TypeError(f"augment must be an AugmentConfig or None, got {type(augment).__name__}")
         camera.coc_px(1.0, focus)  # validates focus > focal length
         self.length = length
         self.size = (int(size[0]), int(size[1]))
@@ -88,6 +99,8 @@ class SyntheticFocalStackDataset(Dataset):
         self.seed = int(seed)
         self.crop = crop
         self.render_options = dict(render_options or {})
+        self.augment = augment
+        self.epoch = 0
         self._middlebury: RGBDScene | None = None
 
     def __len__(self) -> int:
@@ -130,4 +143,6 @@ class SyntheticFocalStackDataset(Dataset):
             y0 = int(rng.integers(0, self.size[0] - h + 1))
             x0 = int(rng.integers(0, self.size[1] - w + 1))
             sample = {k: (v[..., y0 : y0 + h, x0 : x0 + w] if v.ndim >= 2 else v) for k, v in sample.items()}
+        if self.augment is not None:
+            sample = augment_sample(sample, self.augment, sample_generator(self.seed, self.epoch, index))
         return {k: v.contiguous() for k, v in sample.items()}

@@ -232,7 +232,11 @@ class DualFocusConfig:
 
     @classmethod
     def preset(cls, name: str) -> "DualFocusConfig":
-        """A preset by name, one of :data:`PRESETS`."""
+        """A preset by name, one of :data:`PRESETS`.
+
+        >>> DualFocusConfig.preset("dfv_tiny") == DualFocusConfig.tiny().replace(surface_branch=False)
+        True
+        """
         if name not in PRESETS:
             raise ValueError(f"preset name must be one of {PRESETS}, got {name!r}")
         return getattr(cls, name)()

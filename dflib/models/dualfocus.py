@@ -44,32 +44,17 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from dflib import checks
 from dflib.integrate import forward_differences, integrable_projection_full
 from dflib.models.blocks import FeatureEncoder, GradientHead, VolumeDecoder
 from dflib.models.config import DualFocusConfig
 
 
 def check_focus(focus: torch.Tensor, batch: int | None = None, planes: int | None = None) -> None:
-    """Validate focus distances ``[B, N]``: finite, N >= 2, strictly monotonic
-    along N in each row (increasing metres or decreasing disparities)."""
-    if not isinstance(focus, torch.Tensor):
-        raise TypeError(f"focus must be a torch.Tensor, got {type(focus).__name__}")
-    if focus.dim() != 2:
-        raise ValueError(f"focus must have shape [B, N], got {tuple(focus.shape)}")
-    if batch is not None and planes is not None and tuple(focus.shape) != (batch, planes):
-        raise ValueError(
-            f"focus must have shape [B, N] = {(batch, planes)} to match the stack, "
-            f"got {tuple(focus.shape)}")
-    if focus.shape[1] < 2:
-        raise ValueError(f"focus needs N >= 2 focal planes, got N = {focus.shape[1]}")
-    if not torch.isfinite(focus).all():
-        raise ValueError(f"focus must be finite, got {focus.tolist()}")
-    d = focus[:, 1:] - focus[:, :-1]
-    monotonic = (d > 0).all(dim=1) | (d < 0).all(dim=1)
-    if not monotonic.all():
-        raise ValueError(
-            "focus must be strictly monotonic along N in every row (increasing metres or "
-            f"decreasing disparities), got {focus.tolist()}")
+    """Validate focus distances ``[B, N]`` (to match a stack of ``batch`` x ``planes``): finite,
+    N >= 2, strictly monotonic along N in each row (increasing metres or decreasing disparities)."""
+    known = {k: v for k, v in (("B", batch), ("N", planes)) if v is not None}
+    checks.check_focus(focus, "B N", "focus", min_planes=2, types=(torch.Tensor,), **known)
 
 
 def focus_readout(prob: torch.Tensor, focus: torch.Tensor, stack: torch.Tensor | None = None
@@ -155,11 +140,7 @@ class DualFocus(nn.Module):
         return sum(p.numel() for p in self.parameters() if p.requires_grad or not trainable_only)
 
     def _check_inputs(self, stack: torch.Tensor, focus: torch.Tensor) -> None:
-        if not isinstance(stack, torch.Tensor):
-            raise TypeError(f"stack must be a torch.Tensor, got {type(stack).__name__}")
-        if stack.dim() != 5 or stack.shape[2] != self.config.in_channels:
-            raise ValueError(
-                f"stack must have shape [B, N, {self.config.in_channels}, H, W], got {tuple(stack.shape)}")
+        checks.check_shape(stack, f"B N {self.config.in_channels} H W", "stack", types=(torch.Tensor,))
         b, n = stack.shape[:2]
         if n < 2:
             raise ValueError(f"stack needs N >= 2 focal planes, got N = {n}")

@@ -53,9 +53,9 @@ def pretrained_path(name: str) -> Traversable:
 def load_pretrained(name: str = "dualfocus", device: str | torch.device | None = None) -> torch.nn.Module:
     """A shipped model by name (see :func:`pretrained_names`), in eval mode on ``device`` (default: CUDA when present).
 
-    Loaded with ``torch.load(weights_only=True)`` (:func:`dflib.train.load_model`).
+    Loaded with ``torch.load(weights_only=True)`` (:func:`dflib.checkpoint.load_model`).
     """
-    from dflib.train import load_model
+    from dflib.checkpoint import load_model
 
     with resources.as_file(pretrained_path(name)) as path:
         return load_model(path, device)
@@ -68,7 +68,7 @@ def is_pretrained_name(checkpoint: Any) -> bool:
 
 def load_checkpoint_or_name(checkpoint: str | Path | None, device: str | torch.device | None = None) -> torch.nn.Module:
     """The model of a checkpoint file, of a shipped name (:func:`load_pretrained`), or the default (None)."""
-    from dflib.train import load_model
+    from dflib.checkpoint import load_model
 
     if checkpoint is None or is_pretrained_name(checkpoint):
         return load_pretrained(checkpoint or "dualfocus", device)
@@ -77,7 +77,7 @@ def load_checkpoint_or_name(checkpoint: str | Path | None, device: str | torch.d
 
 def pretrained_train_config(name: str = "dualfocus") -> dict[str, Any]:
     """The training config a shipped checkpoint records (``{}`` when it has none)."""
-    from dflib.train import read_checkpoint
+    from dflib.checkpoint import read_checkpoint
 
     with resources.as_file(pretrained_path(name)) as path:
         return dict(read_checkpoint(path).get("train_config") or {})

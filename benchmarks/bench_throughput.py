@@ -1,0 +1,182 @@
+"""Training throughput: optimiser steps per second at the README's recipe, and the projection's share.
+
+For each recipe (``tiny_dualfocus``, ``tiny_dfv`` and ``mid_dualfocus``, the
+generalisation preset for now) one training step is what ``dflib.train.train``
+does per batch: forward, the recipe's loss (:func:`dflib.train.build_loss`),
+backward, gradient clipping at ``max_grad_norm``, an AdamW step. The batch is
+the recipe's (4 stacks of 5 planes, 128 x 128 crops), rendered once by
+:class:`dflib.data.SyntheticFocalStackDataset` and reused, so data loading
+is not timed. All recipes are timed in one process, interleaved round by
+round, so a machine that gets busier affects them alike; the medians over the
+rounds are reported.
+
+Each timed step is split into forward, loss, and backward + clipping +
+optimiser step. The projection's share of a DualFocus step: the gradient
+field Γ one forward pass hands to ``integrable_projection_full`` is captured,
+and its projection forward + backward (PᵀΓ included) is timed on its own
+once per round, right after the step; the share is its median over the
+step's median.
+
+Target: a DualFocus-tiny step costs at most 1.2x a DFV-tiny step.
+
+Usage::
+
+    python benchmarks/bench_throughput.py [--quick] [--device cpu|cuda] [--out benchmarks/results/throughput.json]
+
+Timings on a shared machine are provisional: compare only within one run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+import dflib.models.dualfocus as dualfocus_module
+from dflib.train import TrainConfig, build_loss, build_model
+from dflib.utils import cpu_model, default_device
+
+RECIPES = ("tiny_dualfocus", "tiny_dfv", "mid_dualfocus")
+RESULTS = Path(__file__).resolve().parent / "results" / "throughput.json"
+
+
+def _batch(cfg: TrainConfig, device: torch.device) -> dict[str, torch.Tensor]:
+    """One training batch of the recipe's shape, rendered by the synthetic dataset."""
+    from torch.utils.data import default_collate
+
+    from dflib.data import SyntheticFocalStackDataset
+
+    ds = SyntheticFocalStackDataset(cfg.batch_size, size=cfg.size, n_planes=cfg.n_planes, seed=cfg.seed)
+    return {k: v.to(device) for k, v in default_collate([ds[i] for i in range(len(ds))]).items()}
+
+
+class _Step:
+    """One recipe's model, loss, optimiser and batch (:func:`_timed_phases` runs a step)."""
+
+    def __init__(self, recipe: str, device: torch.device) -> None:
+        self.cfg = TrainConfig.recipe(recipe, device=str(device))
+        self.model = build_model(self.cfg.model, self.cfg.seed, self.cfg.model_overrides).to(device).train()
+        self.loss = build_loss(self.cfg, self.model)
+        self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=self.cfg.lr,
+                                           weight_decay=self.cfg.weight_decay)
+        self.batch = _batch(self.cfg, device)
+        self.device = device
+
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _timed_phases(step: _Step) -> dict[str, float]:
+    """Seconds of one step's phases: forward, loss, backward + clip + optimiser step."""
+    b, t = step.batch, [time.perf_counter()]
+    step.optimizer.zero_grad(set_to_none=True)
+    out = step.model(b["stack"], b["focus"])
+    _sync(step.device)
+    t.append(time.perf_counter())
+    terms = step.loss(out, b["depth"], b["focus"], b["mask"], lambda_sv=step.cfg.lambda_sv)
+    _sync(step.device)
+    t.append(time.perf_counter())
+    terms["total"].backward()
+    torch.nn.utils.clip_grad_norm_(step.model.parameters(), step.cfg.max_grad_norm)
+    step.optimizer.step()
+    _sync(step.device)
+    t.append(time.perf_counter())
+    return {"forward_s": t[1] - t[0], "loss_s": t[2] - t[1], "backward_update_s": t[3] - t[2],
+            "step_s": t[3] - t[0]}
+
+
+def _projection_input(step: _Step) -> tuple[torch.Tensor, float | None] | None:
+    """The gradient field Γ ``[B, N, C2, 2, H', W']`` and backward gain one forward pass projects (None without a surface branch)."""
+    seen = []
+    original = dualfocus_module.integrable_projection_full
+
+    def spy(g, gain=None):
+        seen.append((g.detach().clone(), gain))
+        return original(g, gain)
+
+    dualfocus_module.integrable_projection_full = spy
+    try:
+        with torch.no_grad():
+            step.model(step.batch["stack"], step.batch["focus"])
+    finally:
+        dualfocus_module.integrable_projection_full = original
+    return seen[0] if seen else None
+
+
+def _projection_time(gamma: torch.Tensor, gain: float | None) -> float:
+    """Seconds of one projection forward + backward (``autograd.grad``) of Γ, as in a training step."""
+    g = gamma.clone().requires_grad_()
+    t0 = time.perf_counter()
+    z = dualfocus_module.integrable_projection_full(g, gain)
+    torch.autograd.grad(z, g, torch.ones_like(z))
+    _sync(g.device)
+    return time.perf_counter() - t0
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="fewer rounds")
+    parser.add_argument("--rounds", type=int, default=None, help="timed steps per recipe (default 12, quick 3)")
+    parser.add_argument("--device", default="auto", help="cpu, cuda or auto (default)")
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    args = parser.parse_args(argv)
+    rounds = args.rounds or (3 if args.quick else 12)
+    if rounds < 1:
+        parser.error(f"--rounds must be >= 1, got {rounds}")
+    device = default_device(args.device)
+
+    steps = {r: _Step(r, device) for r in RECIPES}
+    for s in steps.values():  # warm-up: allocator, first-call set-up
+        _timed_phases(s)
+    gammas = {r: _projection_input(s) for r, s in steps.items()}
+    times: dict[str, list[dict[str, float]]] = {r: [] for r in RECIPES}
+    for _ in range(rounds):
+        for r, s in steps.items():
+            times[r].append(_timed_phases(s))
+            if gammas[r] is not None:
+                times[r][-1]["projection_s"] = _projection_time(*gammas[r])
+    per_recipe = {}
+    for r, s in steps.items():
+        med = {k: statistics.median(t[k] for t in times[r]) for k in times[r][0]}
+        per_recipe[r] = {
+            "model": s.cfg.model, "batch": [s.cfg.batch_size, s.cfg.n_planes, 3, *s.cfg.size],
+            "parameters": sum(p.numel() for p in s.model.parameters()),
+            "steps_per_s": 1.0 / med["step_s"], **{f"median_{k}": v for k, v in med.items()},
+            "step_s_all": [t["step_s"] for t in times[r]],
+        }
+        if gammas[r] is not None:
+            per_recipe[r]["projection_shape"] = list(gammas[r][0].shape)
+            per_recipe[r]["projection_share"] = med["projection_s"] / med["step_s"]
+    ratio = per_recipe["tiny_dualfocus"]["median_step_s"] / per_recipe["tiny_dfv"]["median_step_s"]
+    result = {
+        "benchmark": "throughput",
+        "torch": torch.__version__, "threads": torch.get_num_threads(), "device": str(device),
+        "cuda_device": torch.cuda.get_device_name(device) if device.type == "cuda" else None,
+        "cpu": cpu_model(), "command": " ".join(["python", *sys.argv]), "quick": args.quick,
+        "rounds": rounds, "recipes": per_recipe,
+        "dualfocus_tiny_over_dfv_tiny": ratio,
+        "targets": {"dualfocus_tiny_over_dfv_tiny_max": 1.2},
+        "note": "provisional if the machine was shared while measuring",
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    print(json.dumps({k: v for k, v in result.items() if k != "recipes"}, indent=2))
+    for r, d in per_recipe.items():
+        share = d.get("projection_share")
+        print(f"{r:16s} {d['steps_per_s']:6.2f} steps/s  step {d['median_step_s'] * 1e3:7.1f} ms"
+              f" (forward {d['median_forward_s'] * 1e3:.0f}, loss {d['median_loss_s'] * 1e3:.0f},"
+              f" backward+update {d['median_backward_update_s'] * 1e3:.0f})"
+              + (f"  projection {100 * share:4.1f}% of a step" if share is not None else ""))
+    return result
+
+
+if __name__ == "__main__":
+    main()

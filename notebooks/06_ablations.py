@@ -1,0 +1,252 @@
+# ---
+# jupyter:
+#   jupytext:
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 6. Ablations: which constraint does what?
+#
+# DualFocus adds two constraints to a depth-from-focus network: the **spatial** one ($L_{sv}$, per-plane
+# integrable surfaces) and the **focal** one ($L_{fv}$, single-peaked focus curves). An ablation switches
+# them off one at a time: this notebook trains each variant briefly, scores it on embedded test stacks,
+# and ends with the recorded multi-seed evidence (the ablation ladder and the lever study).
+#
+# The variants:
+#
+# | variant | recipe (`dflib/recipes/`) | changed | model preset | $\lambda_{sv}$ | $\lambda_{fv}$ |
+# |---|---|---|---|---|---|
+# | `dualfocus` | `tiny_dualfocus` | | `tiny` | 0.3 | 1 |
+# | `no_sv` | `tiny_dualfocus` | $\lambda_{sv}=0$ | `tiny` | 0 | 1 |
+# | `no_fv` | `tiny_dualfocus` | $\lambda_{fv}=0$ | `tiny` | 0.3 | 0 |
+# | `dfv` | `tiny_dfv` | | `dfv_tiny` (no surface branch) | 0 | 0 |
+# | `plain` | `tiny_dfv` | the model | `plain_tiny` (no focal differences either) | 0 | 0 |
+#
+# Each variant is a training recipe with at most one field changed. `LAMBDA_SV` / `LAMBDA_FV` (None: the
+# recipe's) replace the weight of a constraint wherever the variant uses it.
+#
+# Everything is a papermill parameter, so a grid is a loop of `papermill` calls, e.g.
+# `papermill 06_ablations.ipynb out.ipynb -p LAMBDA_SV 0.5 -p VARIANTS '["dualfocus", "no_sv"]'`.
+# They may also be lists: the `dualfocus` variant is then trained once per pair.
+#
+# **The quick profile is a mechanism demo, not evidence**: a handful of steps on 64×64 crops, one seed,
+# two or three test stacks. Differences between variants at that budget are noise. The recorded
+# multi-seed evidence, with seed-paired confidence intervals, is at the end: the ablation ladder
+# (`benchmarks/results/ablation.json`) and the lever study that chose dflib's DualFocus recipe
+# (`benchmarks/results/levers.json`).
+
+# %% tags=["parameters"]
+PROFILE = "quick"  # "quick" (CI: a few steps per variant) or "full" (each recipe as it is: 2000 steps, 128x128; hours on a CPU)
+SEED = 0
+VARIANTS = ["dualfocus", "no_sv", "no_fv", "dfv", "plain"]
+LAMBDA_SV = None  # None: the recipe's λ_sv; a number (or a list, for a sweep of the dualfocus variant) replaces it
+LAMBDA_FV = None  # None: the recipe's λ_fv
+STEPS = None  # None: the profile's number of steps
+OUT_JSON = None  # optional path: write the results rows there as JSON
+
+# %%
+from dflib.report import check_namespace
+
+check_namespace(globals(), known={"PROFILE", "SEED", "VARIANTS", "LAMBDA_SV", "LAMBDA_FV", "STEPS", "OUT_JSON"})
+S = {
+    "quick": dict(train=dict(size=(64, 64), train_scenes=4, val_scenes=0, batch_size=2, warmup_steps=3, log_every=2,
+                             ckpt_every=10_000), steps=12, eval_stacks=3, eval_size=(128, 128)),
+    "full": dict(train=dict(), steps=None, eval_stacks=24, eval_size=(256, 256)),  # the recipes as they are
+}[PROFILE]
+steps = STEPS if STEPS is not None else S["steps"]
+S, steps
+
+# %%
+import json
+import tempfile
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import numpy as np
+from IPython.display import Markdown, display
+
+from dflib import viz
+from dflib.data import CachedDataset
+from dflib.evaluate import ResultsTable, embedded_benchmark, evaluate, learned_method
+from dflib.train import TrainConfig, train
+
+RECIPES = {  # variant -> (recipe in dflib/recipes/, the fields it changes)
+    "dualfocus": ("tiny_dualfocus", {}),
+    "no_sv": ("tiny_dualfocus", {"lambda_sv": 0.0}),
+    "no_fv": ("tiny_dualfocus", {"lambda_fv": 0.0}),
+    "dfv": ("tiny_dfv", {}),
+    "plain": ("tiny_dfv", {"model": "plain_tiny"}),
+}
+unknown = [v for v in VARIANTS if v not in RECIPES]
+if unknown:
+    raise ValueError(f"VARIANTS: unknown variant(s) {unknown}; choose from {list(RECIPES)}")
+lam_sv = list(LAMBDA_SV) if isinstance(LAMBDA_SV, (list, tuple)) else [LAMBDA_SV]
+lam_fv = list(LAMBDA_FV) if isinstance(LAMBDA_FV, (list, tuple)) else [LAMBDA_FV]
+if len(lam_sv) != len(lam_fv):
+    lam_sv, lam_fv = (lam_sv * len(lam_fv), lam_fv) if len(lam_sv) == 1 else (lam_sv, lam_fv * len(lam_sv))
+if len(lam_sv) != len(lam_fv):
+    raise ValueError(f"LAMBDA_SV and LAMBDA_FV: lists must have equal lengths, got {LAMBDA_SV} and {LAMBDA_FV}")
+
+runs = []  # (label, variant, TrainConfig)
+work = Path(tempfile.mkdtemp(prefix="dflib_nb06_"))
+for v in VARIANTS:
+    recipe, changes = RECIPES[v]
+    base = TrainConfig.recipe(recipe, **changes)
+    pairs = list(zip(lam_sv, lam_fv)) if v == "dualfocus" else [(lam_sv[0], lam_fv[0])]
+    for sv, fv in pairs:
+        # a given λ replaces the recipe's where the variant uses that constraint
+        lambdas = {k: float(lam) for k, lam in (("lambda_sv", sv), ("lambda_fv", fv)) if lam is not None and getattr(base, k) > 0}
+        label = v if len(pairs) == 1 else f"{v} (λsv={sv}, λfv={fv})"
+        cfg = TrainConfig.recipe(recipe, **changes, **lambdas, **S["train"], **({"steps": int(steps)} if steps else {}),
+                                 seed=SEED, device="cpu", out_dir=str(work / f"run{len(runs)}"))
+        runs.append((label, v, cfg))
+[(label, c.model, c.lambda_sv, c.lambda_fv, c.steps) for label, _, c in runs]
+
+# %% [markdown]
+# ## Train every variant
+#
+# Same seed, same data, same number of steps; only the recipe and its changed field differ.
+
+# %%
+histories = {}
+for label, v, cfg in runs:
+    histories[label] = train(cfg, progress=False).history
+    print(f"{label:12s} {cfg.model:10s} final loss {histories[label][-1]['total']:.4f}")
+
+fig, axes = plt.subplots(1, 2, figsize=(10, 3.2))
+for label, h in histories.items():
+    axes[0].plot([r["step"] for r in h], [r["depth"] for r in h], label=label)
+    axes[1].plot([r["step"] for r in h], [r["total"] for r in h], label=label)
+axes[0].set(xlabel="step", ylabel="L_depth", title="depth term (comparable across variants)")
+axes[1].set(xlabel="step", ylabel="L", title="total loss (includes the active constraints)")
+axes[0].legend(fontsize=8)
+fig.tight_layout()
+plt.show()
+
+# %%
+# Check: each variant optimised exactly its loss: total = depth + λ_sv·sv + λ_fv·fv
+for label, v, cfg in runs:
+    r = histories[label][-1]
+    assert abs(r["total"] - (r["depth"] + cfg.lambda_sv * r["sv"] + cfg.lambda_fv * r["fv"])) <= 1e-4 * max(1.0, r["total"]), label
+    if cfg.lambda_sv == 0 and cfg.lambda_fv == 0:
+        assert abs(r["total"] - r["depth"]) <= 1e-6 * max(1.0, r["total"]), label
+
+# %% [markdown]
+# ## Evaluate on embedded test stacks
+
+# %%
+test = CachedDataset(embedded_benchmark(S["eval_stacks"], size=S["eval_size"]), progress=False)
+methods = [learned_method(Path(cfg.out_dir) / "last.pt", name=label, device="cpu") for label, _, cfg in runs]
+table = evaluate(methods, {"embedded": (test, "fod500")}, progress=False)
+rows = []
+for row, (label, v, cfg) in zip(table.rows, runs):
+    row.update(variant=label, switch=v, model=cfg.model, lambda_sv=cfg.lambda_sv, lambda_fv=cfg.lambda_fv, steps=cfg.steps)
+    rows.append(row)
+keys = ["variant", "model", "lambda_sv", "lambda_fv", "params", "rmse", "abs_rel", "delta1", "bump"]
+display(Markdown(ResultsTable(rows).to_markdown(columns=keys)
+                 + f"\n\n{len(test)} stacks, {S['eval_size'][0]}², `fod500` protocol, {runs[0][2].steps} training steps each, seed {SEED}."))
+if OUT_JSON:
+    Path(OUT_JSON).parent.mkdir(parents=True, exist_ok=True)
+    Path(OUT_JSON).write_text(json.dumps(rows, indent=2))
+
+# %%
+# Check: every variant was scored (finite RMSE, δ1 in [0, 1]), and each switch removes parameters
+assert [r["switch"] for r in rows] == [v for _, v, _ in runs]
+assert all(np.isfinite(r["rmse"]) and 0 <= r["delta1"] <= 1 for r in rows)
+params = {r["model"]: r["params"] for r in rows}
+# the switches remove parameters: no surface branch (dfv) < full model; no focal differences (plain) < dfv
+if {"tiny", "dfv_tiny"} <= set(params):
+    assert params["dfv_tiny"] < params["tiny"]
+if {"dfv_tiny", "plain_tiny"} <= set(params):
+    assert params["plain_tiny"] < params["dfv_tiny"]
+
+# %%
+fig, axes = plt.subplots(1, 3, figsize=(12, 3.2))
+for ax, m in zip(axes, ("rmse", "abs_rel", "bump")):
+    ax.bar([r["variant"] for r in rows], [r[m] for r in rows], color=plt.cm.tab10(np.arange(len(rows)) % 10))
+    ax.set(title=m)
+    ax.tick_params(axis="x", rotation=30)
+fig.tight_layout()
+plt.show()
+
+# %% [markdown]
+# **Explore:** pick a metric to compare the runs.
+
+# %%
+viz.ablation_browser(rows)
+
+# %% [markdown]
+# ## The recorded evidence: the ablation ladder
+#
+# `benchmarks/bench_ablation.py` trains each rung of the ladder from its recipe in `dflib/recipes/` (same
+# budget, same data, same seeds) and scores it on the embedded **test** split:
+#
+# | rung | what it adds |
+# |---|---|
+# | `dfv` | the DFV-style baseline: focal differences, no surface branch, no constraints |
+# | `dfv+fv` | + the focal constraint $L_{fv}$ |
+# | `dualfocus_nosv` | + the surface branch, untrained by $L_{sv}$ ($\lambda_{sv}=0$): extra capacity only |
+# | `dualfocus` | + $L_{sv}$ in dflib's form (the recipe `tiny_dualfocus`) |
+# | `dualfocus_paper` | the paper-literal $L_{sv}$ instead (metres, L1) |
+#
+# Differences are paired by seed (the same seed gives the same initial encoder draw and data order) and come
+# with a 95 % Student-t interval over seeds. A difference whose interval excludes 0 is an effect; one whose
+# interval straddles 0 is not distinguishable from seed noise at this budget.
+
+# %% tags=["figure"]
+results = Path("..") / "benchmarks" / "results"
+abl_path = results / "ablation.json"
+abl = json.loads(abl_path.read_text()) if abl_path.is_file() else None
+if abl is None:
+    display(Markdown(f"`{abl_path}` is not there yet: run `python benchmarks/bench_ablation.py` "
+                     "(5 rungs × 5 seeds × 2000 steps; about 2 hours on 2 CPU cores)."))
+else:
+    display(Markdown((results / "ablation.md").read_text() if (results / "ablation.md").is_file() else ""))
+    rmse_pairs = [k for k, d in abl["paired"].items() if d["metric"] == "rmse"]
+    fig = viz.plot_paired_differences(abl["paired"], rmse_pairs, title=f"RMSE differences on {abl['test_stacks']} test stacks (a − b; left: a better)")
+    plt.show()
+
+# %%
+# Check: the recorded ladder is sound: ≥ 96 test stacks, ≥ 3 seeds a rung, each CI around its mean (when ablation.json is there)
+if abl is not None:
+    # the ladder is measured soundly: enough stacks and seeds, every rung at the same budget, CIs around their means
+    assert abl["test_stacks"] >= 96 and "test" in abl["split"]
+    assert all(len(v["seeds"]) >= 3 and len(v["rmse"]) == len(v["seeds"]) for v in abl["variants"].values())
+    assert all(d["ci95"][0] <= d["mean"] <= d["ci95"][1] for d in abl["paired"].values())
+    for name, v in abl["variants"].items():
+        print(f"{name:16s} RMSE {np.mean(v['rmse']):.4f} ± {np.std(v['rmse'], ddof=1):.4f} over seeds {v['seeds']}")
+
+# %% [markdown]
+# ## Which lever moved what
+#
+# Taken literally, the paper's spatial constraint does not train at this scale (notebook 04, and the README's
+# "Where dflib departs from the paper"). The lever study tried each way to make the surface branch learn, one
+# change at a time on top of plane-unit, Huber $L_{sv}$, and scored every variant on the **validation** split
+# (the test split was never used to choose): the depth RMSE against the same network with $\lambda_{sv}=0$
+# (`nosv`), and the surface diagnostics. `corr_in_focus` ≥ 0.5 and an in-focus error below the out-of-focus
+# error would mean the surfaces carry in-focus geometry.
+
+# %%
+# Check: the levers were chosen on validation stacks, never on the test split (when levers.json is there)
+lev_path = results / "levers.json"
+lev = json.loads(lev_path.read_text()) if lev_path.is_file() else None
+if lev is None:
+    display(Markdown(f"`{lev_path}` is not there yet: run `python benchmarks/bench_ablation.py --study levers`."))
+else:
+    keys = ["rmse", "bump", "corr_in_focus", "err_in_focus", "err_out_of_focus", "err_zero", "encoder_grad_share"]
+    md = "| lever | changes | " + " | ".join(keys) + " | ΔRMSE vs nosv (95 % CI) |\n|" + "---|" * (len(keys) + 3) + "\n"
+    for name, v in lev["variants"].items():
+        d = lev["paired"].get(f"{name}-nosv")
+        ci = f"{d['mean']:+.4f} [{d['ci95'][0]:+.4f}, {d['ci95'][1]:+.4f}]" if d else "–"
+        md += (f"| {name} | {v['changes']} | " + " | ".join(f"{np.nanmean(v[k]):.3g}" if k in v else "–" for k in keys)
+               + f" | {ci} |\n")
+    display(Markdown(md + f"\n{lev['test_stacks']} validation stacks, {lev['steps']} steps, seeds {next(iter(lev['variants'].values()))['seeds']}."))
+    assert "validation" in lev["split"]  # levers are chosen on validation stacks, never on the test split

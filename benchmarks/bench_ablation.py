@@ -31,7 +31,7 @@ split only (``VAL_SEED``; the test split is never used to choose), written to
 ``benchmarks/results/levers.json`` in the same layout.
 
     python benchmarks/bench_ablation.py                          # ladder, 5 seeds, 96 test stacks
-    python benchmarks/bench_ablation.py --size mid --seeds 0 1 2  # the ~2.3 M ladder, 10 k steps (a night)
+    python benchmarks/bench_ablation.py --size mid --seeds 0 1 2  # the ~1.7 M ladder, 10 k steps (a night)
     python benchmarks/bench_ablation.py --study levers --steps 1000 --seeds 0 1
     python benchmarks/bench_ablation.py --quick                  # a smoke run (minutes)
 """

@@ -76,7 +76,7 @@ def run_timing(threads: int, repeats: int = 3) -> dict:
     from dflib.train import TrainConfig, build_model
 
     untrained = {}  # the sizes to be shipped next, timed before they are trained (weights do not change the time)
-    for recipe in ("gen_dualfocus", "gen_dfv"):
+    for recipe in ("mid_dualfocus", "mid_dfv"):
         cfg = TrainConfig.recipe(recipe)
         untrained[f"{recipe} ({cfg.model}, untrained)"] = build_model(cfg.model, 0, cfg.model_overrides)
     models = {n: time_predict(n, threads=threads, repeats=repeats) for n in shipped_models()}

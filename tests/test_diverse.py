@@ -203,7 +203,10 @@ def test_data_options_only_with_diverse_data_and_existing_configs_unchanged():
     assert TrainConfig.from_dict(old) == TrainConfig.recipe("tiny_dualfocus")
 
 
-@pytest.mark.parametrize("kind", ["dualfocus", "dfv"])
-def test_gen_recipes_are_the_mid_recipes_on_diverse_data(kind):
-    gen, mid = TrainConfig.recipe(f"gen_{kind}").to_dict(), TrainConfig.recipe(f"mid_{kind}").to_dict()
-    assert {k for k in gen if gen[k] != mid[k]} == {"data", "data_options", "val_scenes"} and gen["data"] == "diverse"
+@pytest.mark.parametrize("kind", ["dualfocus", "dfv", "dfv_fv", "dualfocus_nosv", "dualfocus_paper"])
+def test_mid_recipes_are_the_tiny_recipes_on_diverse_data_at_10k_steps(kind):
+    mid, tiny = TrainConfig.recipe(f"mid_{kind}").to_dict(), TrainConfig.recipe(f"tiny_{kind}").to_dict()
+    assert mid["data"] == "diverse" and mid["steps"] >= 10_000
+    changed = {k for k in mid if mid[k] != tiny[k]}
+    assert changed <= {"model", "data", "data_options", "steps", "train_scenes", "val_scenes", "val_every", "ckpt_every",
+                       "log_every"}, changed

@@ -36,29 +36,43 @@ def check_shape(x: Any, spec: str, name: str, types: tuple[type, ...] = (torch.T
     """Check that ``x`` (an instance of ``types``) has the shape ``spec``; returns the named sizes.
 
     ``known`` fixes some names (e.g. ``N=5`` to match a stack); a mismatch names them in the message.
+    Alternatives are separated by ``|``; the sizes of the first that matches are returned.
+
+    >>> check_shape(np.zeros((3, 4, 5)), "H W 3 | 3 H W", "rgb")
+    {'H': 4, 'W': 5}
+    >>> check_shape(np.zeros((4, 4)), "H W 3 | 3 H W", "rgb")
+    Traceback (most recent call last):
+    ...
+    ValueError: rgb must have shape [H, W, 3] or [3, H, W], got (4, 4)
     """
     if not isinstance(x, types):
         raise TypeError(f"{name} must be a {' or '.join(_type_name(t) for t in types)}, got {type(x).__name__}")
-    dims = spec.split()
     shape = tuple(int(s) for s in x.shape)
+    alternatives = [alt.split() for alt in spec.split("|")]
+    for dims in alternatives:
+        sizes = _match(shape, dims, known)
+        if sizes is not None:
+            return sizes
+    names = {d for dims in alternatives for d in dims}
+    fixed = ", ".join(f"{k}={v}" for k, v in known.items() if k in names)
+    raise ValueError(f"{name} must have shape " + " or ".join(f"[{', '.join(dims)}]" for dims in alternatives)
+                     + (f" with {fixed}" if fixed else "") + f", got {shape}")
+
+
+def _match(shape: tuple[int, ...], dims: list[str], known: dict[str, int]) -> dict[str, int] | None:
+    """The named sizes when ``shape`` matches ``dims`` (one alternative of a spec), else None."""
     leading = dims[:1] == ["..."]
-    if leading:
-        dims = dims[1:]
+    body = dims[1:] if leading else dims
+    if len(shape) < len(body) or (not leading and len(shape) != len(body)):
+        return None
     sizes: dict[str, int] = {}
-    ok = len(shape) >= len(dims) if leading else len(shape) == len(dims)
-    for dim, size in zip(reversed(dims), reversed(shape)):
-        if not ok:
-            break
+    for dim, size in zip(reversed(body), reversed(shape)):
         if dim.isdigit():
-            ok = size == int(dim)
-        elif dim != "*":
-            want = sizes.setdefault(dim, known.get(dim, size))
-            ok = size == want
-    if not ok:
-        fixed = ", ".join(f"{k}={v}" for k, v in known.items() if k in dims)
-        raise ValueError(f"{name} must have shape [{', '.join(['...'] * leading + dims)}]"
-                         + (f" with {fixed}" if fixed else "") + f", got {shape}")
-    return {d: sizes[d] for d in dims if d in sizes}
+            if size != int(dim):
+                return None
+        elif dim != "*" and size != sizes.setdefault(dim, known.get(dim, size)):
+            return None
+    return {d: sizes[d] for d in body if d in sizes}
 
 
 def check_focus(focus: Array, spec: str = "N", name: str = "focus", min_planes: int = 1,
@@ -106,7 +120,7 @@ def as_torch(x: Any, name: str, dtype: torch.dtype | None = None, device: str | 
     torch.float32
     """
     if isinstance(x, np.ndarray):
-        x = torch.from_numpy(np.ascontiguousarray(x))
+        x = torch.from_numpy(np.ascontiguousarray(x) if any(st < 0 for st in x.strides) else x)  # torch wraps no reversed view
     elif not isinstance(x, torch.Tensor):
         raise TypeError(f"{name} must be a numpy array or torch tensor, got {type(x).__name__}")
     return x.to(device=device, dtype=dtype)

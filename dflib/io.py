@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from dflib.checks import check_shape
 from dflib.stack_io import (  # noqa: F401  (the focal-stack names, importable from here as before)
     FOCUS_UNITS,
     IMAGE_SUFFIXES,
@@ -52,8 +53,7 @@ def read_image(path: str | Path) -> np.ndarray:
     img = _decode(path, "image", iio.imread)
     if img.ndim == 2:
         img = np.repeat(img[..., None], 3, axis=-1)
-    if img.ndim != 3 or img.shape[-1] not in (3, 4):
-        raise ValueError(f"image {str(path)!r}: expected [H, W, 3] (or grey/RGBA), got shape {img.shape}")
+    check_shape(img, "H W 3 | H W 4", f"image {str(path)!r} (RGB, RGBA or grey)")
     img = img[..., :3]
     if np.issubdtype(img.dtype, np.integer):  # one float32 copy (a 12 MP frame: 144 MB, not 432)
         return np.multiply(img, np.float32(1.0 / np.iinfo(img.dtype).max), dtype=np.float32)
@@ -107,8 +107,7 @@ def read_depth(path: str | Path, png_scale: float = 1000.0) -> np.ndarray:
     if depth.dtype.kind not in "uif":
         raise ValueError(f"depth {str(path)!r}: expected numbers, got dtype {depth.dtype}")
     depth = np.squeeze(np.asarray(depth, dtype=np.float32))
-    if depth.ndim != 2:
-        raise ValueError(f"depth {str(path)!r}: expected one channel [H, W], got shape {depth.shape}")
+    check_shape(depth, "H W", f"depth {str(path)!r} (one channel)")
     return depth
 
 

@@ -32,6 +32,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from dflib.checks import as_torch
 from dflib.models.pretrained import ALIASES, WEIGHTS_DIR
 from dflib.tiling import (  # noqa: F401  (importable from here as before)
     DEFAULT_TILE,
@@ -100,7 +101,7 @@ def check_stack(images: Sequence[np.ndarray], focus: Sequence[float]) -> tuple[t
         raise ValueError(f"got {len(images)} images but {len(focus)} focus distances; give one distance per image")
     if len(images) < 2:
         raise ValueError(f"a focal stack needs at least 2 images, got {len(images)}")
-    return torch.from_numpy(as_stack_array(images)), torch.tensor(focus, dtype=torch.float32)
+    return as_torch(as_stack_array(images), "images"), torch.tensor(focus, dtype=torch.float32)
 
 
 def readout_focus(focus: np.ndarray, focus_unit: str) -> tuple[np.ndarray, str]:
@@ -176,7 +177,7 @@ def predict(
         model = load_checkpoint_or_name(checkpoint, dev)
 
     h, w = working_shape((H, W), working_size)
-    full = torch.from_numpy(stack)  # a view: frames are put in order band by band, never copied whole
+    full = as_torch(stack, "images")  # a view: frames are put in order band by band, never copied whole
     if (h, w) == (H, W):
         small = full[idx]
     else:

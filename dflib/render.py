@@ -50,6 +50,7 @@ import scipy.ndimage
 import torch
 import torch.nn.functional as F
 
+from dflib.checks import as_numpy, as_torch, check_shape
 from dflib.optics import ThinLens, disc_psf, gaussian_psf, psf_kernels, psf_radius  # noqa: F401
 from dflib.sensor import NoiseConfig, add_sensor_noise, linear_to_srgb, srgb_to_linear  # noqa: F401
 from dflib.utils import default_device
@@ -76,14 +77,8 @@ PSF = Literal["disc", "gaussian"]
 
 def _rgb_to_chw(rgb: Any) -> torch.Tensor:
     """``[H,W,3]``/``[3,H,W]`` uint8 or float (numpy/torch) -> float32 ``[3,H,W]`` in [0, 1]."""
-    if isinstance(rgb, np.ndarray):
-        t = torch.from_numpy(np.ascontiguousarray(rgb))
-    elif isinstance(rgb, torch.Tensor):
-        t = rgb.detach()
-    else:
-        raise TypeError(f"rgb must be a numpy array or torch tensor, got {type(rgb).__name__}")
-    if t.ndim != 3 or 3 not in (t.shape[0], t.shape[-1]):
-        raise ValueError(f"rgb must have shape [H,W,3] or [3,H,W], got {tuple(t.shape)}")
+    t = as_torch(rgb, "rgb").detach()
+    check_shape(t, "H W 3 | 3 H W", "rgb")
     if t.shape[-1] == 3:
         t = t.permute(2, 0, 1)
     if t.dtype == torch.uint8:
@@ -109,12 +104,9 @@ def fill_depth_holes(depth: Any) -> tuple[np.ndarray, np.ndarray]:
         ``(filled [H, W] float64, mask [H, W] bool)`` where ``mask`` marks the
         pixels that were valid in the input.
     """
-    d = depth.detach().cpu().numpy() if isinstance(depth, torch.Tensor) else np.asarray(depth)
-    d = d.astype(np.float64)
-    if d.ndim == 3 and d.shape[0] == 1:
-        d = d[0]
-    if d.ndim != 2:
-        raise ValueError(f"depth must have shape [H, W] (or [1, H, W]), got {tuple(d.shape)}")
+    d = as_numpy(depth if isinstance(depth, torch.Tensor) else np.asarray(depth), "depth").astype(np.float64)
+    check_shape(d, "H W | 1 H W", "depth")
+    d = d.reshape(d.shape[-2:])
     valid = np.isfinite(d) & (d > 0)
     neg = np.isfinite(d) & (d < 0)
     if neg.any():
@@ -257,8 +249,7 @@ def _prepare(
     dev = default_device(device)
     aif = _rgb_to_chw(rgb)
     filled, mask = fill_depth_holes(depth)
-    if filled.shape != tuple(aif.shape[1:]):
-        raise ValueError(f"depth shape {filled.shape} does not match rgb's spatial shape {tuple(aif.shape[1:])}")
+    check_shape(filled, "H W", "depth (the size of rgb)", H=aif.shape[1], W=aif.shape[2])
     focus = np.atleast_1d(np.asarray(focus_m.detach().cpu() if isinstance(focus_m, torch.Tensor) else focus_m,
                                      dtype=np.float64))
     if focus.ndim != 1 or focus.size == 0:

@@ -16,6 +16,10 @@ from __future__ import annotations
 from typing import Any, Sequence
 
 import numpy as np
+import torch
+
+from dflib.checks import as_numpy, check_shape
+
 __all__ = ["as_stack_array", "breathing_matrices", "breathing_scales", "displacement_px", "largest_box", "matrix_scale",
            "valid_region", "warp_stack"]
 
@@ -103,23 +107,15 @@ def as_stack_array(images: Any) -> np.ndarray:
     ``[N, 3, H, W]`` / ``[N, H, W, 3]`` arrays or tensors (float in [0, 1],
     uint8 or uint16) or a sequence of ``[H, W, 3]`` images; no copy when it
     already is one."""
-    try:
-        import torch
-
-        if isinstance(images, torch.Tensor):
-            images = images.detach().cpu().numpy()
-    except ImportError:  # pragma: no cover
-        pass
-    if isinstance(images, np.ndarray):
-        arr = images
+    if isinstance(images, (np.ndarray, torch.Tensor)):
+        arr = as_numpy(images, "images")
     else:
         frames = [np.asarray(im) for im in images]
         shapes = {f.shape for f in frames}
         if len(shapes) != 1:
             raise ValueError(f"images must all have the same shape, got {sorted(shapes)}")
         arr = np.stack(frames)
-    if arr.ndim != 4 or 3 not in (arr.shape[1], arr.shape[-1]):
-        raise ValueError(f"images must have shape [N, 3, H, W] or [N, H, W, 3], got {arr.shape}")
+    check_shape(arr, "N 3 H W | N H W 3", "images")
     if arr.shape[1] != 3:
         arr = np.moveaxis(arr, -1, 1)
     if arr.dtype == np.uint8:

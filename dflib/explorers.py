@@ -14,11 +14,8 @@ from __future__ import annotations
 
 import base64
 import html
-import io
 import itertools
-import json
 import math
-import textwrap
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping, Sequence
 
@@ -26,49 +23,13 @@ import matplotlib
 import matplotlib.figure
 import numpy as np
 
-from dflib.utils import to_numpy
-
-
 from dflib.controls import ChoiceControl, Control, FloatControl, IntControl, static_mode
+from dflib.explorer_html import encode_image, error_figure, figure_pixels, pyplot, static_html
+from dflib.utils import to_numpy
 
 __all__ = ["Explorer", "ablation_browser", "coc_calculator", "focal_plane_explorer", "pixel_focus_explorer"]
 
 _WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
-
-
-def _plt():
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def _pixels(fig: Any, dpi: float) -> np.ndarray:
-    """``fig`` drawn once by Agg at ``dpi``: ``[H, W, 3]`` uint8 on white."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-
-    fig.set_dpi(dpi)
-    fig.patch.set_facecolor("white")
-    canvas = FigureCanvasAgg(fig)
-    canvas.draw()
-    return np.asarray(canvas.buffer_rgba())[..., :3].copy()
-
-
-def _encode(rgb: np.ndarray, fmt: str) -> bytes:
-    """``[H, W, 3]`` uint8 as PNG or JPEG (quality 85) bytes."""
-    import matplotlib.image
-
-    if fmt not in ("png", "jpeg"):
-        raise ValueError(f"fmt must be 'png' or 'jpeg', got {fmt!r}")
-    buf = io.BytesIO()
-    kw = {"pil_kwargs": {"quality": 85}} if fmt == "jpeg" else {"metadata": {"Software": None}}
-    matplotlib.image.imsave(buf, rgb, format=fmt, **kw)
-    return buf.getvalue()
-
-
-def _error_figure(message: str) -> Any:
-    fig = _plt().figure(figsize=(6, 1.2))
-    fig.text(0.02, 0.5, textwrap.fill(message, 90), va="center", fontsize=9, color="#b00020")
-    return fig
 
 
 def _in_kernel() -> bool:
@@ -87,37 +48,6 @@ class _Live:
     controls: dict
     image: Any
     status: Any
-
-
-_PLAYER_JS = """
-(function () {
-  var root = document.currentScript.parentNode;
-  var data = JSON.parse(root.querySelector("script.dflib-explorer-data").textContent);
-  var img = root.querySelector("img.dflib-explorer-figure");
-  var state = data.defaults.slice();
-  function show() {
-    for (var i = 0; i < state.length; i++) {
-      root.querySelector('[data-control="' + i + '"]').value = String(state[i]);
-      var out = root.querySelector('[data-readout="' + i + '"]');
-      if (out) { out.textContent = data.labels[i][state[i]]; }
-    }
-    var f = data.index[state.join(",")];
-    img.src = data.frames[f];
-    img.alt = data.alts[f];
-    img.setAttribute("data-frame", String(f));
-  }
-  root.querySelectorAll("[data-control]").forEach(function (el) {
-    function moved() {
-      var i = Number(el.getAttribute("data-control"));
-      if (data.oneAtATime) { state = data.defaults.slice(); }
-      state[i] = Number(el.value);
-      show();
-    }
-    el.addEventListener("input", moved);
-    el.addEventListener("change", moved);
-  });
-})();
-"""
 
 
 class Explorer:
@@ -195,13 +125,13 @@ class Explorer:
         The figure is closed."""
         fig = self.figure(**values)
         try:
-            return _pixels(fig, self.dpi if dpi is None else dpi)
+            return figure_pixels(fig, self.dpi if dpi is None else dpi)
         finally:
-            _plt().close(fig)
+            pyplot().close(fig)
 
     def render(self, fmt: str = "png", dpi: float | None = None, **values: Any) -> bytes:
         """The figure for ``values`` encoded as ``fmt`` (``png`` or ``jpeg``)."""
-        return _encode(self.pixels(dpi, **values), fmt)
+        return encode_image(self.pixels(dpi, **values), fmt)
 
     # -- live --
     @property
@@ -289,53 +219,16 @@ class Explorer:
             try:
                 rgb, kind = self.pixels(self.frame_dpi, **values), fmt
             except Exception as exc:  # an honest frame for a setting the plot cannot draw
-                fig = _error_figure(f"No figure for {setting}: {type(exc).__name__}: {exc}")
+                fig = error_figure(f"No figure for {setting}: {type(exc).__name__}: {exc}")
                 try:
-                    rgb, kind = _pixels(fig, self.frame_dpi), "png"
+                    rgb, kind = figure_pixels(fig, self.frame_dpi), "png"
                 finally:
-                    _plt().close(fig)
+                    pyplot().close(fig)
             if kind is None:  # JPEG for photographs (much smaller), else PNG (crisp line art)
-                fmt = kind = "jpeg" if len(_encode(rgb, "jpeg")) < 0.6 * len(_encode(rgb, "png")) else "png"
-            frames.append(f"data:image/{kind};base64," + base64.b64encode(_encode(rgb, kind)).decode("ascii"))
+                fmt = kind = "jpeg" if len(encode_image(rgb, "jpeg")) < 0.6 * len(encode_image(rgb, "png")) else "png"
+            frames.append(f"data:image/{kind};base64," + base64.b64encode(encode_image(rgb, kind)).decode("ascii"))
             alts.append(f"{self.title}: {setting}")
-        payload = {
-            "frames": frames,
-            "alts": alts,
-            "index": {",".join(map(str, k)): i for i, k in enumerate(keys)},
-            "defaults": list(default),
-            "labels": [[c.format(v) for v in g] for c, g in zip(self.controls, grids)],
-            "oneAtATime": one_at_a_time,
-        }
-        label_w = f"{max(len(c.description) for c in self.controls) * 0.6 + 1:.1f}em"
-        rows = []
-        for i, (c, g) in enumerate(zip(self.controls, grids)):
-            desc = f'<span style="display:inline-block;width:{label_w}">{html.escape(c.description)}</span>'
-            if isinstance(c, ChoiceControl):
-                opts = "".join(f'<option value="{j}"{" selected" if j == default[i] else ""}>{html.escape(c.format(v))}'
-                               f"</option>" for j, v in enumerate(g))
-                field = f'<select data-control="{i}" aria-label="{html.escape(c.description)}">{opts}</select>'
-            else:
-                field = (f'<input type="range" data-control="{i}" min="0" max="{len(g) - 1}" step="1" '
-                         f'value="{default[i]}" style="width:16em" aria-label="{html.escape(c.description)}"> '
-                         f'<output data-readout="{i}">{html.escape(c.format(g[default[i]]))}</output>')
-            rows.append(f'<div style="margin:0.15em 0">{desc}{field}</div>')
-        n = len(keys)
-        note = f"Pre-rendered copy: {n} settings, no kernel needed."
-        if one_at_a_time:
-            note += " Its controls move one at a time: moving one puts the others back to their defaults."
-        elif len(self.controls) > 1:
-            note += " Every combination of its controls' values is drawn."
-        d0 = keys.index(default)
-        self._html = (
-            '<div class="dflib-explorer">\n'
-            + "\n".join(rows)
-            + f'\n<div style="font-size:85%;color:#555;margin:0.2em 0">{html.escape(note)}</div>\n'
-            + f'<img class="dflib-explorer-figure" data-frame="{d0}" src="{frames[d0]}" '
-            + f'alt="{html.escape(alts[d0])}" style="max-width:100%;height:auto">\n'
-            + '<script type="application/json" class="dflib-explorer-data">'
-            + json.dumps(payload).replace("</", "<\\/")
-            + "</script>\n<script>" + _PLAYER_JS + "</script>\n</div>"
-        )
+        self._html = static_html(self.controls, grids, keys, default, frames, alts, one_at_a_time)
         return self._html
 
     # -- display --

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Callable
 
 import torch
-from torch.utils.data import DataLoader, Dataset, DistributedSampler
+from torch.utils.data import DataLoader, Dataset
 
 # the checkpoint functions, the config and the seeds are imported from here by older code: keep them importable
 from dflib.checkpoint import CHECKPOINT_FORMAT, build_model, load_model, read_checkpoint, save_checkpoint  # noqa: F401
@@ -32,6 +32,7 @@ from dflib.diagnostics import DIAGNOSTIC_KEYS
 from dflib.interrupt import StopRequest, TrainingInterrupted, stop_signals
 from dflib.metrics import METRIC_NAMES
 from dflib.train_config import TrainConfig, recipes  # noqa: F401
+from dflib.train_data import RENDER_SOURCES, batches_for_epoch, build_datasets, to_device  # noqa: F401
 from dflib.utils import default_device
 
 __all__ = ["LOG_COLUMNS", "TrainConfig", "TrainResult", "TrainingInterrupted", "build_datasets", "build_loss",
@@ -41,65 +42,6 @@ __all__ = ["LOG_COLUMNS", "TrainConfig", "TrainResult", "TrainingInterrupted", "
 #: for models with a surface branch, the surface diagnostics (:mod:`dflib.diagnostics`) on the validation split
 LOG_COLUMNS = (["step", "lr", "total", "depth", "sv", "fv"] + [f"val_{k}" for k in METRIC_NAMES]
                + [f"diag_{k}" for k in DIAGNOSTIC_KEYS])
-#: the sources a rendered synthetic pool depends on (its cache file is named after their hash)
-RENDER_SOURCES = ("optics.py", "sensor.py", "render.py", "scenes.py", "data/synthetic.py")
-
-
-# -- data -------------------------------------------------------------------
-def build_datasets(cfg: TrainConfig) -> tuple[Dataset, Dataset | None]:
-    """(train, val) datasets for ``cfg.data``; synthetic stacks are rendered once and cached."""
-    if cfg.data == "synthetic":
-        from dflib.data import CachedDataset, SyntheticFocalStackDataset
-
-        common = dict(size=cfg.size, n_planes=cfg.n_planes)
-
-        def cached(n: int, seed: int) -> CachedDataset:
-            return CachedDataset(SyntheticFocalStackDataset(n, seed=seed, **common),
-                                 cache_file=_cache_file(cfg, n, seed) if cfg.cache_dir else None)
-
-        return cached(cfg.train_scenes, cfg.seed), (cached(cfg.val_scenes, VAL_SEED) if cfg.val_scenes else None)
-    if cfg.data == "diverse":
-        from dflib.data.diverse import diverse_pools
-
-        return diverse_pools(cfg, VAL_SEED)
-    from dflib.data import open_dataset
-
-    train = open_dataset(cfg.data, split="train", root=cfg.data_dir, crop=cfg.size, n_planes=cfg.n_planes, seed=cfg.seed)
-    # only DDFF-12 has a validation split; the others are never validated on their test split
-    val = open_dataset(cfg.data, split="val", root=cfg.data_dir) if cfg.data == "ddff12" else None
-    return train, val
-
-
-def _cache_file(cfg: TrainConfig, scenes: int, seed: int) -> Path:
-    """Where a rendered synthetic pool is kept: named after its parameters and the renderer's source."""
-    import hashlib
-    from importlib.resources import files
-
-    root = files("dflib")
-    h = hashlib.sha256()
-    for name in RENDER_SOURCES:
-        h.update((root / name).read_bytes())
-    tag = f"synthetic_s{seed}_n{scenes}_{cfg.size[0]}x{cfg.size[1]}_p{cfg.n_planes}_{h.hexdigest()[:12]}.pt"
-    return Path(cfg.cache_dir) / tag
-
-
-def _batches_for_epoch(n_items: int, cfg: TrainConfig, epoch: int, rank: int, world: int,
-                       counts: list[int] | None = None) -> list[list[int]]:
-    """This process's batches of item indices for one epoch (DistributedSampler order); items of
-    different N (``counts``, :func:`dflib.data.batching.plane_counts`) are never batched together."""
-    if counts is not None and len(set(counts)) > 1:
-        from dflib.data.batching import bucketed_batches
-
-        return bucketed_batches(counts, cfg.batch_size, cfg.seed, epoch, rank, world)
-    sampler = DistributedSampler(range(n_items), num_replicas=world, rank=rank, shuffle=True, seed=cfg.seed, drop_last=True)
-    sampler.set_epoch(epoch)
-    order = list(sampler)
-    usable = len(order) - len(order) % cfg.batch_size
-    return [order[i : i + cfg.batch_size] for i in range(0, usable, cfg.batch_size)]
-
-
-def _to_device(batch: dict, device: torch.device) -> dict:
-    return {k: v.to(device, non_blocking=True) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
 
 
 # -- model, optimiser, schedule ------------------------------------------------
@@ -157,7 +99,7 @@ def validate(model: torch.nn.Module, dataset: Dataset, device: torch.device, pro
     model.eval()
     preds, gts = [], []
     for batch in DataLoader(dataset, batch_sampler=ordered_batches(len(dataset), batch_size, plane_counts(dataset))):
-        batch = _to_device(batch, device)
+        batch = to_device(batch, device)
         out = model(batch["stack"], batch["focus"])
         preds.append(out["depth"].float().cpu())
         gts.append(torch.where(batch["mask"], batch["depth"], torch.zeros_like(batch["depth"])).cpu())
@@ -271,7 +213,7 @@ def _resume(run: _Run) -> None:
 def _train_step(run: _Run, batch: dict) -> dict[str, torch.Tensor]:
     """One optimiser step on ``batch``; returns the loss terms."""
     cfg, device = run.cfg, run.device
-    batch = _to_device(batch, device)
+    batch = to_device(batch, device)
     with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=cfg.amp and device.type == "cuda"):
         out = run.net(batch["stack"], batch["focus"])
     terms = run.criterion(out, batch["depth"], batch["focus"], batch["mask"], lambda_sv=lambda_sv_at(cfg, run.step))
@@ -324,7 +266,7 @@ def _record(run: _Run, row: dict, on_log: Callable[[dict], None] | None) -> None
 
 
 def _batches_per_epoch(run: _Run) -> int:
-    n = len(_batches_for_epoch(len(run.train_set), run.cfg, 0, run.rank, run.world, run.counts))
+    n = len(batches_for_epoch(len(run.train_set), run.cfg, 0, run.rank, run.world, run.counts))
     if n == 0:
         raise ValueError(
             f"TrainConfig.batch_size: {run.cfg.batch_size} is larger than the training set per process "
@@ -336,7 +278,7 @@ def _batches_per_epoch(run: _Run) -> int:
 def _epoch_loader(run: _Run, batches_per_epoch: int) -> DataLoader:
     """The batches left in the epoch of ``run.step`` (all of them at an epoch's start)."""
     epoch, offset = divmod(run.step, batches_per_epoch)
-    batches = _batches_for_epoch(len(run.train_set), run.cfg, epoch, run.rank, run.world, run.counts)[offset:]
+    batches = batches_for_epoch(len(run.train_set), run.cfg, epoch, run.rank, run.world, run.counts)[offset:]
     if hasattr(run.train_set, "set_epoch"):
         run.train_set.set_epoch(epoch)  # per-epoch augmentation seeds of the real datasets
     return DataLoader(run.train_set, batch_sampler=batches, num_workers=run.cfg.num_workers)

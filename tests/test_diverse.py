@@ -25,7 +25,8 @@ from dflib.data.diverse import (
 from dflib.optics import FOD500_CAMERA, ThinLens
 from dflib.scene_families import FAMILIES, family_scene
 from dflib.scenes import TEXTURES
-from dflib.train import TrainConfig, _batches_for_epoch, train
+from dflib.train import TrainConfig, train
+from dflib.train_data import batches_for_epoch
 
 TRAIN = DiverseFocalStackDataset(64, (32, 32), seed=3)
 HELD = DiverseFocalStackDataset(32, (32, 32), DiverseConfig(split="heldout"), seed=3)
@@ -174,7 +175,7 @@ def test_bucketed_batches_share_n_never_repeat_and_keep_their_count_every_epoch(
 
 def test_uniform_n_keeps_the_existing_batches():
     cfg = TrainConfig(batch_size=3)
-    assert _batches_for_epoch(20, cfg, 2, 0, 1, [5] * 20) == _batches_for_epoch(20, cfg, 2, 0, 1)
+    assert batches_for_epoch(20, cfg, 2, 0, 1, [5] * 20) == batches_for_epoch(20, cfg, 2, 0, 1)
     plain = [b.tolist() for b in DataLoader(range(10), batch_size=4)]
     assert ordered_batches(10, 4) == ordered_batches(10, 4, [5] * 10) == plain
     assert ordered_batches(5, 4, [3, 3, 4, 4, 4]) == [[0, 1], [2, 3, 4]]

@@ -88,6 +88,9 @@ class Protocol:
         clip: ``(lo, hi)`` applied to prediction *and* ground truth before
             anything else (DFV's FoD500 protocol), or ``None``.
         description: one line saying where the protocol comes from.
+
+    >>> Protocol("mine", "m", valid_min=0.5, valid_max=2.0).valid_mask(np.array([0.0, 0.4, 1.0, 2.0, np.nan])).tolist()
+    [False, False, True, True, False]
     """
 
     name: str
@@ -107,7 +110,11 @@ class Protocol:
                 raise ValueError(f"Protocol {self.name!r}: clip must be (lo, hi) with lo < hi, got {self.clip!r}")
 
     def valid_mask(self, gt: np.ndarray) -> np.ndarray:
-        """Boolean mask of valid pixels of ``gt`` (any shape, unclipped values)."""
+        """Boolean mask of valid pixels of ``gt`` (any shape, unclipped values).
+
+        >>> get_protocol("fod500").valid_mask(np.array([0.0, 1.0, 2.0, np.inf])).tolist()  # 2.0 clips to 1.5
+        [False, True, True, False]
+        """
         gt = np.asarray(gt)
         dtype = gt.dtype if np.issubdtype(gt.dtype, np.floating) else np.dtype(np.float64)
         g = gt.astype(dtype, copy=False)
@@ -141,7 +148,11 @@ PROTOCOLS: dict[str, Protocol] = {
 
 
 def get_protocol(protocol: str | Protocol) -> Protocol:
-    """The :class:`Protocol` named ``protocol`` in ``PROTOCOLS`` (or ``protocol`` itself)."""
+    """The :class:`Protocol` named ``protocol`` in ``PROTOCOLS`` (or ``protocol`` itself).
+
+    >>> get_protocol("DDFF12").unit
+    'disparity px'
+    """
     if isinstance(protocol, Protocol):
         return protocol
     if not isinstance(protocol, str):
@@ -192,6 +203,14 @@ def bump_map(err: Any, valid: Any | None = None) -> np.ndarray:
         ``[H, W]`` float64 in ``[0, 0.05]``. Scale: each skimage Scharr
         derivative is 2x the unit-spacing derivative, so ``dxx`` etc. are 4x the
         per-pixel curvature (see :func:`depth_metrics`).
+
+    A planar error has no curvature; ``0.001 x²`` has d²/dx² = 0.002 per pixel², 4x that in Scharr units:
+
+    >>> y, x = np.mgrid[:8, :8].astype(float)
+    >>> float(bump_map(0.01 * x + 0.02 * y).max()) < 1e-12
+    True
+    >>> round(float(bump_map(0.001 * x ** 2)[4, 4]), 6)
+    0.008
     """
     e = to_numpy(err).astype(np.float64)
     if e.ndim != 2:
@@ -342,7 +361,11 @@ def depth_metrics(
 
 
 def as_percent(metrics: Mapping[str, float]) -> dict[str, float]:
-    """A copy of ``metrics`` with ``delta1..3`` multiplied by 100 (the original's unit)."""
+    """A copy of ``metrics`` with ``delta1..3`` multiplied by 100 (the original's unit).
+
+    >>> as_percent({"rmse": 0.1, "delta1": 0.5})
+    {'rmse': 0.1, 'delta1': 50.0}
+    """
     return {k: (100.0 * v if k in _FRACTION_KEYS else float(v)) for k, v in metrics.items()}
 
 
@@ -353,6 +376,9 @@ def format_metrics(metrics: Mapping[str, float], percent: bool = True, digits: i
         metrics: result of :func:`depth_metrics`.
         percent: print δ as percent (``%`` suffix) rather than fractions.
         digits: significant digits.
+
+    >>> format_metrics({"rmse": 0.11204, "delta1": 0.5})
+    'rmse=0.112 delta1=50%'
     """
     vals = as_percent(metrics) if percent else dict(metrics)
     parts = []

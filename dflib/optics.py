@@ -79,6 +79,11 @@ class ThinLens:
         focal_length_m: focal length ``f`` in metres (> 0).
         f_number: f-number ``N`` (> 0); aperture diameter ``A = f / N``.
         pixel_pitch_m: sensor pixel pitch in metres (> 0).
+
+    >>> ThinLens(50e-3, 8.0, 0.0)
+    Traceback (most recent call last):
+    ...
+    ValueError: ThinLens.pixel_pitch_m must be a finite positive number, got 0.0
     """
 
     focal_length_m: float
@@ -96,7 +101,11 @@ class ThinLens:
 
     @property
     def aperture_m(self) -> float:
-        """Aperture diameter ``A = f / N`` in metres."""
+        """Aperture diameter ``A = f / N`` in metres.
+
+        >>> ThinLens(50e-3, 2.0, 5e-6).aperture_m  # 50 mm at f/2: 25 mm
+        0.025
+        """
         return self.focal_length_m / self.f_number
 
     def _check(self, depth_m: Any, focus_m: Any) -> tuple[Any, Any]:
@@ -118,6 +127,12 @@ class ThinLens:
         """Slope ``k`` of the CoC in pixels per dioptre: ``c_px = k * |1/S2 - 1/S1|``.
 
         ``k = A * f * S1 / ((S1 - f) * pixel_pitch)``; same type/shape as ``focus_m``.
+
+        A 50 mm f/8 lens with 12 µm pixels focused at 2 m: k = 6.25 mm x 50 mm x 2 m / (1.95 m x 12 µm),
+        so a point 0.5 dioptre away (at 1 m) blurs to 0.5 k = 13.35 px (as :meth:`coc_px`):
+
+        >>> round(float(ThinLens(50e-3, 8.0, 12e-6).coc_per_diopter_px(2.0)), 2)
+        26.71
         """
         _, s = self._check(focus_m, focus_m)
         f = self.focal_length_m
@@ -133,6 +148,9 @@ class ThinLens:
         Returns:
             ``c = A f |S2 - S1| / (S2 (S1 - f))``; a tensor if either input is a
             tensor, else a numpy array.
+
+        >>> round(float(ThinLens(50e-3, 8.0, 12e-6).coc_m(1.0, 2.0)) * 1e3, 4)  # mm: 6.25 x 50 x 1 / (1 x 1950)
+        0.1603
         """
         d, s = self._check(depth_m, focus_m)
         f = self.focal_length_m
@@ -204,12 +222,19 @@ def depth_to_disparity(depth: ArrayLike, baseline_focal: float) -> Any:
     """Disparity ``b*f / depth``; invalid depth (<= 0, NaN, inf) maps to 0.
 
     Units: ``baseline_focal`` in (disparity unit x depth unit), e.g. m*px gives px.
+
+    >>> depth_to_disparity(np.array([2.0, 0.0, np.inf]), 100.0).tolist()  # b*f = 100 px*m
+    [50.0, 0.0, 0.0]
     """
     return _reciprocal_valid(depth, _bf_check(baseline_focal))
 
 
 def disparity_to_depth(disparity: ArrayLike, baseline_focal: float) -> Any:
-    """Depth ``b*f / disparity``; invalid disparity (<= 0, NaN, inf) maps to 0."""
+    """Depth ``b*f / disparity``; invalid disparity (<= 0, NaN, inf) maps to 0.
+
+    >>> disparity_to_depth(np.array([25.0, 0.0]), 100.0).tolist()
+    [4.0, 0.0]
+    """
     return _reciprocal_valid(disparity, _bf_check(baseline_focal))
 
 
@@ -228,6 +253,12 @@ def disc_psf(diameter_px: torch.Tensor | float, radius: int | None = None) -> to
 
     Returns:
         ``[B, 2R+1, 2R+1]`` float kernels (``[2R+1, 2R+1]`` for a scalar).
+
+    >>> disc_psf(0.5).tolist()  # below 1 px: a delta
+    [[0.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 0.0]]
+    >>> k = disc_psf(torch.tensor([2.0, 6.0]))
+    >>> tuple(k.shape), [round(s, 6) for s in k.sum(dim=(-2, -1)).tolist()]  # R = ceil(6 / 2 + 0.5) = 4
+    ((2, 9, 9), [1.0, 1.0])
     """
     d = torch.as_tensor(diameter_px, dtype=torch.float32)
     scalar = d.ndim == 0
@@ -246,6 +277,12 @@ def gaussian_psf(diameter_px: torch.Tensor | float, radius: int | None = None) -
 
     A disc of radius r has per-axis variance r^2/4, so ``sigma = diameter / 4``.
     Below sigma = 0.2 px the kernel is a delta. Shapes as :func:`disc_psf`.
+
+    A diameter of 8 px gives sigma = 2 px, a per-axis variance of 4 px²:
+
+    >>> k = gaussian_psf(8.0, radius=12)
+    >>> round(float((k.sum(0) * torch.arange(-12.0, 13.0) ** 2).sum()), 3)
+    4.0
     """
     d = torch.as_tensor(diameter_px, dtype=torch.float32)
     scalar = d.ndim == 0
@@ -263,7 +300,11 @@ def gaussian_psf(diameter_px: torch.Tensor | float, radius: int | None = None) -
 
 
 def psf_kernels(kind: str, diam: torch.Tensor, radius: int | None = None) -> torch.Tensor:
-    """Unit-sum PSFs ``[B, 2R+1, 2R+1]`` of kind ``"disc"`` (:func:`disc_psf`) or ``"gaussian"`` (:func:`gaussian_psf`)."""
+    """Unit-sum PSFs ``[B, 2R+1, 2R+1]`` of kind ``"disc"`` (:func:`disc_psf`) or ``"gaussian"`` (:func:`gaussian_psf`).
+
+    >>> tuple(psf_kernels("gaussian", torch.tensor([0.0, 4.0])).shape)  # R = ceil(3 x 4 / 4) = 3
+    (2, 7, 7)
+    """
     if kind == "disc":
         return disc_psf(diam, radius)
     if kind == "gaussian":
@@ -272,7 +313,11 @@ def psf_kernels(kind: str, diam: torch.Tensor, radius: int | None = None) -> tor
 
 
 def psf_radius(kind: str, diam: float) -> int:
-    """Half-size in pixels of a kernel that holds the PSF of a CoC of ``diam`` px."""
+    """Half-size in pixels of a kernel that holds the PSF of a CoC of ``diam`` px.
+
+    >>> psf_radius("disc", 6.0), psf_radius("gaussian", 6.0)
+    (4, 5)
+    """
     return int(math.ceil(diam / 2 + 0.5)) if kind == "disc" else int(math.ceil(3 * diam / 4))
 
 

@@ -37,7 +37,8 @@ import numpy as np
 import torch
 
 from dflib.checks import check_shape
-from dflib.losses import DualFocusLoss, _full_mask, surface_target
+from dflib.loss_targets import full_mask, surface_target
+from dflib.losses import DualFocusLoss
 
 __all__ = ["surface_diagnostics", "dataset_diagnostics", "plane_errors", "DIAGNOSTIC_KEYS"]
 
@@ -162,7 +163,7 @@ def surface_diagnostics(model: torch.nn.Module, stack: torch.Tensor, focus: torc
         return res
     res["err_zero"] = float((t.dx.abs() * t.vx).sum() + (t.dy.abs() * t.vy).sum()) / count
     # the model's own depth, pooled and mapped like the target, on the target's valid pixels
-    ref = surface_target(out["depth"].float().clamp_min(1e-6), focus, grid, _full_mask(depth, mask), s, c.surface_units)
+    ref = surface_target(out["depth"].float().clamp_min(1e-6), focus, grid, full_mask(depth, mask), s, c.surface_units)
     both_x, both_y = t.vx & ref.vx, t.vy & ref.vy
     res["err_depth_ref"] = float(((ref.dx - t.dx).abs() * both_x).sum() + ((ref.dy - t.dy).abs() * both_y).sum()) / max(
         1.0, float(both_x.sum() + both_y.sum()))

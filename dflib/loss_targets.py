@@ -189,4 +189,4 @@ def surface_target(depth_gt: torch.Tensor, focus: torch.Tensor, grid: tuple[int,
     q = torch.softmax(-(centres - d).abs() / tau, dim=1)  # [B, N, H', W']
     dx, dy = d[..., :, 1:] - d[..., :, :-1], d[..., 1:, :] - d[..., :-1, :]
     vx, vy = mf[..., :, 1:] & mf[..., :, :-1], mf[..., 1:, :] & mf[..., :-1, :]
-    return SurfaceTarget(d, mf, dx, dy, vx, vy, q, q.argmax(dim=1, keepdim=True))
+    return SurfaceTarget(d, mf, dx, dy, vx, vy, q, q.max(dim=1, keepdim=True).indices)

@@ -359,7 +359,7 @@ def _cache_file(cache_dir: str, ds: DiverseFocalStackDataset) -> Any:
 
     root = Path(dflib.__file__).parent
     h = hashlib.sha256(json.dumps(ds.config.to_dict(), sort_keys=True).encode())
-    for name in ("optics.py", "render.py", "sensor.py", "scenes.py", "scene_families.py", "data/diverse.py"):
+    for name in ("optics.py", "render.py", "render_options.py", "sensor.py", "scenes.py", "scene_families.py", "data/diverse.py"):
         if (root / name).is_file():
             h.update((root / name).read_bytes())
     H, W = ds.size

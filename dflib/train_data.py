@@ -11,13 +11,14 @@ from pathlib import Path
 import torch
 from torch.utils.data import Dataset, DistributedSampler
 
+from dflib.data.cached import RENDER_SOURCES as _RENDERER, source_digest
 from dflib.data.synthetic import VAL_SEED
 from dflib.train_config import TrainConfig
 
 __all__ = ["RENDER_SOURCES", "batches_for_epoch", "build_datasets", "synthetic_cache_file", "to_device"]
 
 #: the sources a rendered synthetic pool depends on (its cache file is named after their hash)
-RENDER_SOURCES = ("optics.py", "sensor.py", "render.py", "render_options.py", "scenes.py", "data/synthetic.py")
+RENDER_SOURCES = _RENDERER + ("data/synthetic.py",)
 
 
 def build_datasets(cfg: TrainConfig) -> tuple[Dataset, Dataset | None]:
@@ -46,14 +47,7 @@ def build_datasets(cfg: TrainConfig) -> tuple[Dataset, Dataset | None]:
 
 def synthetic_cache_file(cfg: TrainConfig, scenes: int, seed: int) -> Path:
     """Where a rendered synthetic pool is kept: named after its parameters and the renderer's source."""
-    import hashlib
-    from importlib.resources import files
-
-    root = files("dflib")
-    h = hashlib.sha256()
-    for name in RENDER_SOURCES:
-        h.update((root / name).read_bytes())
-    tag = f"synthetic_s{seed}_n{scenes}_{cfg.size[0]}x{cfg.size[1]}_p{cfg.n_planes}_{h.hexdigest()[:12]}.pt"
+    tag = f"synthetic_s{seed}_n{scenes}_{cfg.size[0]}x{cfg.size[1]}_p{cfg.n_planes}_{source_digest('data/synthetic.py')}.pt"
     return Path(cfg.cache_dir) / tag
 
 

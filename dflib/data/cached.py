@@ -8,6 +8,23 @@ from pathlib import Path
 import torch
 from torch.utils.data import Dataset
 
+#: the renderer's sources: a rendered pool's cache file is named after their hash (:func:`source_digest`),
+#: so an edit to any of them renders the pool again
+RENDER_SOURCES = ("optics.py", "sensor.py", "render.py", "render_options.py", "scenes.py")
+
+
+def source_digest(*extra: str, data: bytes = b"") -> str:
+    """12 hex digits of the SHA-256 of ``data`` and of the dflib sources :data:`RENDER_SOURCES` + ``extra``
+    (paths relative to the package), the tag of a rendered pool's cache file."""
+    import hashlib
+    from importlib.resources import files
+
+    root = files("dflib")
+    h = hashlib.sha256(data)
+    for name in RENDER_SOURCES + extra:
+        h.update((root / name).read_bytes())
+    return h.hexdigest()[:12]
+
 
 class CachedDataset(Dataset):
     """Materialises every item of ``dataset`` once (with a progress bar), then serves copies-free views.

@@ -351,16 +351,11 @@ def diverse_pools(cfg: Any, val_seed: int) -> tuple[Dataset, Dataset | None]:
 
 def _cache_file(cache_dir: str, ds: DiverseFocalStackDataset) -> Any:
     """Where a rendered pool is kept: named after its length, size, seed, config and the sources that render it."""
-    import hashlib
     import json
     from pathlib import Path
 
-    import dflib
+    from dflib.data.cached import source_digest
 
-    root = Path(dflib.__file__).parent
-    h = hashlib.sha256(json.dumps(ds.config.to_dict(), sort_keys=True).encode())
-    for name in ("optics.py", "render.py", "render_options.py", "sensor.py", "scenes.py", "scene_families.py", "data/diverse.py"):
-        if (root / name).is_file():
-            h.update((root / name).read_bytes())
+    tag = source_digest("scene_families.py", "data/diverse.py", data=json.dumps(ds.config.to_dict(), sort_keys=True).encode())
     H, W = ds.size
-    return Path(cache_dir) / f"diverse_s{ds.seed}_n{ds.length}_{H}x{W}_{h.hexdigest()[:12]}.pt"
+    return Path(cache_dir) / f"diverse_s{ds.seed}_n{ds.length}_{H}x{W}_{tag}.pt"

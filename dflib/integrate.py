@@ -147,14 +147,19 @@ def _eigenvalues(n: int, idx: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
 def _inverse_eigenvalues(h: int, w: int, dtype: np.dtype, floor: float = 0.0) -> np.ndarray:
     """``[H, W]`` table of 1/max(λ_kl, floor) in ``dtype`` with the (0, 0) entry exactly 0.
 
-    Built in float64 per call (no global cache) and cast once; λ_00 = 0 maps to
-    0 (the pseudo-inverse), never to 1/epsilon. ``floor = 0`` is the exact L⁺.
+    The two 1-D eigenvalue lists are exact in float64 and cast once; the table
+    is their outer sum in ``dtype`` (one pass over H x W: in float64 and cast,
+    it cost about two FFTs of a 480 x 640 image). Built per call, no global
+    cache. λ_00 = 0 maps to 0 (the pseudo-inverse), never to 1/epsilon.
+    ``floor = 0`` is the exact L⁺.
     """
-    lk = _eigenvalues(h, torch.arange(h), torch.float64).numpy()
-    ll = _eigenvalues(w, torch.arange(w), torch.float64).numpy()
-    lam = np.maximum(lk[:, None] + ll[None, :], floor)
+    lk = _eigenvalues(h, torch.arange(h), torch.float64).numpy().astype(dtype)
+    ll = _eigenvalues(w, torch.arange(w), torch.float64).numpy().astype(dtype)
+    lam = np.add.outer(lk, ll)
+    if floor > 0:
+        np.maximum(lam, floor, out=lam)
     lam[0, 0] = np.inf
-    return np.reciprocal(lam, out=lam).astype(dtype, copy=False)
+    return np.reciprocal(lam, out=lam)
 
 
 def _packed_inverse(h: int, w: int, dtype: torch.dtype, device: torch.device, floor: float = 0.0) -> torch.Tensor:
@@ -169,8 +174,9 @@ def _packed_inverse(h: int, w: int, dtype: torch.dtype, device: torch.device, fl
     """
     m = w // 2 + 1
     cols = torch.arange(m, device=device)
-    lk = _eigenvalues(h, torch.arange(h, device=device), dtype)[:, None, None]
-    ll = torch.stack([_eigenvalues(w, cols, dtype), _eigenvalues(w, (-cols) % w, dtype)], dim=-1)
+    lk = _eigenvalues(h, torch.arange(h, device=device), torch.float64).to(dtype)[:, None, None]
+    ll = torch.stack([_eigenvalues(w, cols, torch.float64), _eigenvalues(w, (-cols) % w, torch.float64)], dim=-1)
+    ll = ll.to(dtype)
     inv = (lk + ll).clamp_min_(floor).reciprocal_().mul_(0.5)
     inv[0, 0] = 0.0  # λ_00 = 0 in both packed slots (l = 0 and -l = 0)
     return inv
@@ -206,23 +212,25 @@ def _pair_tables(h: int, w: int, dtype: torch.dtype, device: torch.device,
     s = inv[k, ±l] / 2, t = inv[k', ±l] / 2 of :func:`_packed_inverse`:
     ``U = (s₊ + t₋, s₋ + t₊)``, ``Vt = (s₊ - t₋, s₋ - t₊)``. The self-paired rows
     (0, and H/2 for even H) use ``G = W_l`` ``[M]`` and ``D = 2 inv[row]``
-    ``[rows, M, 2]``. Twiddles are exact in float64, then cast once.
+    ``[rows, M, 2]``. The 1-D twiddles and eigenvalues are exact in float64
+    and cast once; the 2-D tables are built in ``dtype`` (built in float64 and
+    cast, they cost several FFTs of a 480 x 640 image).
     """
     cdtype = torch.complex64 if dtype == torch.float32 else torch.complex128
     m, kk = w // 2 + 1, (h - 1) // 2
     f64 = dict(dtype=torch.float64, device=device)
-    wk = torch.polar(torch.ones(kk, **f64), torch.arange(1, kk + 1, **f64) * (-math.pi / (2 * h)))[:, None]
+    wk = torch.polar(torch.ones(kk, **f64), torch.arange(1, kk + 1, **f64) * (-math.pi / (2 * h)))
     wl = torch.polar(torch.ones(m, **f64), torch.arange(m, **f64) * (-math.pi / (2 * w)))
-    inv = _packed_inverse(h, w, torch.float64, device, floor)  # [H, M, 2], (0, 0) exactly 0
+    wk, wl = wk.to(cdtype)[:, None], wl.to(cdtype)
+    inv = _packed_inverse(h, w, dtype, device, floor)  # [H, M, 2], (0, 0) exactly 0
     s, t = inv[1:kk + 1], inv[h - kk:].flip(0)  # rows k and k' = H - k, aligned
     plus = torch.stack([s[..., 0] + t[..., 1], s[..., 1] + t[..., 0]], dim=-1)
     minus = torch.stack([s[..., 0] - t[..., 1], s[..., 1] - t[..., 0]], dim=-1)
     own = [0] + ([h // 2] if h % 2 == 0 else [])
     a, b = wk * wl, wk.conj() * wl
     return {
-        "A": a.to(cdtype), "Ac": a.conj().to(cdtype), "B": b.to(cdtype), "Bc": b.conj().to(cdtype),
-        "U": plus.to(dtype), "Vt": minus.to(dtype),
-        "G": wl.to(cdtype), "Gc": wl.conj().to(cdtype), "D": (2.0 * inv[own]).to(dtype),
+        "A": a, "Ac": a.conj().resolve_conj(), "B": b, "Bc": b.conj().resolve_conj(),
+        "U": plus, "Vt": minus, "G": wl, "Gc": wl.conj().resolve_conj(), "D": 2.0 * inv[own],
     }
 
 

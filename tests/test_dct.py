@@ -7,7 +7,7 @@ import pytest
 import scipy.fft
 import torch
 
-from dflib.dct import _makhoul_order, _reorder2, _unreorder2, dct, dct2, idct, idct2
+from dflib.dct import _makhoul_inverse, _makhoul_order, _reorder2, _unreorder2, dct, dct2, idct, idct2
 
 LENGTHS = [1, 2, 3, 4, 5, 8, 9, 16, 31]
 
@@ -107,3 +107,5 @@ def test_makhoul_reordering_by_hand() -> None:
     assert _reorder2(x).tolist() == [[0, 2, 3, 1], [8, 10, 11, 9], [4, 6, 7, 5]]
     y = torch.randn(2, 3, 7, 6, dtype=torch.float64)
     assert torch.equal(_unreorder2(_reorder2(y)), y)
+    for n in range(1, 10):  # the closed-form inverse permutation is argsort's
+        assert torch.equal(_makhoul_inverse(n), torch.argsort(_makhoul_order(n)))

@@ -15,7 +15,7 @@
 # %% [markdown]
 # # 7. The benchmark: every method, every dataset, one table
 #
-# Learned models (the shipped `DualFocus-tiny` and `DFV-tiny`) and classical shape from focus with each focus
+# Learned models (every shipped checkpoint: `DualFocus-tiny`, `DFV-tiny` and their `mid` twins) and classical shape from focus with each focus
 # measure, on the **embedded benchmark** (no download: seeded noisy 256×256 stacks rendered from procedural
 # scenes and Middlebury, FoD500's camera and its five planes 0.1–1.5 m, scored with the `fod500` protocol),
 # and on FoD500 / DDFF-12 / NYU-v2 stacks when you have fetched them. Then a close look at a protocol detail
@@ -46,18 +46,17 @@ from dflib.data.common import make_sample
 from dflib.data.nyu import NYU_FIXED_FOCUS_M, focus_planes
 from dflib.evaluate import Method, ResultsTable, embedded_benchmark, evaluate, learned_method, sff_method
 from dflib.optics import NYU_CAMERA
-from dflib.models import pretrained_names
+from dflib.models.pretrained import ALIASES, pretrained_names
 from dflib.render import render_focal_stack
 from dflib.scenes import random_scene
 
 MEASURES = ("sml", "tenengrad", "lapv", "lapd", "glvar")
-methods = []
-for fname, label in (("dualfocus_tiny", "DualFocus-tiny"), ("dfv_tiny", "DFV-tiny")):
-    if fname in pretrained_names():
-        methods.append(learned_method(fname, name=label, device="cpu"))
-    else:
-        display(Markdown(f"**`weights/{fname}.pt` is not there**: {label} is left out (make it with "
-                         "`python benchmarks/bench_ablation.py --export weights`)."))
+shipped = [n for n in pretrained_names() if n not in ALIASES]  # every checkpoint in dflib/weights/
+methods = [learned_method(n, name=n.replace("dualfocus", "DualFocus").replace("dfv", "DFV").replace("_", "-"),
+                          device="cpu") for n in shipped]
+if not shipped:
+    display(Markdown("**No shipped weights in `dflib/weights/`**: the learned models are left out (make them with "
+                     "`python benchmarks/bench_ablation.py --export dflib/weights`)."))
 methods += [sff_method(m) for m in MEASURES]
 [m.name for m in methods]
 

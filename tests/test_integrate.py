@@ -56,8 +56,10 @@ def test_equals_lsqr_on_explicit_p(hw: tuple[int, int]) -> None:
     assert np.linalg.norm(p @ z.numpy().ravel() - gamma) > 0.1
 
 
-def test_adjoint_differences_is_p_transpose() -> None:
-    h, w = 5, 7
+@pytest.mark.parametrize("hw", [(5, 7), (2, 2), (2, 5), (6, 2), (3, 3)])
+def test_adjoint_differences_is_p_transpose(hw: tuple[int, int]) -> None:
+    """PᵀΓ against the sparse Pᵀ, down to the 2-wide grids whose Dx has no interior column."""
+    h, w = hw
     gx, gy = random_field((), h, w, seed=3)
     b = _adjoint_differences(gx, gy).numpy().ravel()
     np.testing.assert_allclose(b, sparse_p(h, w).T @ stack_flat(gx, gy), rtol=0, atol=1e-13)

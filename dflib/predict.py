@@ -224,11 +224,31 @@ def _json_number(v: float) -> float | str:
     return v if np.isfinite(v) else str(v)
 
 
-def training_range_note(focus: np.ndarray, focus_unit: str, n_frames: int) -> str | None:
-    """A warning when a stack is far from what the shipped weights saw (FoD500's
-    camera, five planes 0.1–1.5 m), or None."""
+def training_range_note(focus: np.ndarray, focus_unit: str, n_frames: int,
+                        train_config: dict[str, Any] | None = None) -> str | None:
+    """A warning when a stack is far from what a model's training data covered, or None.
+
+    Args:
+        focus: ``[N]`` focus positions in ``focus_unit``.
+        n_frames: frames in the stack.
+        train_config: the model's training config (a checkpoint's
+            ``"train_config"``, e.g. :func:`dflib.models.pretrained.pretrained_train_config`).
+            None or ``data: synthetic``: the embedded data (FoD500's camera, five
+            planes 0.1–1.5 m), where the focus range and the frame count both
+            matter. ``data: diverse``: many cameras and focus sets, so only a
+            frame count outside the trained range is worth a note.
+    """
     from dflib.optics import FOD500_FOCUS_M
 
+    if (train_config or {}).get("data", "synthetic") == "diverse":
+        from dflib.data.diverse import DiverseConfig
+
+        lo_n, hi_n = DiverseConfig(**(train_config.get("data_options") or {})).n_planes
+        if lo_n <= n_frames <= hi_n:
+            return None
+        return (f"note: the model was trained on synthetic stacks of {lo_n} to {hi_n} frames (many cameras, scenes "
+                f"and focus sets); this stack has {n_frames} frames, so expect coarser depth "
+                "(README: what the shipped weights were trained for)")
     lo, hi = min(FOD500_FOCUS_M), max(FOD500_FOCUS_M)
     issues = []
     if focus_unit in ("m", "diopter"):
@@ -294,8 +314,8 @@ def predict_files(
         say(f"camera: {camera}")
     al = align_if_needed(stack.images, align=align, model=align_model, inplace=True, progress=progress)
     say(al.message)
-    if checkpoint is None and pretrained_train_config("dualfocus").get("data") == "synthetic":
-        note = training_range_note(stack.focus, stack.focus_unit, n)
+    if checkpoint is None:
+        note = training_range_note(stack.focus, stack.focus_unit, n, pretrained_train_config("dualfocus"))
         if note:
             say(note)
     pred = predict(al.images, stack.focus, checkpoint=checkpoint, device=device, focus_unit=stack.focus_unit,

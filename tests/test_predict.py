@@ -201,3 +201,18 @@ def test_full_resolution_work_is_banded():
     res = subprocess.run([sys.executable, "-c", _MEMORY_SCRIPT], capture_output=True, text=True, check=True)
     base, peak = map(float, res.stdout.split())
     assert peak - base < 165, f"peak {peak:.0f} MiB over {base:.0f} MiB with the stack loaded"
+
+
+def test_training_range_note_follows_the_models_training_data() -> None:
+    """Embedded-data weights: a note for a focus range or frame count off FoD500's; diverse weights: only N."""
+    fod = np.array([0.1, 0.15, 0.3, 0.7, 1.5])
+    assert P.training_range_note(fod, "m", 5) is None
+    far = P.training_range_note(np.array([0.5, 1.0, 2.0, 4.0, np.inf]), "m", 5)
+    assert far is not None and "0.5 to inf m" in far
+    assert "7 frames" in P.training_range_note(np.linspace(0.1, 1.5, 7), "m", 7)
+    diverse = {"data": "diverse", "data_options": {"span_m": 1.4}}
+    assert P.training_range_note(np.array([0.5, 1.0, 2.0, 4.0, np.inf]), "m", 5, diverse) is None
+    for n in (3, 10):
+        assert P.training_range_note(np.linspace(1, 2, n), "m", n, diverse) is None
+    note = P.training_range_note(np.linspace(1, 2, 12), "m", 12, diverse)
+    assert note is not None and "3 to 10 frames" in note and "12 frames" in note

@@ -225,6 +225,29 @@ if abl is not None:
         print(f"{name:16s} RMSE {np.mean(v['rmse']):.4f} ± {np.std(v['rmse'], ddof=1):.4f} over seeds {v['seeds']}")
 
 # %% [markdown]
+# ### The same question at 1.7 M parameters and 10 k steps
+#
+# The tiny budget may be too small for the surface branch to pay off (the paper trains 27 M parameters for
+# hundreds of epochs). The `mid` ladder (`python benchmarks/bench_ablation.py --size mid --variants dfv dualfocus`)
+# trains `dfv` and `dualfocus` at the `mid` preset for 10 k steps on the diverse training data (many cameras,
+# scene families, 3–10 planes; issue 13's data) and scores them on the same embedded test split. It takes about
+# 2 hours per seed pair on 2 cores, so its seeds accumulate over several sessions; a difference from fewer than
+# 3 seeds has no interval yet.
+
+# %% tags=["figure"]
+mid_path = results / "ablation_mid.json"
+mid = json.loads(mid_path.read_text()) if mid_path.is_file() else None
+if mid is None:
+    display(Markdown(f"`{mid_path}` is not there yet: run `python benchmarks/bench_ablation.py --size mid "
+                     "--variants dfv dualfocus --seeds 0 1 2`."))
+else:
+    display(Markdown((results / "ablation_mid.md").read_text()))
+    mid_pairs = [k for k, d in mid["paired"].items() if d["metric"] == "rmse" and len(d["seeds"]) >= 2]
+    if mid_pairs:
+        fig = viz.plot_paired_differences(mid["paired"], mid_pairs, title=f"mid ladder: RMSE differences on {mid['test_stacks']} test stacks")
+        plt.show()
+
+# %% [markdown]
 # ## Which lever moved what
 #
 # Taken literally, the paper's spatial constraint does not train at this scale (notebook 04, and the README's

@@ -193,9 +193,25 @@ def _start(cfg: TrainConfig, resume: bool) -> _Run:
     if run.distributed:
         run.net = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
     log_path = out_dir / "log.csv"
-    if run.is_main and run.step == 0 and log_path.exists():
-        log_path.unlink()  # a fresh run starts a fresh log
+    if run.is_main and log_path.exists():
+        if run.step == 0:
+            log_path.unlink()  # a fresh run starts a fresh log
+        else:
+            _truncate_log(log_path, run.step)
     return run
+
+
+def _truncate_log(path: Path, step: int) -> None:
+    """Drop the rows of ``log.csv`` after ``step``: those a stopped run logged past its last checkpoint.
+
+    A resumed run repeats those steps, so without this the log would hold two rows for each of them.
+    """
+    with path.open(newline="") as f:
+        rows = [r for r in csv.DictReader(f) if int(r["step"]) <= step]
+    with path.open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=LOG_COLUMNS, restval="", extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(rows)
 
 
 def _resume(run: _Run) -> None:

@@ -70,6 +70,18 @@ def test_resume_is_bit_for_bit(tmp_path):
     assert rest.val_metrics == full.val_metrics
 
 
+def test_resume_drops_the_log_rows_past_the_checkpoint(tmp_path):
+    """A run killed after logging past its last checkpoint repeats those steps on resume: each is logged once."""
+    full = train(_cfg(tmp_path, "full", val_scenes=0), progress=False)
+    train(_cfg(tmp_path, "a", val_scenes=0), progress=False, stop_after=4)
+    log = tmp_path / "a" / "log.csv"
+    log.write_text(log.read_text() + log.read_text().splitlines()[-1].replace("4,", "6,", 1) + "\n")  # a lost step 6
+    train(_cfg(tmp_path, "a", val_scenes=0), resume=True, progress=False)
+    steps = [line.split(",")[0] for line in log.read_text().splitlines()[1:]]
+    assert steps == ["2", "4", "6"]
+    assert log.read_text() == (tmp_path / "full" / "log.csv").read_text() and full.step == 6
+
+
 def test_checkpoint_loads_with_weights_only_and_predicts(tmp_path):
     res = train(_cfg(tmp_path, "a", steps=2, val_scenes=0), progress=False)
     state = torch.load(res.out_dir / "last.pt", weights_only=True)

@@ -55,7 +55,7 @@ sys.path.insert(0, str(ROOT))
 
 from dflib.evaluate import METRIC_KEYS, ResultsTable, summarise_seeds  # noqa: E402
 from dflib.utils import cpu_model  # noqa: E402
-from dflib.train import TrainConfig, load_model, save_checkpoint  # noqa: E402
+from dflib.train import TrainConfig, load_model, read_log, save_checkpoint, write_log  # noqa: E402
 
 #: ladder variant -> recipe file stem, per model size (``--size``)
 LADDER = {
@@ -177,7 +177,8 @@ def main() -> int:
     p.add_argument("--stem", help="output file stem (default: the study's name)")
     p.add_argument("--quick", action="store_true", help="a smoke run: 40 steps, 64² crops, 1 seed, 4 stacks")
     p.add_argument("--train-only", action="store_true", help="train (or reuse) the runs, score nothing")
-    p.add_argument("--export", help="ladder: copy the first seed's dualfocus and dfv models (weights only) here")
+    p.add_argument("--export", help="ladder: copy the first seed's dualfocus and dfv models (weights only) here, "
+                   "and their training curves to --out as train_log_<name>.csv")
     args = p.parse_args()
 
     table = LEVERS if args.study == "levers" else {k: (v, {}) for k, v in LADDER[args.size].items()}
@@ -261,7 +262,9 @@ def main() -> int:
                 path = dest / EXPORT_NAMES[n].format(size=args.size)
                 metrics = {k: variants[n][k][variants[n]["seeds"].index(s)] for k in METRIC_KEYS if k in variants[n]}
                 save_checkpoint(path, load_model(Path(cfg.out_dir) / "last.pt", "cpu"), cfg, step=cfg.steps, metrics=metrics)
-                print(f"exported {path}")
+                curve = out / f"train_log_{path.stem}.csv"  # its training curve, each step once
+                write_log(curve, read_log(Path(cfg.out_dir) / "log.csv"))
+                print(f"exported {path} (training curve: {curve})")
     return 0
 
 

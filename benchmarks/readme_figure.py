@@ -1,6 +1,7 @@
-"""The README's picture: one embedded test stack, its ground truth, and every method's depth.
+"""The README's pictures: one embedded test stack, its ground truth and every shipped model's depth;
+the training curves of the shipped models whose curves ``bench_ablation.py --export`` recorded.
 
-    python benchmarks/readme_figure.py            # writes docs/figure.png
+    python benchmarks/readme_figure.py            # writes docs/figure.png and docs/training_curves.png
 """
 
 from __future__ import annotations
@@ -19,7 +20,16 @@ sys.path.insert(0, str(ROOT))
 from dflib.classical import sff_depth  # noqa: E402
 from dflib.evaluate import embedded_benchmark  # noqa: E402
 from dflib.predict import predict  # noqa: E402
+from dflib.models.pretrained import ALIASES, pretrained_names  # noqa: E402
+from dflib.train import read_log  # noqa: E402
 from dflib.utils import to_numpy  # noqa: E402
+
+RESULTS = ROOT / "benchmarks" / "results"
+
+
+def label(name: str) -> str:
+    """``dualfocus_mid`` -> ``DualFocus-mid``."""
+    return name.replace("dualfocus", "DualFocus").replace("dfv", "DFV").replace("_", "-")
 
 
 def main(index: int = 2, out: Path = ROOT / "docs" / "figure.png") -> None:
@@ -28,8 +38,8 @@ def main(index: int = 2, out: Path = ROOT / "docs" / "figure.png") -> None:
     images = [to_numpy(im).transpose(1, 2, 0) for im in stack]
     gt = to_numpy(sample["depth"][0]).clip(max=1.5)
     maps = {"ground truth (clipped 1.5 m)": gt}
-    for name, ckpt in (("DualFocus-tiny", "dualfocus_tiny"), ("DFV-tiny", "dfv_tiny")):  # shipped names (dflib.models.load_pretrained)
-        maps[name] = predict(images, focus.tolist(), checkpoint=ckpt, device="cpu").depth
+    for ckpt in (n for n in pretrained_names() if n not in ALIASES):  # every shipped model (dflib.models.load_pretrained)
+        maps[label(ckpt)] = predict(images, focus.tolist(), checkpoint=ckpt, device="cpu").depth
     maps["classical SFF (lapv)"] = sff_depth(to_numpy(stack), to_numpy(focus), measure="lapv")
     n = len(images)
     fig, axes = plt.subplots(2, max(n, len(maps)), figsize=(2.6 * max(n, len(maps)), 5.4))
@@ -48,5 +58,26 @@ def main(index: int = 2, out: Path = ROOT / "docs" / "figure.png") -> None:
     print(f"wrote {out}")
 
 
+def training_curves(out: Path = ROOT / "docs" / "training_curves.png") -> None:
+    """Training loss and validation RMSE of every recorded curve (``benchmarks/results/train_log_*.csv``)."""
+    logs = {p.stem.removeprefix("train_log_"): read_log(p) for p in sorted(RESULTS.glob("train_log_*.csv"))}
+    if not logs:
+        print("no benchmarks/results/train_log_*.csv yet (bench_ablation.py --export writes them)")
+        return
+    fig, axes = plt.subplots(1, 2, figsize=(11, 3.6))
+    for name, rows in logs.items():
+        axes[0].plot([r["step"] for r in rows], [r["depth"] for r in rows], lw=0.8, alpha=0.8, label=label(name))
+        val = [(r["step"], r["val_rmse"]) for r in rows if "val_rmse" in r]
+        axes[1].plot(*zip(*val), "o-", label=label(name))
+    axes[0].set(yscale="log", xlabel="step", ylabel="depth loss (training batch)", title="training")
+    axes[1].set(xlabel="step", ylabel="RMSE (m)", title="validation RMSE (the recipe's validation split)")
+    for ax in axes:
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(out, dpi=90, bbox_inches="tight")
+    print(f"wrote {out}")
+
+
 if __name__ == "__main__":
     main()
+    training_curves()

@@ -36,7 +36,8 @@ from dflib.train_data import RENDER_SOURCES, batches_for_epoch, build_datasets, 
 from dflib.utils import default_device
 
 __all__ = ["LOG_COLUMNS", "TrainConfig", "TrainResult", "TrainingInterrupted", "build_datasets", "build_loss",
-           "build_model", "lambda_sv_at", "load_model", "recipes", "save_checkpoint", "train", "validate"]
+           "build_model", "lambda_sv_at", "load_model", "read_log", "recipes", "save_checkpoint", "train", "validate",
+           "write_log"]
 
 #: columns of a run's ``log.csv``: the loss terms, and on validation steps the validation metrics and,
 #: for models with a surface branch, the surface diagnostics (:mod:`dflib.diagnostics`) on the validation split
@@ -201,6 +202,18 @@ def _start(cfg: TrainConfig, resume: bool) -> _Run:
     return run
 
 
+def read_log(path: str | Path) -> list[dict[str, float]]:
+    """A run's ``log.csv`` as the rows :attr:`TrainResult.history` holds (``step`` an int, the rest floats; empty cells left out).
+
+    When a step appears more than once (a log written before resuming dropped
+    the rows past the checkpoint), its last row is kept. Rows come in step order.
+    """
+    with Path(path).open(newline="") as f:
+        rows = {int(r["step"]): {k: int(v) if k == "step" else float(v) for k, v in r.items() if v not in ("", None)}
+                for r in csv.DictReader(f)}
+    return [rows[k] for k in sorted(rows)]
+
+
 def _truncate_log(path: Path, step: int) -> None:
     """Drop the rows of ``log.csv`` after ``step``: those a stopped run logged past its last checkpoint.
 
@@ -208,7 +221,12 @@ def _truncate_log(path: Path, step: int) -> None:
     """
     with path.open(newline="") as f:
         rows = [r for r in csv.DictReader(f) if int(r["step"]) <= step]
-    with path.open("w", newline="") as f:
+    write_log(path, rows)
+
+
+def write_log(path: str | Path, rows: list[dict]) -> None:
+    """Write rows (of :func:`read_log` or a run's history) as a ``log.csv`` with :data:`LOG_COLUMNS`."""
+    with Path(path).open("w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=LOG_COLUMNS, restval="", extrasaction="ignore")
         writer.writeheader()
         writer.writerows(rows)

@@ -210,3 +210,15 @@ def test_sigterm_to_a_training_process_then_resume_matches_an_uninterrupted_run(
     _assert_same_weights(_weights(tmp_path / "full" / "last.pt"), _weights(tmp_path / "cut" / "last.pt"))
     losses = [[r["total"] for r in _log_rows(tmp_path / n / "log.csv")] for n in ("full", "cut")]
     assert losses[0] == losses[1] and len(losses[0]) == steps
+
+
+def test_read_log_gives_the_history_and_keeps_the_last_row_of_a_repeated_step(tmp_path):
+    from dflib.train import read_log
+
+    res = train(_cfg(tmp_path, "a", val_scenes=0), progress=False)
+    log = tmp_path / "a" / "log.csv"
+    assert read_log(log) == res.history and all(isinstance(r["step"], int) for r in read_log(log))
+    lines = log.read_text().splitlines()
+    log.write_text("\n".join([lines[0], lines[3], lines[1].replace("2,", "6,", 1), lines[1], lines[2]]) + "\n")
+    rows = read_log(log)
+    assert [r["step"] for r in rows] == [2, 4, 6] and rows[2]["lr"] == float(lines[1].split(",")[1])

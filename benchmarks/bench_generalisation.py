@@ -73,14 +73,7 @@ def run_scores(length: int, size: int, embedded_length: int) -> dict:
 
 
 def run_timing(threads: int, repeats: int = 3) -> dict:
-    from dflib.train import TrainConfig, build_model
-
-    untrained = {}  # the sizes to be shipped next, timed before they are trained (weights do not change the time)
-    for recipe in ("mid_dualfocus", "mid_dfv"):
-        cfg = TrainConfig.recipe(recipe)
-        untrained[f"{recipe} ({cfg.model}, untrained)"] = build_model(cfg.model, 0, cfg.model_overrides)
     models = {n: time_predict(n, threads=threads, repeats=repeats) for n in shipped_models()}
-    models.update({n: time_predict(m, threads=threads, repeats=repeats) for n, m in untrained.items()})
     return {"shape": [5, 3, 480, 640], "threads": threads, "load_average_1min": os.getloadavg()[0], "models": models}
 
 

@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import matplotlib
+import numpy as np
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -66,10 +67,12 @@ def training_curves(out: Path = ROOT / "docs" / "training_curves.png") -> None:
         return
     fig, axes = plt.subplots(1, 2, figsize=(11, 3.6))
     for name, rows in logs.items():
-        axes[0].plot([r["step"] for r in rows], [r["depth"] for r in rows], lw=0.8, alpha=0.8, label=label(name))
+        k = 20  # running mean over 20 logged batches
+        loss = np.convolve([r["depth"] for r in rows], np.ones(k) / k, mode="valid")
+        axes[0].plot([r["step"] for r in rows][k - 1:], loss, label=label(name))
         val = [(r["step"], r["val_rmse"]) for r in rows if "val_rmse" in r]
         axes[1].plot(*zip(*val), "o-", label=label(name))
-    axes[0].set(yscale="log", xlabel="step", ylabel="depth loss (training batch)", title="training")
+    axes[0].set(yscale="log", xlabel="step", ylabel="depth loss", title="training (running mean of 20 logged batches)")
     axes[1].set(xlabel="step", ylabel="RMSE (m)", title="validation RMSE (the recipe's validation split)")
     for ax in axes:
         ax.legend(fontsize=8)

@@ -234,7 +234,7 @@ if abl is not None:
 # 2 hours per seed pair on 2 cores, so its seeds accumulate over several sessions; a difference from fewer than
 # 3 seeds has no interval yet.
 
-# %% tags=["figure"]
+# %%
 mid_path = results / "ablation_mid.json"
 mid = json.loads(mid_path.read_text()) if mid_path.is_file() else None
 if mid is None:

@@ -58,6 +58,7 @@ from dflib import align, io, viz
 from dflib.classical import sff
 from dflib.metrics import depth_metrics
 from dflib.optics import ThinLens, focus_uniform_diopters
+from dflib.models.pretrained import pretrained_train_config
 from dflib.predict import predict, predict_files, training_range_note
 from dflib.render import render_focal_stack
 from dflib.scenes import middlebury_motorcycle
@@ -292,21 +293,21 @@ viz.focal_plane_explorer(aligned, io.diopters_to_metres(focus), depth=best.depth
 # %% [markdown]
 # ## 6. What to expect from weights trained on synthetic stacks
 #
-# The shipped weights (`weights/dualfocus_tiny.pt`, 0.15 M parameters) learned from synthetic 256×256 stacks:
-# textured procedural scenes and Middlebury, rendered with FoD500's camera (f = 2.9 mm, f/1) at its five planes
-# 0.1, 0.15, 0.3, 0.7 and 1.5 m, with Gaussian–Poisson noise. Expect:
+# The default weights (`weights/dualfocus_mid.pt`, 1.7 M parameters) learned from diverse synthetic stacks: many
+# scene families textured with photographs, random cameras (largest blur 3–25 px), 3–10 focus planes, sensor
+# noise (README: "What the shipped weights were trained for"). Expect:
 #
 # - **Depth only within your focus range.** The readout is a weighted mean of the focus positions, so nothing
 #   comes out nearer than the first plane or farther than the last; outside them depth saturates.
-# - **Blur size matters, not only distance.** The network learned what the FoD500 camera's blur looks like, in
-#   pixels, at 256×256. A different camera, aperture or image size changes how many pixels of blur a depth makes.
+# - **Blur size matters, not only distance.** The network reads blur in pixels; it saw largest blurs of 3–25 px
+#   on 128² crops. A different camera, aperture or image size changes how many pixels of blur a depth makes.
 #   `dflib predict` runs the network at a working size (long side 1024 px by default, `--working-size`); a
 #   smaller one shrinks large blurs toward what the network saw. Try a few on your stack.
 # - **Texture-less regions** (walls, sky) carry no focus information: depth there is a guess, and σ is large.
 # - **Real images** differ from the renderer: sharpening and noise reduction in the phone's image pipeline,
 #   JPEG artefacts, lens aberrations, exposure flicker between frames. These shift the focus measure.
-# - **Coarse, not metric-perfect depth.** The README's results table gives the tiny model's error on synthetic
-#   test stacks like its training data; real stacks do worse. For better results, render training stacks with your own camera
+# - **Coarse, not metric-perfect depth.** The README's generalisation table gives the models' error on synthetic
+#   stacks and on the real Middlebury scene; real captures do worse. For better results, render training stacks with your own camera
 #   (`dflib render --camera custom --focal-length-mm ... --f-number ... --pixel-pitch-um ...`, or
 #   `dflib.data.SyntheticFocalStackDataset`) and fine-tune (`dflib train`, notebook 05).
 
@@ -314,8 +315,9 @@ viz.focal_plane_explorer(aligned, io.diopters_to_metres(focus), depth=best.depth
 half = predict(aligned, focus, focus_unit="diopter", device="cpu", working_size=max(H, W) // 2, progress=False)
 for p in (best, half):  # at half size every blur is half as many pixels wide
     print(f"working size {p.working_size[1]}x{p.working_size[0]}: RMSE {depth_metrics(p.depth, gt)['rmse']:.4f} m")
-print(training_range_note(focus, "diopter", len(focus)) or "this stack's focus range and frame count match the training data")
-print(training_range_note(np.array([0.5, 1.0, 2.0, 4.0, np.inf]), "m", 5))
+trained_on = pretrained_train_config("dualfocus")  # what the default weights saw
+print(training_range_note(focus, "diopter", len(focus), trained_on) or "this stack's frame count is inside the training data's")
+print(training_range_note(np.linspace(0.5, 4.0, 12), "m", 12, trained_on))
 
 # %% [markdown]
 # **Next:** the command line for your own stack is in the README ("Depth from your own focal stack"); the

@@ -25,7 +25,7 @@ __all__ = ["ALIASES", "DEFAULT_SIZE", "WEIGHTS_DIR", "is_pretrained_name", "load
 #: the folder of the shipped checkpoints (package data; a :class:`pathlib.Path` for an installed dflib)
 WEIGHTS_DIR: Traversable = resources.files("dflib") / "weights"
 #: the size the aliases point to (``"tiny"`` or, once trained and shipped, ``"mid"``)
-DEFAULT_SIZE = "tiny"
+DEFAULT_SIZE = "mid"
 #: alias → shipped checkpoint name
 ALIASES: dict[str, str] = {"dualfocus": f"dualfocus_{DEFAULT_SIZE}", "dfv": f"dfv_{DEFAULT_SIZE}"}
 

@@ -212,30 +212,27 @@ def main() -> int:
     else:
         data = embedded_benchmark(length=args.test_size)
     data = CachedDataset(data, desc="rendering the scored stacks")
-    variants: dict = {}
-    for (n, s), cfg in configs.items():
-        row = score(Path(cfg.out_dir) / "last.pt", data, "fod500", args.diag_items)
-        v = variants.setdefault(n, {"recipe": table[n][0], "changes": table[n][1], "seeds": []})
-        v["seeds"].append(s)
-        v.setdefault("train_seconds", []).append(seconds[(n, s)])
-        for k, val in row.items():
-            v.setdefault(k, []).append(val)
-        print(f"{n} seed {s}: rmse {row['rmse']:.4f} bump {row['bump']:.3f} "
-              f"corr_in_focus {row.get('corr_in_focus', float('nan')):.3f}", flush=True)
+    pairs = PAIRS_LEVERS if args.study == "levers" else PAIRS
+    variants = score_all(configs, table, seconds, data, "fod500", args.diag_items)
+    paired = paired_differences(variants, pairs)
     sff = {}
     if args.study == "ladder":
         from dflib.evaluate import evaluate, sff_method
 
         rows = evaluate([sff_method(m) for m in MEASURES], {"test": (data, "fod500")}, progress=False).rows
         sff = min(rows, key=lambda r: r["rmse"])
-    pairs = PAIRS_LEVERS if args.study == "levers" else PAIRS
-    paired = {}
-    for a, b in pairs:
-        if a in variants and b in variants:
-            for metric in ("rmse", "bump", "rmse_edge", "rmse_textured"):
-                key = f"{a}-{b}" if metric == "rmse" else f"{a}-{b}:{metric}"
-                va, vb = (dict(zip(variants[x]["seeds"], variants[x][metric])) for x in (a, b))
-                paired[key] = {**paired_ci(va, vb), "metric": metric}
+    in_dist = {}
+    first = next(iter(configs.values()))
+    if args.study == "ladder" and first.data == "diverse":  # also score in the runs' own distribution
+        from dflib.data.diverse import DiverseFocalStackDataset, diverse_config
+        from dflib.data.synthetic import TEST_SEED
+
+        cfg_d = diverse_config(first.data, first.data_options)
+        data_d = CachedDataset(DiverseFocalStackDataset(len(data), (256, 256), cfg_d, seed=TEST_SEED),
+                               desc="rendering the scored diverse stacks")
+        variants_d = score_all(configs, table, seconds, data_d, "default", args.diag_items)
+        in_dist = {"split": f"diverse test (TEST_SEED, {cfg_d.to_dict()})", "test_stacks": len(data_d),
+                   "variants": variants_d, "paired": paired_differences(variants_d, pairs)}
     result = {
         "study": args.study,
         "split": "validation (VAL_SEED)" if args.study == "levers" else "test (embedded, TEST_SEED)",
@@ -244,6 +241,8 @@ def main() -> int:
         "train_wall_seconds_this_invocation": wall,
         "variants": variants, "paired": paired, "best_sff": sff,
     }
+    if in_dist:
+        result["in_distribution"] = in_dist
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     stem = args.stem or (args.study + ("_quick" if args.quick else ""))
@@ -268,27 +267,60 @@ def main() -> int:
     return 0
 
 
+def score_all(configs: dict, table: dict, seconds: dict, data, protocol: str, diag_items: int) -> dict:
+    """Every run's last checkpoint scored on ``data``: ``{variant: {"seeds": [...], metric: [per seed], ...}}``."""
+    variants: dict = {}
+    for (n, s), cfg in configs.items():
+        row = score(Path(cfg.out_dir) / "last.pt", data, protocol, diag_items)
+        v = variants.setdefault(n, {"recipe": table[n][0], "changes": table[n][1], "seeds": []})
+        v["seeds"].append(s)
+        v.setdefault("train_seconds", []).append(seconds[(n, s)])
+        for k, val in row.items():
+            v.setdefault(k, []).append(val)
+        print(f"{n} seed {s}: rmse {row['rmse']:.4f} bump {row['bump']:.3f} "
+              f"corr_in_focus {row.get('corr_in_focus', float('nan')):.3f}", flush=True)
+    return variants
+
+
+def paired_differences(variants: dict, pairs: list[tuple[str, str]]) -> dict:
+    """Seed-paired differences a − b of RMSE, Bump and RMSE at edges / in textured regions, with 95 % CIs."""
+    paired = {}
+    for a, b in pairs:
+        if a in variants and b in variants:
+            for metric in ("rmse", "bump", "rmse_edge", "rmse_textured"):
+                key = f"{a}-{b}" if metric == "rmse" else f"{a}-{b}:{metric}"
+                va, vb = (dict(zip(variants[x]["seeds"], variants[x][metric])) for x in (a, b))
+                paired[key] = {**paired_ci(va, vb), "metric": metric}
+    return paired
+
+
 def markdown(result: dict) -> str:
-    """The README's table: mean ± std over seeds per variant, the best classical SFF, the paired differences."""
+    """The README's tables: mean ± std over seeds per variant, the best classical SFF, the paired differences
+    (and the same for the in-distribution split when the runs trained on diverse data)."""
     keys = ["rmse", "rmse_edge", "rmse_textured", "rmse_textureless", "bump", "abs_rel", "delta1", "avg_unc",
             "corr_in_focus", "err_in_focus", "err_out_of_focus", "err_zero"]
-    table = []
-    for name, v in result["variants"].items():
-        rows = [{k: v[k][i] for k in keys if k in v} for i in range(len(v["seeds"]))]
-        summ = summarise_seeds(rows, keys)
-        table.append({"variant": name, "seeds": len(v["seeds"]), "params": int(v["params"][0]) if "params" in v else "",
-                      **{k: summ.get(k, "–") for k in keys}})
-    sff = result.get("best_sff") or {}
-    if sff:
-        table.append({"variant": f"classical SFF ({sff['method']})", "seeds": "–", "params": 0,
-                      **{k: sff[k] for k in ("rmse", "bump", "abs_rel", "delta1")}})
-    paired = [{"difference (a − b, per seed)": k, "mean": f"{d['mean']:+.4f}",
-               "95 % CI": f"[{d['ci95'][0]:+.4f}, {d['ci95'][1]:+.4f}]", "seeds": len(d["seeds"])}
-              for k, d in result["paired"].items()]
-    lines = [ResultsTable(table).to_markdown(percent_delta=False, columns=["variant", "seeds", "params", *keys]),
-             ResultsTable(paired).to_markdown().rstrip("\n")]
-    lines.append(f"\n{result['test_stacks']} stacks ({result['split']}), {result['steps']} steps; {result['cpu']}; "
-                 f"`{result['command']}`")
+
+    def tables(part: dict, sff: dict) -> list[str]:
+        table = []
+        for name, v in part["variants"].items():
+            rows = [{k: v[k][i] for k in keys if k in v} for i in range(len(v["seeds"]))]
+            summ = summarise_seeds(rows, keys)
+            table.append({"variant": name, "seeds": len(v["seeds"]), "params": int(v["params"][0]) if "params" in v else "",
+                          **{k: summ.get(k, "–") for k in keys}})
+        if sff:
+            table.append({"variant": f"classical SFF ({sff['method']})", "seeds": "–", "params": 0,
+                          **{k: sff[k] for k in ("rmse", "bump", "abs_rel", "delta1")}})
+        paired = [{"difference (a − b, per seed)": k, "mean": f"{d['mean']:+.4f}",
+                   "95 % CI": f"[{d['ci95'][0]:+.4f}, {d['ci95'][1]:+.4f}]", "seeds": len(d["seeds"])}
+                  for k, d in part["paired"].items()]
+        return [ResultsTable(table).to_markdown(percent_delta=False, columns=["variant", "seeds", "params", *keys]),
+                ResultsTable(paired).to_markdown().rstrip("\n"),
+                f"\n{part['test_stacks']} stacks ({part['split']}), {result['steps']} steps; {result['cpu']}; "
+                f"`{result['command']}`"]
+
+    lines = tables(result, result.get("best_sff") or {})
+    if "in_distribution" in result:
+        lines += ["", "In the runs' own distribution:", "", *tables(result["in_distribution"], {})]
     return "\n".join(lines) + "\n"
 
 

@@ -22,7 +22,7 @@ from dflib.data.diverse import (
     DiverseFocalStackDataset,
     coc_range_px,
 )
-from dflib.optics import FOD500_CAMERA, ThinLens
+from dflib.optics import FOD500_CAMERA, FOD500_DEPTH_MAX_M, FOD500_FOCUS_M, ThinLens
 from dflib.scene_families import FAMILIES, family_scene
 from dflib.scenes import TEXTURES
 from dflib.train import TrainConfig, train
@@ -54,6 +54,41 @@ def test_rendered_depth_lies_in_the_focus_range_so_no_pixel_blurs_more_than_the_
         assert float(d.min()) >= s.focus_m[0] * (1 - 1e-6) and float(d.max()) <= s.focus_m[-1] * (1 + 1e-6)
         assert float(s.camera.coc_px(d[:, None], x["focus"].double()[None]).max()) <= s.max_coc_px * (1 + 1e-4)
         assert x["stack"].shape == (len(s.focus_m), 3, 32, 32) and x["stack"].dtype == torch.float32
+
+
+def test_depth_past_the_focus_set_changes_only_the_depth_range_and_renders_past_the_planes():
+    """beyond_prob draws after everything else: camera, focus, scene and noise stay those of the plain sample."""
+    cfg = DiverseConfig(beyond_prob=1.0, beyond_frac=0.5)
+    past = DiverseFocalStackDataset(6, (48, 48), cfg, seed=3)
+    plain = DiverseFocalStackDataset(6, (48, 48), DiverseConfig(), seed=3)
+    outside = 0
+    for i in range(6):
+        a, b = past.spec(i), plain.spec(i)
+        assert (a.camera, a.focus_m, a.family, a.scene_seed, a.noise) == (b.camera, b.focus_m, b.family, b.scene_seed, b.noise)
+        near, far = a.depth_range_m
+        z0, z1 = cfg.depth_envelope_m
+        assert z0 * (1 - 1e-9) <= near <= a.focus_m[0] and a.focus_m[-1] <= far <= z1 * (1 + 1e-9)
+        span = 1 / a.focus_m[0] - 1 / a.focus_m[-1]  # dioptres; each side reaches at most half of it further
+        assert 1 / near - 1 / a.focus_m[0] <= 0.5 * span + 1e-9 and 1 / a.focus_m[-1] - 1 / far <= 0.5 * span + 1e-9
+        x = past[i]
+        d = x["depth"][0][x["mask"][0]]
+        assert float(d.min()) >= near * (1 - 1e-5) and float(d.max()) <= far * (1 + 1e-5)
+        outside += int(((d < a.focus_m[0] * (1 - 1e-3)) | (d > a.focus_m[-1] * (1 + 1e-3))).sum())
+    assert outside > 0  # some pixels really lie past the planes
+    heldout = DiverseFocalStackDataset(6, (48, 48), DiverseConfig(split="heldout", beyond_prob=1.0))
+    assert all(heldout.spec(i).depth_m is None for i in range(6))  # the held-out split is never changed
+
+
+def test_fod500_samples_are_the_embedded_setting_scaled_like_the_rest():
+    ds = DiverseFocalStackDataset(4, (48, 48), DiverseConfig(fod500_prob=1.0, span_m=2.8), seed=1)
+    for i in range(4):
+        s = ds.spec(i)
+        assert s.family == "classic" and s.camera_name == "fod500" and s.scale == pytest.approx(2.0)
+        assert s.focus_m == pytest.approx(tuple(2 * f for f in FOD500_FOCUS_M))
+        assert s.depth_range_m == pytest.approx((2 * FOD500_FOCUS_M[0], 2 * FOD500_DEPTH_MAX_M))
+        assert s.camera.f_number == FOD500_CAMERA.f_number and s.camera.focal_length_m == pytest.approx(2 * 2.9e-3)
+        assert s.max_coc_px == pytest.approx(FOD500_CAMERA.coc_px(FOD500_FOCUS_M[-1], FOD500_FOCUS_M[0]))
+    assert ds[0]["stack"].shape == (5, 3, 48, 48)
 
 
 def test_focus_sets_are_strictly_increasing_inside_the_envelope_with_3_to_10_planes():
@@ -151,7 +186,8 @@ def test_new_texture_pool_leaves_the_embedded_scenes_unchanged():
 
 
 @pytest.mark.parametrize("field,value", [("split", "test"), ("coc_px", (0, 5)), ("n_planes", (1, 4)),
-                                         ("depth_envelope_m", (2, 1)), ("noise_prob", 1.5)])
+                                         ("depth_envelope_m", (2, 1)), ("noise_prob", 1.5), ("beyond_prob", -0.1),
+                                         ("beyond_frac", -1.0), ("fod500_prob", 2.0)])
 def test_bad_config_names_the_field(field, value):
     with pytest.raises(ValueError, match=f"DiverseConfig.{field}"):
         DiverseConfig(**{field: value})

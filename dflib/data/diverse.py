@@ -16,9 +16,12 @@ trained on it are tied to that camera. Here every sample draws its own:
   from ``S_1`` (near) to ``S_N`` (far) blurs a point at ``S_N`` seen at
   ``S_1`` by ``c = k (1/S_1 - 1/S_N) / (1 - f/S_1)`` pixels
   (:meth:`dflib.optics.ThinLens.coc_px`), the largest blur of the stack since
-  the scene's depth lies in ``[S_1, S_N]``. N planes (``n_planes``,
+  the scene's depth lies in ``[S_1, S_N]`` (unless ``beyond_prob`` lets it
+  reach past them). N planes (``n_planes``,
   inclusive) uniform in dioptres or irregularly spaced;
-- **noise**: :class:`~dflib.render.NoiseConfig` with random shot and read noise.
+- **noise**: :class:`~dflib.render.NoiseConfig` with random shot and read noise;
+- optionally (off by default) **depth past the focus set** (``beyond_prob``)
+  and **embedded-data samples** (``fod500_prob``: FoD500's camera and planes).
 
 The ``"heldout"`` split draws from what the ``"train"`` split never uses:
 the families :data:`HELD_OUT_FAMILIES`, the photographs
@@ -46,7 +49,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from dflib.optics import ThinLens
+from dflib.optics import FOD500_CAMERA, FOD500_DEPTH_MAX_M, FOD500_FOCUS_M, ThinLens
 from dflib.render import NoiseConfig, render_focal_stack
 from dflib.scene_families import FAMILIES, family_scene
 from dflib.scenes import MORE_TEXTURES, TEXTURES, RGBDScene, random_scene
@@ -100,6 +103,15 @@ class DiverseConfig:
         classic_prob: train split: probability of an embedded-data family (``"classic"``).
         noise_prob: probability of sensor noise (shot noise scale log-uniform
             in 1e-4-3e-3, read noise 0.5-5 thousandths, 8 bits).
+        beyond_prob: train split: probability that the scene extends past the
+            focus set (real scenes do; the embedded data's reaches 3 m behind a
+            1.5 m last plane). Off by default, which keeps every earlier sample.
+        beyond_frac: how far it may extend on each side, as a fraction of the
+            focus span in dioptres (each side drawn uniformly in [0, beyond_frac],
+            clamped to ``depth_envelope_m``).
+        fod500_prob: train split: probability of an embedded-data sample instead:
+            a ``"classic"`` scene at 0.1-3 m seen by FoD500's camera at its five
+            planes (:data:`dflib.optics.FOD500_CAMERA`). Off by default.
         span_m: None for physical metres, or a span in metres that every
             sample's world is scaled to: scene depth, focus distances, focal
             length and pixel pitch all times ``s = span_m / (f_N - f_1)``. The
@@ -117,6 +129,9 @@ class DiverseConfig:
     irregular_prob: float = 0.5
     classic_prob: float = 0.25
     noise_prob: float = 0.9
+    beyond_prob: float = 0.0
+    beyond_frac: float = 0.5
+    fod500_prob: float = 0.0
     span_m: float | None = None
 
     def __post_init__(self) -> None:
@@ -133,6 +148,9 @@ class DiverseConfig:
             "irregular_prob": (0 <= self.irregular_prob <= 1, "a probability"),
             "classic_prob": (0 <= self.classic_prob <= 1, "a probability"),
             "noise_prob": (0 <= self.noise_prob <= 1, "a probability"),
+            "beyond_prob": (0 <= self.beyond_prob <= 1, "a probability"),
+            "beyond_frac": (0 <= self.beyond_frac < math.inf, "a fraction >= 0 of the focus span"),
+            "fod500_prob": (0 <= self.fod500_prob <= 1, "a probability"),
             "span_m": (self.span_m is None or 0 < self.span_m < math.inf, "None or a positive span in metres"),
         }
         for name, (ok, expected) in checks.items():
@@ -152,11 +170,12 @@ class StackSpec:
         scene_seed: seed of the scene.
         textures: the photographs the scene may be textured with.
         camera: the thin-lens camera; camera_name: ``"random"`` or a key of :data:`HELD_OUT_CAMERAS`.
-        focus_m: N focus distances, metres, near to far; the scene's depth lies in ``[focus_m[0], focus_m[-1]]``.
+        focus_m: N focus distances, metres, near to far.
         max_coc_px: the largest CoC of the stack, ``camera.coc_px(focus_m[-1], focus_m[0])``, pixels.
         noise: sensor noise, or None; noise_seed: its seed.
         scale: the world scaling applied (``DiverseConfig.span_m``; 1 for physical metres): ``camera``,
             ``focus_m`` and the depth are the physical ones times ``scale``.
+        depth_m: ``(near, far)`` metres of the scene, or None: the focus range ``[focus_m[0], focus_m[-1]]``.
     """
 
     family: str
@@ -169,10 +188,12 @@ class StackSpec:
     noise: NoiseConfig | None
     noise_seed: int
     scale: float = 1.0
+    depth_m: tuple[float, float] | None = None
 
     @property
     def depth_range_m(self) -> tuple[float, float]:
-        return self.focus_m[0], self.focus_m[-1]
+        """``(near, far)`` metres the scene's depth lies in."""
+        return self.depth_m if self.depth_m is not None else (self.focus_m[0], self.focus_m[-1])
 
 
 def _log_uniform(rng: np.random.Generator, lo: float, hi: float) -> float:
@@ -219,6 +240,17 @@ def _focus_set(camera: ThinLens, c: float, n: int, irregular: bool, config: Dive
     q = q_far + span * frac[::-1]  # near (largest q) first
     q[0], q[-1] = q_far + span, q_far
     return 1.0 / q
+
+
+def _beyond(focus: np.ndarray, config: DiverseConfig, rng: np.random.Generator) -> tuple[float, float]:
+    """A scene depth range reaching past the focus set (near to far, metres) by up to ``beyond_frac`` of
+    its span in dioptres on each side, inside ``depth_envelope_m``."""
+    z0, z1 = config.depth_envelope_m
+    q_near, q_far = 1 / focus[0], 1 / focus[-1]
+    span = q_near - q_far
+    q_near = min(q_near + rng.uniform(0, config.beyond_frac) * span, 1 / z0)
+    q_far = max(q_far - rng.uniform(0, config.beyond_frac) * span, 1 / z1)
+    return 1 / q_near, 1 / q_far
 
 
 class DiverseFocalStackDataset(Dataset):
@@ -287,12 +319,23 @@ class DiverseFocalStackDataset(Dataset):
         if rng.uniform() < cfg.noise_prob:
             noise = NoiseConfig(poisson_scale=_log_uniform(rng, 1e-4, 3e-3),
                                 gaussian_std=float(rng.uniform(0.5e-3, 5e-3)), bits=8)
+        noise_seed = int(rng.integers(0, 2**62))
+        # The options below draw only when on, after every earlier draw: with them off, samples are unchanged.
+        depth = None
+        if not heldout and cfg.fod500_prob > 0 and rng.uniform() < cfg.fod500_prob:
+            family, textures, name = "classic", TEXTURES, "fod500"
+            camera, focus = FOD500_CAMERA, np.asarray(FOD500_FOCUS_M, float)
+            depth = (FOD500_FOCUS_M[0], FOD500_DEPTH_MAX_M)
+        elif not heldout and cfg.beyond_prob > 0 and rng.uniform() < cfg.beyond_prob:
+            depth = _beyond(focus, cfg, rng)
         scale = 1.0 if cfg.span_m is None else cfg.span_m / (focus[-1] - focus[0])
         if scale != 1.0:
             camera = ThinLens(camera.focal_length_m * scale, camera.f_number, camera.pixel_pitch_m * scale)
             focus = focus * scale
+        if depth is not None:
+            depth = (float(depth[0] * scale), float(depth[1] * scale))
         return StackSpec(family, scene_seed, tuple(textures), camera, name, tuple(float(x) for x in focus),
-                         float(camera.coc_px(focus[-1], focus[0])), noise, int(rng.integers(0, 2**62)), scale)
+                         float(camera.coc_px(focus[-1], focus[0])), noise, noise_seed, scale, depth)
 
     def plane_counts(self) -> list[int]:
         """N of every sample, in index order (for batching equal N together)."""

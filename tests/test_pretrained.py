@@ -45,6 +45,13 @@ def test_a_checkpoint_argument_is_a_file_or_a_name(tmp_path):
         load_checkpoint_or_name(str(tmp_path / "nothing.pt"), "cpu")
 
 
+def test_a_folder_named_like_a_shipped_model_does_not_hide_it(tmp_path, monkeypatch):
+    """`dflib predict --checkpoint dfv --out dfv/depth.png` makes a folder `dfv`: the name still means the model."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "dfv").mkdir()
+    assert not load_checkpoint_or_name("dfv", "cpu").config.surface_branch
+
+
 def test_predict_with_a_name_equals_predict_with_its_file():
     from dflib.predict import predict
 

@@ -62,8 +62,9 @@ def load_pretrained(name: str = "dualfocus", device: str | torch.device | None =
 
 
 def is_pretrained_name(checkpoint: Any) -> bool:
-    """Whether ``checkpoint`` names a shipped model rather than a file (an existing file always wins)."""
-    return isinstance(checkpoint, str) and not Path(checkpoint).exists() and checkpoint in pretrained_names()
+    """Whether ``checkpoint`` names a shipped model rather than a file (an existing file always wins;
+    a folder of that name, e.g. an output folder called ``dfv``, does not)."""
+    return isinstance(checkpoint, str) and not Path(checkpoint).is_file() and checkpoint in pretrained_names()
 
 
 def load_checkpoint_or_name(checkpoint: str | Path | None, device: str | torch.device | None = None) -> torch.nn.Module:

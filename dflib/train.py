@@ -181,7 +181,10 @@ def _start(cfg: TrainConfig, resume: bool) -> _Run:
         out_dir.mkdir(parents=True, exist_ok=True)
         cfg.save(out_dir / "config.json")
     train_set, val_set = build_datasets(cfg)
-    model = build_model(cfg.model, cfg.seed, cfg.model_overrides).to(device)
+    model = build_model(cfg.model, cfg.seed, cfg.model_overrides)
+    if cfg.init is not None:
+        _init_weights(model, cfg)
+    model = model.to(device)
     optimizer = _optimizer(cfg, model)
     run = _Run(cfg, device, rank, world, train_set, val_set, model, optimizer,
                torch.optim.lr_scheduler.LambdaLR(optimizer, _lr_lambda(cfg)), build_loss(cfg, model))
@@ -230,6 +233,21 @@ def write_log(path: str | Path, rows: list[dict]) -> None:
         writer = csv.DictWriter(f, fieldnames=LOG_COLUMNS, restval="", extrasaction="ignore")
         writer.writeheader()
         writer.writerows(rows)
+
+
+def _init_weights(model: torch.nn.Module, cfg: TrainConfig) -> None:
+    """Load the weights of ``cfg.init`` (a checkpoint file or a shipped name) into ``model`` (fine-tuning).
+
+    Raises:
+        ValueError: its model is not the one the run builds.
+    """
+    from dflib.models.pretrained import load_checkpoint_or_name
+
+    src = load_checkpoint_or_name(cfg.init, "cpu")
+    if src.config != model.config:
+        raise ValueError(f"TrainConfig.init: {cfg.init!r} holds a different model than this run builds "
+                         f"(model {cfg.model!r}, model_overrides {cfg.model_overrides}): {src.config} vs {model.config}")
+    model.load_state_dict(src.state_dict())
 
 
 def _resume(run: _Run) -> None:

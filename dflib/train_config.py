@@ -62,6 +62,9 @@ class TrainConfig:
     sv_ramp_steps: int = 0  #: λ_sv rises linearly from 0 over this many steps (0: constant)
     branch_lr_scale: float = 1.0  #: learning rate of the surface branch (gradient head, mix) relative to lr
     depth_clip: bool = False  #: clip the depth target to [f_1, f_N] in L_depth (every method alike)
+    #: start from these weights (fine-tuning): a checkpoint file or a shipped model name (``dualfocus_mid``, …);
+    #: its model must be the one this run builds (``model`` with ``model_overrides``)
+    init: str | None = None
     seed: int = 0
     device: str = "auto"  #: auto (CUDA when present), cpu, cuda, cuda:1, …
     amp: bool = True  #: bfloat16 autocast, used on CUDA only
@@ -103,6 +106,7 @@ class TrainConfig:
             "val_every": self.val_every >= 1,
             "ckpt_every": self.ckpt_every >= 1,
             "num_workers": self.num_workers >= 0,
+            "init": self.init is None or (isinstance(self.init, str) and self.init != ""),
         }
         expected = {
             "model": f"one of {MODEL_PRESETS}",
@@ -110,6 +114,7 @@ class TrainConfig:
             "size": "(H, W) with both >= 16",
             "optimizer": "adam or adamw",
             "schedule": "cosine or constant",
+            "init": "None, a checkpoint file or a shipped model name",
         }
         if isinstance(self.model_overrides, dict):
             from dflib.models import DualFocusConfig

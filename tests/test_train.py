@@ -25,7 +25,8 @@ def _cfg(tmp_path, name, **kw):
 
 
 @pytest.mark.parametrize("field,value", [("lr", -1.0), ("batch_size", 0), ("model", "huge"), ("size", (8, 8)),
-                                         ("lambda_sv", float("nan")), ("schedule", "step"), ("n_planes", 1)])
+                                         ("lambda_sv", float("nan")), ("schedule", "step"), ("n_planes", 1),
+                                         ("init", "")])
 def test_bad_config_values_name_the_field(field, value):
     with pytest.raises(ValueError, match=f"TrainConfig.{field}"):
         TrainConfig(**{field: value})
@@ -222,3 +223,26 @@ def test_read_log_gives_the_history_and_keeps_the_last_row_of_a_repeated_step(tm
     log.write_text("\n".join([lines[0], lines[3], lines[1].replace("2,", "6,", 1), lines[1], lines[2]]) + "\n")
     rows = read_log(log)
     assert [r["step"] for r in rows] == [2, 4, 6] and rows[2]["lr"] == float(lines[1].split(",")[1])
+
+
+def test_init_starts_from_a_checkpoints_weights_and_refuses_another_model(tmp_path):
+    """Fine-tuning: the run's model starts as the checkpoint's (files and shipped names), never as another model."""
+    from dflib.train import _start
+
+    first = train(_cfg(tmp_path, "a", val_scenes=0), progress=False)
+    src = load_model(first.out_dir / "last.pt", "cpu").state_dict()
+    run = _start(_cfg(tmp_path, "b", val_scenes=0, init=str(first.out_dir / "last.pt")), resume=False)
+    assert all(torch.equal(v, run.model.state_dict()[k]) for k, v in src.items())
+    fresh = _start(_cfg(tmp_path, "c", val_scenes=0), resume=False)
+    assert not all(torch.equal(v, fresh.model.state_dict()[k]) for k, v in src.items())
+    with pytest.raises(ValueError, match="TrainConfig.init"):
+        _start(_cfg(tmp_path, "d", val_scenes=0, init="dfv_tiny"), resume=False)  # SMALL trains DualFocus-tiny
+    from dflib.models import load_pretrained
+    from dflib.models.pretrained import pretrained_train_config
+
+    overrides = pretrained_train_config("dualfocus_tiny")["model_overrides"]  # the shipped recipe's surface branch
+    with pytest.raises(ValueError, match="TrainConfig.init"):
+        _start(_cfg(tmp_path, "e", val_scenes=0, init="dualfocus_tiny"), resume=False)  # without them
+    shipped = _start(_cfg(tmp_path, "e", val_scenes=0, init="dualfocus_tiny", model_overrides=overrides), resume=False)
+
+    assert all(torch.equal(v, shipped.model.state_dict()[k]) for k, v in load_pretrained("dualfocus_tiny", "cpu").state_dict().items())

@@ -7,6 +7,10 @@ held-out split (scene families, photographs and cameras no training data
 uses) and the Middlebury scene under four cameras; in-distribution and
 held-out RMSE side by side, with δ1.
 
+Bands: the mean signed error of every shipped model per band of true depth
+on the embedded split (:func:`dflib.generalisation.band_errors`; the bands
+are the embedded data's focus planes and everything behind the last one).
+
 Timing: :func:`dflib.generalisation.time_predict` of each shipped model on a
 5x480x640 stack, CPU, 2 threads (median of 3 after a warm-up). On a shared
 machine run it with other work paused, e.g. ``--part timing`` from a script
@@ -14,7 +18,7 @@ that stops and (in a trap) resumes the other processes.
 
 Usage::
 
-    python benchmarks/bench_generalisation.py [--part scores|timing|all] [--length 32] [--size 256] [--quick]
+    python benchmarks/bench_generalisation.py [--part scores|bands|timing|all] [--length 32] [--size 256] [--quick]
 
 Writes ``benchmarks/results/generalisation.json`` and ``.md`` (a part run
 alone keeps the other part's results already in the JSON); ``--quick`` (8
@@ -39,6 +43,7 @@ import torch  # noqa: E402
 from dflib.evaluate import learned_method, sff_method  # noqa: E402
 from dflib.generalisation import (  # noqa: E402
     MIDDLEBURY_CAMERAS,
+    band_errors,
     generalisation_splits,
     score,
     summarise,
@@ -72,6 +77,21 @@ def run_scores(length: int, size: int, embedded_length: int) -> dict:
     }
 
 
+#: the embedded data's focus planes as band edges, and everything behind the last plane
+BAND_EDGES = (0.1, 0.15, 0.3, 0.7, 1.5, float("inf"))
+
+
+def run_bands(embedded_length: int) -> dict:
+    """Bias and RMSE per band of true depth of every shipped model on the embedded split (``fod500`` protocol)."""
+    from dflib.data import CachedDataset
+    from dflib.evaluate import embedded_benchmark
+
+    data = CachedDataset(embedded_benchmark(length=embedded_length), desc="rendering embedded")
+    return {"split": "embedded", "stacks": len(data), "protocol": "fod500",
+            "models": {n: band_errors(learned_method(n, name=n, device="cpu"), data, BAND_EDGES, "fod500")
+                       for n in shipped_models()}}
+
+
 def run_timing(threads: int, repeats: int = 3) -> dict:
     models = {n: time_predict(n, threads=threads, repeats=repeats) for n in shipped_models()}
     return {"shape": [5, 3, 480, 640], "threads": threads, "load_average_1min": os.getloadavg()[0], "models": models}
@@ -94,6 +114,14 @@ def markdown(res: dict) -> str:
             cells = [next((f"{r['rmse']:.3f} / {100 * r['delta1']:.0f}" for r in s["rows"]
                            if r["method"] == m and r["dataset"] == f"middlebury/{k}"), "") for k in s["middlebury_cameras"]]
             lines.append(f"| {m} | " + " | ".join(cells) + " |")
+    if "bands" in res:
+        b = res["bands"]
+        first = next(iter(b["models"].values()))
+        lines += ["", f"Mean signed error (prediction − truth, m) per band of true depth on the {b['stacks']} {b['split']} "
+                  f"stacks ({b['protocol']} protocol: both clipped at 1.5 m; the band by the unclipped truth):", "",
+                  "| model | " + " | ".join(f"{r['lo']:g}–{r['hi']:g} m" for r in first) + " |",
+                  "|---" * (len(first) + 1) + "|"]
+        lines += [f"| {n} | " + " | ".join(f"{r['bias']:+.3f}" for r in rows) + " |" for n, rows in b["models"].items()]
     if "timing" in res:
         t = res["timing"]
         lines += ["", f"Predicting a 5x480x640 stack (`dflib.predict.predict`, CPU, {t['threads']} threads, "
@@ -104,8 +132,8 @@ def markdown(res: dict) -> str:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--part", choices=("scores", "timing", "all", "none"), default="all",
-                    help="what to measure (none: rewrite the .md from the JSON)")
+    ap.add_argument("--part", choices=("scores", "bands", "timing", "all", "none"), default="all",
+                    help="what to measure (bands: bias per depth band on the embedded split; none: rewrite the .md from the JSON)")
     ap.add_argument("--length", type=int, default=32, help="stacks per diverse split")
     ap.add_argument("--size", type=int, default=256, help="side of the diverse stacks, pixels")
     ap.add_argument("--embedded-length", type=int, default=24)
@@ -122,6 +150,8 @@ def main() -> None:
                 "python": platform.python_version()})
     if args.part in ("scores", "all"):
         res["scores"] = run_scores(args.length, args.size, args.embedded_length)
+    if args.part in ("bands", "all"):
+        res["bands"] = run_bands(args.embedded_length)
     if args.part in ("timing", "all"):
         res["timing"] = run_timing(args.threads, repeats=1 if args.quick else 3)
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -25,7 +25,7 @@ from __future__ import annotations
 import math
 import statistics
 import time
-from typing import Iterable
+from typing import Iterable, Sequence
 
 import numpy as np
 import torch
@@ -34,7 +34,7 @@ from torch.utils.data import Dataset
 from dflib.evaluate import EMBEDDED_LENGTH, Method, ResultsTable, embedded_benchmark, evaluate
 from dflib.optics import ThinLens, focus_uniform_diopters
 
-__all__ = ["MIDDLEBURY_CAMERAS", "generalisation_splits", "middlebury_cameras", "score", "span_rmse", "summarise",
+__all__ = ["MIDDLEBURY_CAMERAS", "band_errors", "generalisation_splits", "middlebury_cameras", "score", "span_rmse", "summarise",
            "summary_markdown", "time_predict"]
 
 #: name → (camera at the full 500x741 image, focus planes); the pixel pitch doubles at the 2x-shrunk image
@@ -141,6 +141,48 @@ def span_rmse(preds: list[np.ndarray], dataset: Dataset, protocol: str = "defaul
         span = (min(focus.max(), proto.clip[1]) if proto.clip else focus.max()) - focus.min()
         errs.append(math.sqrt(float(np.mean((p[valid] - g[valid]) ** 2))) / span)
     return statistics.fmean(errs)
+
+
+def band_errors(method: Method, dataset: Dataset, edges: Sequence[float],
+                protocol: str = "default") -> list[dict[str, float]]:
+    """A method's signed error (bias) and RMSE per band of true depth, over the valid pixels of a dataset.
+
+    Where an RMSE hides *how* a model is wrong, the bias per band shows it:
+    e.g. a model that never saw scene parts behind its last focus plane puts
+    them too near.
+
+    Args:
+        edges: band edges in metres, increasing (the last may be ``inf``): band
+            i holds the pixels whose true depth lies in ``[edges[i], edges[i+1])``.
+        protocol: :mod:`dflib.metrics` protocol; its valid pixels and its
+            clipping (prediction and truth alike) apply. The band is chosen by
+            the unclipped truth.
+
+    Returns:
+        One dict per band: ``lo``, ``hi`` (metres), ``bias`` (mean of
+        prediction − truth, metres), ``rmse`` (metres), ``pixels``.
+    """
+    from dflib.metrics import get_protocol
+    from dflib.utils import to_numpy
+
+    proto = get_protocol(protocol)
+    edges = np.asarray(edges, np.float64)
+    sums = np.zeros((len(edges) - 1, 3))  # per band: sum of errors, of squared errors, pixel count
+    for i in range(len(dataset)):
+        sample = dataset[i]
+        depth, _ = method.predict(sample["stack"], sample["focus"])
+        gt = to_numpy(sample["depth"][0]).astype(np.float64) * to_numpy(sample["mask"][0])
+        valid = proto.valid_mask(gt)
+        p, g = np.asarray(depth, np.float64)[valid], gt[valid]
+        band = np.digitize(g, edges) - 1
+        if proto.clip is not None:
+            p, g = np.clip(p, *proto.clip), np.clip(g, *proto.clip)
+        inside = (band >= 0) & (band < len(edges) - 1)
+        err = (p - g)[inside]
+        for k, col in enumerate((err, err ** 2, np.ones_like(err))):
+            sums[:, k] += np.bincount(band[inside], col, minlength=len(edges) - 1)
+    return [{"lo": float(edges[b]), "hi": float(edges[b + 1]), "bias": s / n if n else math.nan,
+             "rmse": math.sqrt(q / n) if n else math.nan, "pixels": int(n)} for b, (s, q, n) in enumerate(sums)]
 
 
 def _recording(method: Method, store: list) -> Method:

@@ -80,3 +80,25 @@ def test_middlebury_stacks_span_the_scene_and_blur_as_their_camera():
         lap = (grey[:, 1:-1, 1:-1] * 4 - grey[:, :-2, 1:-1] - grey[:, 2:, 1:-1] - grey[:, 1:-1, :-2] - grey[:, 1:-1, 2:]).abs()
         sharp = lambda i, m: float(lap[i][m[1:-1, 1:-1]].mean())  # noqa: E731
         assert sharp(0, near) > sharp(-1, near) and sharp(-1, far) > sharp(0, far), name
+
+
+def test_band_errors_by_hand():
+    """A method that predicts truth + 0.1 m below 1 m and truth − 0.2 m above: the bias per band says so."""
+    import math
+
+    import numpy as np
+    import torch
+
+    from dflib.evaluate import Method
+    from dflib.generalisation import band_errors
+
+    depth = torch.tensor([[[0.5, 0.5], [2.0, 3.0]]])  # [1, 2, 2]: two pixels at 0.5 m, one at 2 m, one at 3 m
+    sample = {"stack": torch.zeros(2, 3, 2, 2), "focus": torch.tensor([0.5, 3.0]), "depth": depth,
+              "mask": torch.ones(1, 2, 2, dtype=torch.bool)}
+    truth = depth[0].numpy()
+    method = Method("shifted", lambda stack, focus: (np.where(truth < 1, truth + 0.1, truth - 0.2), None), 0)
+    rows = band_errors(method, [sample], (0.0, 1.0, 2.5, math.inf))
+    assert [r["pixels"] for r in rows] == [2, 1, 1]
+    assert [round(r["bias"], 6) for r in rows] == [0.1, -0.2, -0.2] and round(rows[0]["rmse"], 6) == 0.1
+    clipped = band_errors(method, [sample], (0.0, 1.0, 2.5, math.inf), protocol="fod500")  # both clipped at 1.5 m
+    assert [round(r["bias"], 6) for r in clipped] == [0.1, 0.0, 0.0]

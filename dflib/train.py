@@ -180,10 +180,10 @@ def _start(cfg: TrainConfig, resume: bool) -> _Run:
     if rank == 0:
         out_dir.mkdir(parents=True, exist_ok=True)
         cfg.save(out_dir / "config.json")
-    train_set, val_set = build_datasets(cfg)
-    model = build_model(cfg.model, cfg.seed, cfg.model_overrides)
+    model = build_model(cfg.model, cfg.seed, cfg.model_overrides)  # leaves the global RNG as it was
     if cfg.init is not None:
-        _init_weights(model, cfg)
+        _init_weights(model, cfg)  # before the data: a wrong init fails before minutes of rendering
+    train_set, val_set = build_datasets(cfg)
     model = model.to(device)
     optimizer = _optimizer(cfg, model)
     run = _Run(cfg, device, rank, world, train_set, val_set, model, optimizer,

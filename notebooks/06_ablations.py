@@ -203,16 +203,26 @@ viz.ablation_browser(rows)
 
 # %% tags=["figure"]
 results = Path("..") / "benchmarks" / "results"
-abl_path = results / "ablation.json"
-abl = json.loads(abl_path.read_text()) if abl_path.is_file() else None
-if abl is None:
-    display(Markdown(f"`{abl_path}` is not there yet: run `python benchmarks/bench_ablation.py` "
-                     "(5 rungs × 5 seeds × 2000 steps; about 2 hours on 2 CPU cores)."))
-else:
-    display(Markdown((results / "ablation.md").read_text() if (results / "ablation.md").is_file() else ""))
-    rmse_pairs = [k for k, d in abl["paired"].items() if d["metric"] == "rmse"]
-    fig = viz.plot_paired_differences(abl["paired"], rmse_pairs, title=f"RMSE differences on {abl['test_stacks']} test stacks (a − b; left: a better)")
-    plt.show()
+
+
+def show_ladder(stem: str, how: str) -> dict | None:
+    """Show a recorded ladder (``benchmarks/results/<stem>.{json,md}``) and plot its RMSE differences
+    that have an interval (≥ 2 seeds); returns the JSON, or None when it has not been run yet."""
+    path = results / f"{stem}.json"
+    if not path.is_file():
+        display(Markdown(f"`{path}` is not there yet: run `{how}`."))
+        return None
+    ladder = json.loads(path.read_text())
+    display(Markdown((results / f"{stem}.md").read_text()))
+    pairs = [k for k, d in ladder["paired"].items() if d["metric"] == "rmse" and len(d["seeds"]) >= 2]
+    if pairs:
+        viz.plot_paired_differences(ladder["paired"], pairs, title=f"{stem}: RMSE differences on "
+                                    f"{ladder['test_stacks']} test stacks (a − b; left: a better)")
+        plt.show()
+    return ladder
+
+
+abl = show_ladder("ablation", "python benchmarks/bench_ablation.py (5 rungs × 5 seeds × 2000 steps; about 2 hours on 2 CPU cores)")
 
 # %%
 # Check: the recorded ladder is sound: ≥ 96 test stacks, ≥ 3 seeds a rung, each CI around its mean (when ablation.json is there)
@@ -235,17 +245,7 @@ if abl is not None:
 # 3 seeds has no interval yet.
 
 # %%
-mid_path = results / "ablation_mid.json"
-mid = json.loads(mid_path.read_text()) if mid_path.is_file() else None
-if mid is None:
-    display(Markdown(f"`{mid_path}` is not there yet: run `python benchmarks/bench_ablation.py --size mid "
-                     "--variants dfv dualfocus --seeds 0 1 2`."))
-else:
-    display(Markdown((results / "ablation_mid.md").read_text()))
-    mid_pairs = [k for k, d in mid["paired"].items() if d["metric"] == "rmse" and len(d["seeds"]) >= 2]
-    if mid_pairs:
-        fig = viz.plot_paired_differences(mid["paired"], mid_pairs, title=f"mid ladder: RMSE differences on {mid['test_stacks']} test stacks")
-        plt.show()
+mid = show_ladder("ablation_mid", "python benchmarks/bench_ablation.py --size mid --variants dfv dualfocus --seeds 0 1 2")
 
 # %% [markdown]
 # ## Which lever moved what

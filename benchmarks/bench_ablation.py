@@ -55,7 +55,8 @@ sys.path.insert(0, str(ROOT))
 
 from dflib.evaluate import METRIC_KEYS, ResultsTable, summarise_seeds  # noqa: E402
 from dflib.utils import cpu_model  # noqa: E402
-from dflib.train import TrainConfig, load_model, read_log, save_checkpoint, write_log  # noqa: E402
+from dflib.checkpoint import export_weights  # noqa: E402
+from dflib.train import TrainConfig, read_log, write_log  # noqa: E402
 
 #: ladder variant -> recipe file stem, per model size (``--size``)
 LADDER = {
@@ -260,7 +261,7 @@ def main() -> int:
             if n in EXPORT_NAMES and s == args.seeds[0]:
                 path = dest / EXPORT_NAMES[n].format(size=args.size)
                 metrics = {k: variants[n][k][variants[n]["seeds"].index(s)] for k in METRIC_KEYS if k in variants[n]}
-                save_checkpoint(path, load_model(Path(cfg.out_dir) / "last.pt", "cpu"), cfg, step=cfg.steps, metrics=metrics)
+                export_weights(Path(cfg.out_dir) / "last.pt", path, metrics=metrics)
                 curve = out / f"train_log_{path.stem}.csv"  # its training curve, each step once
                 write_log(curve, read_log(Path(cfg.out_dir) / "log.csv"))
                 print(f"exported {path} (training curve: {curve})")

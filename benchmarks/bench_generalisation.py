@@ -9,7 +9,12 @@ held-out RMSE side by side, with δ1.
 
 Bands: the mean signed error of every shipped model per band of true depth
 on the embedded split (:func:`dflib.generalisation.band_errors`; the bands
-are the embedded data's focus planes and everything behind the last one).
+are the embedded data's focus planes and everything behind the last one),
+its procedural stacks and its Middlebury crops apart.
+
+Surfaces: :func:`dflib.diagnostics.dataset_diagnostics` of every shipped
+model with a surface branch on fresh embedded, diverse and held-out stacks
+(does the default model's surface branch carry in-focus geometry?).
 
 Timing: :func:`dflib.generalisation.time_predict` of each shipped model on a
 5x480x640 stack, CPU, 2 threads (median of 3 after a warm-up). On a shared
@@ -18,7 +23,7 @@ that stops and (in a trap) resumes the other processes.
 
 Usage::
 
-    python benchmarks/bench_generalisation.py [--part scores|bands|timing|all] [--length 32] [--size 256] [--quick]
+    python benchmarks/bench_generalisation.py [--part scores|bands|surfaces|timing|all] [--length 32] [--size 256] [--quick]
 
 Writes ``benchmarks/results/generalisation.json`` and ``.md`` (a part run
 alone keeps the other part's results already in the JSON); ``--quick`` (8
@@ -82,14 +87,41 @@ BAND_EDGES = (0.1, 0.15, 0.3, 0.7, 1.5, float("inf"))
 
 
 def run_bands(embedded_length: int) -> dict:
-    """Bias and RMSE per band of true depth of every shipped model on the embedded split (``fod500`` protocol)."""
+    """Bias and RMSE per band of true depth of every shipped model on the embedded split (``fod500`` protocol),
+    its procedural stacks and its Middlebury crops (all past the last plane) apart."""
+    from torch.utils.data import Subset
+
     from dflib.data import CachedDataset
     from dflib.evaluate import embedded_benchmark
 
-    data = CachedDataset(embedded_benchmark(length=embedded_length), desc="rendering embedded")
-    return {"split": "embedded", "stacks": len(data), "protocol": "fod500",
-            "models": {n: band_errors(learned_method(n, name=n, device="cpu"), data, BAND_EDGES, "fod500")
-                       for n in shipped_models()}}
+    split = embedded_benchmark(length=embedded_length)
+    data = CachedDataset(split, desc="rendering embedded")
+    parts = {"procedural": [i for i in range(len(split)) if not split.is_middlebury(i)],
+             "middlebury": [i for i in range(len(split)) if split.is_middlebury(i)]}
+    models = {}
+    for n in shipped_models():
+        method = learned_method(n, name=n, device="cpu")
+        models[n] = {part: band_errors(method, Subset(data, idx), BAND_EDGES, "fod500") for part, idx in parts.items()}
+    return {"split": "embedded", "stacks": {part: len(idx) for part, idx in parts.items()}, "protocol": "fod500",
+            "models": models}
+
+
+def run_surfaces(items: int, size: int) -> dict:
+    """Surface diagnostics (:func:`dflib.diagnostics.dataset_diagnostics`, in each model's L_sv units) of every
+    shipped model with a surface branch, on fresh stacks of the embedded, diverse and held-out test splits."""
+    from dflib.diagnostics import dataset_diagnostics
+    from dflib.models import load_pretrained
+    from dflib.models.pretrained import pretrained_train_config
+    from dflib.train import TrainConfig, build_loss
+
+    splits = generalisation_splits(length=items, size=(size, size), embedded_length=items, middlebury=False)
+    models = {}
+    for n in shipped_models():
+        model = load_pretrained(n, "cpu")
+        if model.config.surface_branch:
+            loss = build_loss(TrainConfig.from_dict(pretrained_train_config(n)), model)
+            models[n] = {k: dataset_diagnostics(model, ds, items=items, loss=loss) for k, (ds, _) in splits.items()}
+    return {"stacks": items, "models": models}
 
 
 def run_timing(threads: int, repeats: int = 3) -> dict:
@@ -116,12 +148,28 @@ def markdown(res: dict) -> str:
             lines.append(f"| {m} | " + " | ".join(cells) + " |")
     if "bands" in res:
         b = res["bands"]
-        first = next(iter(b["models"].values()))
-        lines += ["", f"Mean signed error (prediction − truth, m) per band of true depth on the {b['stacks']} {b['split']} "
-                  f"stacks ({b['protocol']} protocol: both clipped at 1.5 m; the band by the unclipped truth):", "",
-                  "| model | " + " | ".join(f"{r['lo']:g}–{r['hi']:g} m" for r in first) + " |",
-                  "|---" * (len(first) + 1) + "|"]
-        lines += [f"| {n} | " + " | ".join(f"{r['bias']:+.3f}" for r in rows) + " |" for n, rows in b["models"].items()]
+        first = next(iter(b["models"].values()))["procedural"]
+        n = b["stacks"]
+        lines += ["", f"Mean signed error (prediction − truth, m) per band of true depth on the {b['split']} split "
+                  f"({b['protocol']} protocol: both clipped at 1.5 m; the band by the unclipped truth): its "
+                  f"{n['procedural']} procedural stacks per band, and its {n['middlebury']} Middlebury crops "
+                  "(all at 2.1–5 m, past the last plane):", "",
+                  "| model | " + " | ".join(f"{r['lo']:g}–{r['hi']:g} m" for r in first) + " | Middlebury crops |",
+                  "|---" * (len(first) + 2) + "|"]
+        for name, parts in b["models"].items():
+            mb = sum(r["bias"] * r["pixels"] for r in parts["middlebury"] if r["pixels"]) / max(
+                1, sum(r["pixels"] for r in parts["middlebury"]))
+            lines.append(f"| {name} | " + " | ".join(f"{r['bias']:+.3f}" for r in parts["procedural"]) + f" | {mb:+.3f} |")
+    if "surfaces" in res:
+        sf = res["surfaces"]
+        lines += ["", f"Surface diagnostics on {sf['stacks']} fresh stacks per split (`dflib.diagnostics`, each model's "
+                  "L_sv units; errors per feature pixel; `err_zero`: predicting flat surfaces; `err_depth_ref`: the "
+                  "gradient of the model's own depth):", "",
+                  "| model | split | corr_in_focus | err_in_focus | err_out_of_focus | err_zero | err_depth_ref |",
+                  "|---|---|---|---|---|---|---|"]
+        for name, per in sf["models"].items():
+            lines += [f"| {name} | {k} | {d['corr_in_focus']:.2f} | {d['err_in_focus']:.3f} | {d['err_out_of_focus']:.3f} | "
+                      f"{d['err_zero']:.3f} | {d['err_depth_ref']:.3f} |" for k, d in per.items()]
     if "timing" in res:
         t = res["timing"]
         lines += ["", f"Predicting a 5x480x640 stack (`dflib.predict.predict`, CPU, {t['threads']} threads, "
@@ -132,8 +180,9 @@ def markdown(res: dict) -> str:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--part", choices=("scores", "bands", "timing", "all", "none"), default="all",
-                    help="what to measure (bands: bias per depth band on the embedded split; none: rewrite the .md from the JSON)")
+    ap.add_argument("--part", choices=("scores", "bands", "surfaces", "timing", "all", "none"), default="all",
+                    help="what to measure (bands: bias per depth band on the embedded split; surfaces: the surface "
+                         "diagnostics; none: rewrite the .md from the JSON)")
     ap.add_argument("--length", type=int, default=32, help="stacks per diverse split")
     ap.add_argument("--size", type=int, default=256, help="side of the diverse stacks, pixels")
     ap.add_argument("--embedded-length", type=int, default=24)
@@ -152,6 +201,8 @@ def main() -> None:
         res["scores"] = run_scores(args.length, args.size, args.embedded_length)
     if args.part in ("bands", "all"):
         res["bands"] = run_bands(args.embedded_length)
+    if args.part in ("surfaces", "all"):
+        res["surfaces"] = run_surfaces(args.length // 2, args.size)
     if args.part in ("timing", "all"):
         res["timing"] = run_timing(args.threads, repeats=1 if args.quick else 3)
     args.out.parent.mkdir(parents=True, exist_ok=True)

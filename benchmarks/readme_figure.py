@@ -1,5 +1,6 @@
 """The README's pictures: one embedded test stack, its ground truth and every shipped model's depth;
-the training curves of the shipped models whose curves ``bench_ablation.py --export`` recorded.
+the training curves of the shipped models whose curves ``bench_ablation.py --export`` or
+``ship_weights.py`` recorded (a fine-tuned model's stages one after the other).
 
     python benchmarks/readme_figure.py            # writes docs/figure.png and docs/training_curves.png
 """
@@ -70,10 +71,20 @@ def training_curves(out: Path = ROOT / "docs" / "training_curves.png") -> None:
         k = 20  # running mean over 20 logged batches
         loss = np.convolve([r["depth"] for r in rows], np.ones(k) / k, mode="valid")
         axes[0].plot([r["step"] for r in rows][k - 1:], loss, label=label(name))
-        val = [(r["step"], r["val_rmse"]) for r in rows if "val_rmse" in r]
-        axes[1].plot(*zip(*val), "o-", label=label(name))
+        color = axes[0].lines[-1].get_color()
+        for stage in sorted({r.get("stage", 0) for r in rows}):  # a fine-tuned run: its stages apart
+            val = [(r["step"], r["val_rmse"]) for r in rows if "val_rmse" in r and r.get("stage", 0) == stage]
+            axes[1].plot(*zip(*val), "o-" if stage == 0 else "s--", color=color,
+                         label=label(name) + (f" (stage {stage + 1})" if stage else ""))
+    starts = sorted({min(r["step"] for r in rows if r.get("stage", 0) == s)
+                     for rows in logs.values() for s in {r.get("stage", 0) for r in rows} if s > 0})
+    for ax in axes:
+        for x in starts:
+            ax.axvline(x, color="gray", ls=":", lw=1)
+            ax.annotate("fine-tuning", (x, 1), xycoords=("data", "axes fraction"), fontsize=8, color="gray",
+                        ha="right", va="top", rotation=90)
     axes[0].set(yscale="log", xlabel="step", ylabel="depth loss", title="training (running mean of 20 logged batches)")
-    axes[1].set(xlabel="step", ylabel="RMSE (m)", title="validation RMSE (the recipe's validation split)")
+    axes[1].set(xlabel="step", ylabel="RMSE (m)", title="validation RMSE (each stage's own validation split)")
     for ax in axes:
         ax.legend(fontsize=8)
     fig.tight_layout()

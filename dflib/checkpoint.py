@@ -36,7 +36,7 @@ from dflib.utils import default_device
 if TYPE_CHECKING:
     from dflib.train_config import TrainConfig
 
-__all__ = ["CHECKPOINT_FORMAT", "build_model", "load_model", "read_checkpoint", "save_checkpoint"]
+__all__ = ["CHECKPOINT_FORMAT", "build_model", "export_weights", "load_model", "read_checkpoint", "save_checkpoint"]
 
 #: the ``format`` entry of every checkpoint :func:`save_checkpoint` writes
 CHECKPOINT_FORMAT = "dflib-checkpoint-1"
@@ -81,6 +81,22 @@ def save_checkpoint(path: str | Path, model: torch.nn.Module, cfg: "TrainConfig"
     tmp = path.with_suffix(".tmp")
     torch.save(state, tmp)
     os.replace(tmp, path)  # never leave a half-written checkpoint behind
+
+
+def export_weights(checkpoint: str | Path, path: str | Path, metrics: dict[str, float] | None = None) -> Path:
+    """Write a training checkpoint as a shippable one: the weights, both configs and the step, no optimiser state.
+
+    Args:
+        checkpoint: e.g. a run's ``last.pt``.
+        path: where to write (e.g. ``dflib/weights/<name>.pt``).
+        metrics: stored instead of the checkpoint's own (default: keep them).
+    """
+    from dflib.train_config import TrainConfig
+
+    state = read_checkpoint(checkpoint)
+    save_checkpoint(path, load_model(checkpoint, "cpu"), TrainConfig.from_dict(state["train_config"]),
+                    step=state.get("step", 0), metrics=state.get("metrics") if metrics is None else metrics)
+    return Path(path)
 
 
 def read_checkpoint(checkpoint: str | Path) -> dict[str, Any]:

@@ -34,6 +34,7 @@ __all__ = [
     "occluding_objects",
     "random_scene",
     "middlebury_motorcycle",
+    "middlebury_crop",
     "MIDDLEBURY_MOTORCYCLE_CALIB",
 ]
 
@@ -311,3 +312,19 @@ def middlebury_motorcycle() -> RGBDScene:
     depth = np.zeros(disp.shape, np.float32)
     depth[valid] = c["baseline_m"] * c["focal_px"] / (disp[valid] + c["doffs_px"])
     return RGBDScene(np.asarray(left, np.float32) / 255.0, depth, "middlebury motorcycle")
+
+
+def middlebury_crop(scene: RGBDScene, size: tuple[int, int], rng: np.random.Generator) -> RGBDScene:
+    """A random ``size`` crop of a scene (the embedded data's Middlebury samples).
+
+    Args:
+        scene: e.g. :func:`middlebury_motorcycle`.
+        size: ``(H, W)`` pixels, at most the scene's.
+        rng: draws the top row, then the left column.
+    """
+    H, W = size
+    if H > scene.depth.shape[0] or W > scene.depth.shape[1]:
+        raise ValueError(f"size {size} is larger than the {scene.name} image {scene.depth.shape}")
+    y0 = int(rng.integers(0, scene.depth.shape[0] - H + 1))
+    x0 = int(rng.integers(0, scene.depth.shape[1] - W + 1))
+    return RGBDScene(scene.rgb[y0 : y0 + H, x0 : x0 + W], scene.depth[y0 : y0 + H, x0 : x0 + W], scene.name)

@@ -36,8 +36,8 @@ from dflib.train_data import RENDER_SOURCES, batches_for_epoch, build_datasets, 
 from dflib.utils import default_device
 
 __all__ = ["LOG_COLUMNS", "TrainConfig", "TrainResult", "TrainingInterrupted", "build_datasets", "build_loss",
-           "build_model", "lambda_sv_at", "load_model", "read_log", "recipes", "save_checkpoint", "train", "validate",
-           "write_log"]
+           "build_model", "lambda_sv_at", "load_model", "read_log", "recipes", "run_history", "save_checkpoint", "train",
+           "validate", "write_log"]
 
 #: columns of a run's ``log.csv``: the loss terms, and on validation steps the validation metrics and,
 #: for models with a surface branch, the surface diagnostics (:mod:`dflib.diagnostics`) on the validation split
@@ -212,9 +212,31 @@ def read_log(path: str | Path) -> list[dict[str, float]]:
     the rows past the checkpoint), its last row is kept. Rows come in step order.
     """
     with Path(path).open(newline="") as f:
-        rows = {int(r["step"]): {k: int(v) if k == "step" else float(v) for k, v in r.items() if v not in ("", None)}
+        rows = {int(r["step"]): {k: int(float(v)) if k in ("step", "stage") else float(v)
+                                 for k, v in r.items() if v not in ("", None)}
                 for r in csv.DictReader(f)}
     return [rows[k] for k in sorted(rows)]
+
+
+def run_history(run_dir: str | Path) -> list[dict[str, float]]:
+    """A run's whole training curve: its ``log.csv`` preceded by that of the run it was fine-tuned from.
+
+    When the run's ``init`` is a checkpoint inside another run folder (one with
+    ``log.csv``), that run's rows come first (recursively) and this run's steps
+    are shifted to continue from its last one; a shipped name as ``init`` has no
+    curve to add.
+
+    Returns:
+        :func:`read_log` rows, each with ``stage`` (0 for the first run).
+    """
+    run_dir = Path(run_dir)
+    cfg = TrainConfig.load(run_dir / "config.json")
+    earlier: list[dict[str, float]] = []
+    if cfg.init is not None and (Path(cfg.init).parent / "log.csv").is_file():
+        earlier = run_history(Path(cfg.init).parent)
+    offset = earlier[-1]["step"] if earlier else 0
+    stage = earlier[-1]["stage"] + 1 if earlier else 0
+    return earlier + [{**r, "step": r["step"] + offset, "stage": stage} for r in read_log(run_dir / "log.csv")]
 
 
 def _truncate_log(path: Path, step: int) -> None:
@@ -228,9 +250,11 @@ def _truncate_log(path: Path, step: int) -> None:
 
 
 def write_log(path: str | Path, rows: list[dict]) -> None:
-    """Write rows (of :func:`read_log` or a run's history) as a ``log.csv`` with :data:`LOG_COLUMNS`."""
+    """Write rows (of :func:`read_log`, :func:`run_history` or a run's history) as a ``log.csv`` with
+    :data:`LOG_COLUMNS` (and ``stage`` when the rows have it)."""
+    stage = ["stage"] if any("stage" in r for r in rows) else []
     with Path(path).open("w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=LOG_COLUMNS, restval="", extrasaction="ignore")
+        writer = csv.DictWriter(f, fieldnames=LOG_COLUMNS[:1] + stage + LOG_COLUMNS[1:], restval="", extrasaction="ignore")
         writer.writeheader()
         writer.writerows(rows)
 

@@ -242,7 +242,8 @@ if abl is not None:
 # trains `dfv` and `dualfocus` at the `mid` preset for 10 k steps on the diverse training data (many cameras,
 # scene families, 3–10 planes; issue 13's data) and scores them on the same embedded test split. It takes about
 # 2 hours per seed pair on 2 cores, so its seeds accumulate over several sessions; a difference from fewer than
-# 3 seeds has no interval yet.
+# 3 seeds has no interval yet. The ladder's runs are stage 1 of the shipped mid weights, which add a
+# 2000-step second stage on a wider mix of data (README: "What the shipped weights were trained for").
 
 # %%
 mid = show_ladder("ablation_mid", "python benchmarks/bench_ablation.py --size mid --variants dfv dualfocus --seeds 0 1 2")

@@ -295,7 +295,8 @@ viz.focal_plane_explorer(aligned, io.diopters_to_metres(focus), depth=best.depth
 #
 # The default weights (`weights/dualfocus_mid.pt`, 1.7 M parameters) learned from diverse synthetic stacks: many
 # scene families textured with photographs, random cameras (largest blur 3–25 px), 3–10 focus planes, sensor
-# noise (README: "What the shipped weights were trained for"). Expect:
+# noise, then a short second stage that adds FoD500's camera, scenes reaching past the focus set and crops of
+# the Middlebury scene (README: "What the shipped weights were trained for"). Expect:
 #
 # - **Depth only within your focus range.** The readout is a weighted mean of the focus positions, so nothing
 #   comes out nearer than the first plane or farther than the last; outside them depth saturates.

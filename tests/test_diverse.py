@@ -91,6 +91,28 @@ def test_fod500_samples_are_the_embedded_setting_scaled_like_the_rest():
     assert ds[0]["stack"].shape == (5, 3, 48, 48)
 
 
+def test_middlebury_crops_replace_some_fod500_samples_and_leave_the_others_unchanged():
+    cfg = DiverseConfig(fod500_prob=1.0, fod500_middlebury=0.5, span_m=2.8)
+    mixed = DiverseFocalStackDataset(16, (48, 48), cfg, seed=2)
+    plain = DiverseFocalStackDataset(16, (48, 48), DiverseConfig(fod500_prob=1.0, span_m=2.8), seed=2)
+    mb = [i for i in range(16) if mixed.spec(i).family == "middlebury"]
+    assert 0 < len(mb) < 16
+    scene = dflib.scenes.middlebury_motorcycle()
+    for i in range(16):
+        a, b = mixed.spec(i), plain.spec(i)
+        assert (a.camera, a.focus_m, a.scene_seed, a.noise, a.scale) == (b.camera, b.focus_m, b.scene_seed, b.noise, b.scale)
+        if i not in mb:
+            assert a == b
+    x, s = mixed[mb[0]], mixed.spec(mb[0])
+    d = x["depth"][0][x["mask"][0]]
+    # the whole crop lies past the last plane, in the scaled world (2 x 2.11-5.02 m)
+    assert float(d.min()) > s.focus_m[-1] and float(d.min()) >= 2 * 2.11 * (1 - 1e-3) and float(d.max()) <= 2 * 5.02
+    # and it is a crop of the real scene: its depth map appears verbatim (times the scale) in the scene's
+    crop = dflib.scenes.middlebury_crop(scene, (48, 48), np.random.default_rng(s.scene_seed))
+    assert np.allclose(x["depth"][0].numpy(), 2 * crop.depth * (crop.depth > 0), rtol=1e-6)
+    assert s.depth_range_m == pytest.approx((2 * 2.11, 2 * 5.02))
+
+
 def test_focus_sets_are_strictly_increasing_inside_the_envelope_with_3_to_10_planes():
     uniform = irregular = 0
     for ds in (TRAIN, HELD):
@@ -187,7 +209,8 @@ def test_new_texture_pool_leaves_the_embedded_scenes_unchanged():
 
 @pytest.mark.parametrize("field,value", [("split", "test"), ("coc_px", (0, 5)), ("n_planes", (1, 4)),
                                          ("depth_envelope_m", (2, 1)), ("noise_prob", 1.5), ("beyond_prob", -0.1),
-                                         ("beyond_frac", -1.0), ("fod500_prob", 2.0)])
+                                         ("beyond_frac", -1.0), ("fod500_prob", 2.0),
+                                         ("fod500_middlebury", -0.5)])
 def test_bad_config_names_the_field(field, value):
     with pytest.raises(ValueError, match=f"DiverseConfig.{field}"):
         DiverseConfig(**{field: value})

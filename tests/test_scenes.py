@@ -105,6 +105,8 @@ def test_dataset_is_deterministic_and_well_formed():
 def test_dataset_middlebury_sample_has_holes_with_zero_depth():
     ds = SyntheticFocalStackDataset(8, size=(64, 96), seed=0, focus_m=None, n_planes=3, depth_range=(1.0, 6.0))
     s = ds[7]
+    assert [i for i in range(8) if ds.is_middlebury(i)] == [7]
+    assert float(s["depth"][s["mask"]].min()) >= 2.11  # the real scene's depth, not a procedural one's
     assert (~s["mask"]).any() or s["mask"].all()
     assert torch.all(s["depth"][~s["mask"]] == 0) and torch.all(s["depth"][s["mask"]] > 1.0)
     assert torch.isfinite(s["stack"]).all()

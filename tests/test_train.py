@@ -10,6 +10,7 @@ import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 
 import pytest
 import torch
@@ -223,6 +224,36 @@ def test_read_log_gives_the_history_and_keeps_the_last_row_of_a_repeated_step(tm
     log.write_text("\n".join([lines[0], lines[3], lines[1].replace("2,", "6,", 1), lines[1], lines[2]]) + "\n")
     rows = read_log(log)
     assert [r["step"] for r in rows] == [2, 4, 6] and rows[2]["lr"] == float(lines[1].split(",")[1])
+
+
+def test_a_fine_tuned_run_ships_with_its_weights_and_both_stages_of_its_curve(tmp_path):
+    """ship_weights.py: weights only (same tensors, no optimiser), the curve of stage 1 then stage 2, shifted."""
+    import importlib.util
+
+    from dflib.checkpoint import read_checkpoint
+    from dflib.train import read_log, run_history
+
+    first = train(_cfg(tmp_path, "a", val_scenes=0), progress=False)
+    second = train(_cfg(tmp_path, "b", val_scenes=0, steps=4, init=str(first.out_dir / "last.pt")), progress=False)
+    rows = run_history(second.out_dir)
+    n1 = len(first.history)
+    assert [r["stage"] for r in rows] == [0] * n1 + [1] * len(second.history)
+    assert [r["step"] for r in rows] == [r["step"] for r in first.history] + [
+        first.history[-1]["step"] + r["step"] for r in second.history]
+    assert [r["total"] for r in rows[n1:]] == [r["total"] for r in second.history]
+
+    spec = importlib.util.spec_from_file_location("ship_weights", Path(__file__).parents[1] / "benchmarks" / "ship_weights.py")
+    ship_weights = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(ship_weights)
+    path = ship_weights.ship(second.out_dir, "mine", weights=tmp_path / "w", results=tmp_path / "r")
+    shipped, trained = read_checkpoint(path), read_checkpoint(second.out_dir / "last.pt")
+    assert "optimizer" not in shipped and "optimizer" in trained and shipped["step"] == trained["step"] == 4
+    assert all(torch.equal(v, trained["model"][k]) for k, v in shipped["model"].items())
+    assert read_log(tmp_path / "r" / "train_log_mine.csv") == rows
+    unfinished = TrainConfig.load(second.out_dir / "config.json").to_dict()
+    (second.out_dir / "config.json").write_text(json.dumps({**unfinished, "steps": 8}))
+    with pytest.raises(ValueError, match="stopped at step 4 of 8"):
+        ship_weights.ship(second.out_dir, "mine", weights=tmp_path / "w", results=tmp_path / "r")
 
 
 def test_init_starts_from_a_checkpoints_weights_and_refuses_another_model(tmp_path):

@@ -21,16 +21,19 @@ trained on it are tied to that camera. Here every sample draws its own:
   inclusive) uniform in dioptres or irregularly spaced;
 - **noise**: :class:`~dflib.render.NoiseConfig` with random shot and read noise;
 - optionally (off by default) **depth past the focus set** (``beyond_prob``)
-  and **embedded-data samples** (``fod500_prob``: FoD500's camera and planes).
+  and **embedded-data samples** (``fod500_prob``: FoD500's camera and planes;
+  ``fod500_middlebury``: some of them crops of the Middlebury scene, as in the
+  embedded data).
 
 The ``"heldout"`` split draws from what the ``"train"`` split never uses:
 the families :data:`HELD_OUT_FAMILIES`, the photographs
 :data:`HELD_OUT_TEXTURES` (also absent from the embedded data) and the
 cameras :data:`HELD_OUT_CAMERAS` (outside :data:`CAMERA_BOX`). Neither
 split includes the Middlebury scene (:mod:`dflib.generalisation` scores it
-on its own). Depth lies in ``depth_envelope_m`` (FoD500's 0.1-3 m by
-default), or, with ``span_m``, in a world scaled so that every focus set
-spans the same metres (for training: the images are the same).
+on its own) unless ``fod500_middlebury`` puts it in the training split.
+Depth lies in ``depth_envelope_m`` (FoD500's 0.1-3 m by default), or, with
+``span_m``, in a world scaled so that every focus set spans the same metres
+(for training: the images are the same).
 
 Sample ``i`` is a deterministic function of ``(seed, split, i)``;
 :meth:`DiverseFocalStackDataset.spec` gives its recipe (camera, focus,
@@ -52,7 +55,7 @@ from torch.utils.data import Dataset
 from dflib.optics import FOD500_CAMERA, FOD500_DEPTH_MAX_M, FOD500_FOCUS_M, ThinLens
 from dflib.render import NoiseConfig, render_focal_stack
 from dflib.scene_families import FAMILIES, family_scene
-from dflib.scenes import MORE_TEXTURES, TEXTURES, RGBDScene, random_scene
+from dflib.scenes import MORE_TEXTURES, TEXTURES, RGBDScene, middlebury_crop, middlebury_motorcycle, random_scene
 
 __all__ = [
     "CAMERA_BOX",
@@ -86,6 +89,9 @@ HELD_OUT_CAMERAS: dict[str, ThinLens] = {
     "telephoto (135 mm f/22, 8 um)": ThinLens(135e-3, 22.0, 8e-6),
     "cine (35 mm f/0.95, 16 um)": ThinLens(35e-3, 0.95, 16e-6),
 }
+#: (near, far) metres of the Middlebury scene's ground truth (:func:`dflib.scenes.middlebury_motorcycle`)
+MIDDLEBURY_DEPTH_M: tuple[float, float] = (2.11, 5.02)
+
 _SPLIT_CODE = {"train": 0, "heldout": 1}
 
 
@@ -112,6 +118,11 @@ class DiverseConfig:
         fod500_prob: train split: probability of an embedded-data sample instead:
             a ``"classic"`` scene at 0.1-3 m seen by FoD500's camera at its five
             planes (:data:`dflib.optics.FOD500_CAMERA`). Off by default.
+        fod500_middlebury: probability that such a sample's scene is a random
+            crop of the Middlebury scene (2.1-5 m, all past FoD500's last plane)
+            instead, as 1/8 of the embedded data's are (``0.125`` matches them).
+            Off by default. A model trained with it has seen the scene that
+            :mod:`dflib.generalisation` scores on its own (under other cameras).
         span_m: None for physical metres, or a span in metres that every
             sample's world is scaled to: scene depth, focus distances, focal
             length and pixel pitch all times ``s = span_m / (f_N - f_1)``. The
@@ -132,6 +143,7 @@ class DiverseConfig:
     beyond_prob: float = 0.0
     beyond_frac: float = 0.5
     fod500_prob: float = 0.0
+    fod500_middlebury: float = 0.0
     span_m: float | None = None
 
     def __post_init__(self) -> None:
@@ -151,6 +163,7 @@ class DiverseConfig:
             "beyond_prob": (0 <= self.beyond_prob <= 1, "a probability"),
             "beyond_frac": (0 <= self.beyond_frac < math.inf, "a fraction >= 0 of the focus span"),
             "fod500_prob": (0 <= self.fod500_prob <= 1, "a probability"),
+            "fod500_middlebury": (0 <= self.fod500_middlebury <= 1, "a probability"),
             "span_m": (self.span_m is None or 0 < self.span_m < math.inf, "None or a positive span in metres"),
         }
         for name, (ok, expected) in checks.items():
@@ -166,7 +179,8 @@ class StackSpec:
     """Everything one diverse sample is rendered from.
 
     Attributes:
-        family: scene family (``"classic"`` or a key of :data:`dflib.scene_families.FAMILIES`).
+        family: scene family (``"classic"``, ``"middlebury"`` (a crop of that scene) or a key of
+            :data:`dflib.scene_families.FAMILIES`).
         scene_seed: seed of the scene.
         textures: the photographs the scene may be textured with.
         camera: the thin-lens camera; camera_name: ``"random"`` or a key of :data:`HELD_OUT_CAMERAS`.
@@ -279,6 +293,7 @@ class DiverseFocalStackDataset(Dataset):
             raise TypeError(f"config must be a DiverseConfig, got {type(config).__name__}")
         self.length, self.size, self.config, self.seed = length, (int(size[0]), int(size[1])), config, int(seed)
         self.render_options = dict(render_options or {})
+        self._middlebury: RGBDScene | None = None
 
     def __len__(self) -> int:
         return self.length
@@ -326,6 +341,8 @@ class DiverseFocalStackDataset(Dataset):
             family, textures, name = "classic", TEXTURES, "fod500"
             camera, focus = FOD500_CAMERA, np.asarray(FOD500_FOCUS_M, float)
             depth = (FOD500_FOCUS_M[0], FOD500_DEPTH_MAX_M)
+            if cfg.fod500_middlebury > 0 and rng.uniform() < cfg.fod500_middlebury:
+                family, textures, depth = "middlebury", (), MIDDLEBURY_DEPTH_M
         elif not heldout and cfg.beyond_prob > 0 and rng.uniform() < cfg.beyond_prob:
             depth = _beyond(focus, cfg, rng)
         scale = 1.0 if cfg.span_m is None else cfg.span_m / (focus[-1] - focus[0])
@@ -345,6 +362,11 @@ class DiverseFocalStackDataset(Dataset):
         """The RGB-D scene of a spec (depth inside ``spec.depth_range_m``)."""
         if spec.family == "classic":
             return random_scene(spec.scene_seed, self.size, spec.depth_range_m)
+        if spec.family == "middlebury":
+            if self._middlebury is None:
+                self._middlebury = middlebury_motorcycle()
+            crop = middlebury_crop(self._middlebury, self.size, np.random.default_rng(spec.scene_seed))
+            return RGBDScene(crop.rgb, crop.depth * np.float32(spec.scale), crop.name)
         return family_scene(spec.family, spec.scene_seed, self.size, spec.depth_range_m, spec.textures)
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:

@@ -11,7 +11,7 @@ from torch.utils.data import Dataset
 from dflib.data.base import AugmentConfig, EpochSeeded, augment_sample, sample_generator
 from dflib.optics import FOD500_CAMERA, FOD500_FOCUS_M, ThinLens, focus_uniform_diopters
 from dflib.render import NoiseConfig, render_focal_stack
-from dflib.scenes import RGBDScene, middlebury_motorcycle, random_scene
+from dflib.scenes import RGBDScene, middlebury_crop, middlebury_motorcycle, random_scene
 
 __all__ = ["SyntheticFocalStackDataset", "TEST_SEED", "VAL_SEED"]
 
@@ -106,17 +106,15 @@ class SyntheticFocalStackDataset(EpochSeeded, Dataset):
     def __len__(self) -> int:
         return self.length
 
+    def is_middlebury(self, index: int) -> bool:
+        """Whether sample ``index`` is a crop of the Middlebury scene (every 8th with ``include_middlebury``)."""
+        return self.include_middlebury and index % 8 == 7
+
     def _scene(self, index: int, rng: np.random.Generator) -> RGBDScene:
-        if self.include_middlebury and index % 8 == 7:
+        if self.is_middlebury(index):
             if self._middlebury is None:
                 self._middlebury = middlebury_motorcycle()
-            mb = self._middlebury
-            H, W = self.size
-            if H > mb.depth.shape[0] or W > mb.depth.shape[1]:
-                raise ValueError(f"size {self.size} is larger than the Middlebury image {mb.depth.shape}")
-            y0 = int(rng.integers(0, mb.depth.shape[0] - H + 1))
-            x0 = int(rng.integers(0, mb.depth.shape[1] - W + 1))
-            return RGBDScene(mb.rgb[y0 : y0 + H, x0 : x0 + W], mb.depth[y0 : y0 + H, x0 : x0 + W], mb.name)
+            return middlebury_crop(self._middlebury, self.size, rng)
         return random_scene(int(rng.integers(0, 2**31 - 1)), self.size, self.depth_range)
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:

@@ -102,3 +102,24 @@ def test_band_errors_by_hand():
     assert [round(r["bias"], 6) for r in rows] == [0.1, -0.2, -0.2] and round(rows[0]["rmse"], 6) == 0.1
     clipped = band_errors(method, [sample], (0.0, 1.0, 2.5, math.inf), protocol="fod500")  # both clipped at 1.5 m
     assert [round(r["bias"], 6) for r in clipped] == [0.1, 0.0, 0.0]
+
+
+def test_validation_comparison_never_draws_the_test_stacks_or_the_training_runs_validation_pools():
+    """benchmarks/compare_validation.py (how stage 2 of the shipped weights was chosen): its own seed, so none
+    of its stacks is a test stack (the test split's first stacks differ) or one a run validated on."""
+    import importlib.util
+    from pathlib import Path
+
+    from dflib.data.synthetic import TEST_SEED, VAL_SEED
+
+    spec = importlib.util.spec_from_file_location(
+        "compare_validation", Path(__file__).parents[1] / "benchmarks" / "compare_validation.py")
+    cv = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(cv)
+    assert cv.SEED not in (TEST_SEED, VAL_SEED)
+    val = cv.validation_splits(length=1, size=256)  # the embedded test split's size
+    test = generalisation_splits(length=1, size=(256, 256), embedded_length=1, middlebury=False)
+    for name in ("embedded", "diverse"):
+        (v, vp), (t, tp) = val[name], test[name]
+        assert vp == tp and v[0]["depth"].shape == t[0]["depth"].shape  # scored as the test split is
+        assert not torch.equal(v[0]["depth"], t[0]["depth"])

@@ -76,8 +76,8 @@ def training_curves(out: Path = ROOT / "docs" / "training_curves.png") -> None:
             val = [(r["step"], r["val_rmse"]) for r in rows if "val_rmse" in r and r.get("stage", 0) == stage]
             axes[1].plot(*zip(*val), "o-" if stage == 0 else "s--", color=color,
                          label=label(name) + (f" (stage {stage + 1})" if stage else ""))
-    starts = sorted({min(r["step"] for r in rows if r.get("stage", 0) == s)
-                     for rows in logs.values() for s in {r.get("stage", 0) for r in rows} if s > 0})
+    starts = sorted({r["step"] for rows in logs.values() for prev, r in zip(rows, rows[1:])
+                     if r.get("stage", 0) != prev.get("stage", 0)})  # where a fine-tuning stage begins
     for ax in axes:
         for x in starts:
             ax.axvline(x, color="gray", ls=":", lw=1)

@@ -25,6 +25,12 @@ a 95 % Student-t interval over seeds. It writes ``benchmarks/results/ablation.js
      "variants": {name: {"recipe": str, "seeds": [...], "rmse": [...], "bump": [...], ...}},
      "paired": {"dualfocus-dfv": {"mean": float, "ci95": [lo, hi], "metric": "rmse"}, ...}}
 
+Runs trained on the diverse data (the mid ladder) are also scored, in the same
+layout under ``"in_distribution"`` and ``"held_out"``, on as many stacks of the
+diverse test split (their own distribution) and of the held-out split
+(:mod:`dflib.generalisation`: scene families, photographs and cameras never
+trained on).
+
 ``--study levers`` is the lever study of issue 12: DualFocus variants that
 each change one thing about the surface branch, scored on the **validation**
 split only (``VAL_SEED``; the test split is never used to choose), written to
@@ -134,10 +140,12 @@ def paired_ci(a: dict[int, float], b: dict[int, float]) -> dict:
 
 
 def score(checkpoint: Path, dataset, protocol: str, diag_items: int) -> dict:
-    """Metrics, per-region RMSE and surface diagnostics of one checkpoint on one dataset."""
+    """Metrics, per-region RMSE, RMSE per focus span (``rmse_span``: :func:`dflib.generalisation.span_rmse`,
+    comparable across cameras) and surface diagnostics of one checkpoint on one dataset."""
     import torch
 
     from dflib.diagnostics import dataset_diagnostics
+    from dflib.generalisation import span_rmse
     from dflib.metrics import REGION_NAMES, depth_metrics, region_masks, region_rmse
     from dflib.train import build_loss, load_model
 
@@ -156,7 +164,8 @@ def score(checkpoint: Path, dataset, protocol: str, diag_items: int) -> dict:
                 regions[k].append(region_rmse(p, g, masks[k], protocol))
     m = depth_metrics(np.stack(preds), np.stack(gts), protocol=protocol, sigma=np.stack(sigmas))
     per_stack = [depth_metrics(p, g, protocol=protocol)["rmse"] for p, g in zip(preds, gts)]
-    row = {"params": model.num_parameters(), **m, **{f"rmse_{k}": float(np.nanmean(v)) for k, v in regions.items()}, "rmse_per_stack": per_stack}
+    row = {"params": model.num_parameters(), **m, "rmse_span": span_rmse(preds, dataset, protocol),
+           **{f"rmse_{k}": float(np.nanmean(v)) for k, v in regions.items()}, "rmse_per_stack": per_stack}
     if model.config.surface_branch:
         row.update(dataset_diagnostics(model, dataset, items=diag_items, loss=build_loss(cfg, model)))
     return row
@@ -222,18 +231,22 @@ def main() -> int:
 
         rows = evaluate([sff_method(m) for m in MEASURES], {"test": (data, "fod500")}, progress=False).rows
         sff = min(rows, key=lambda r: r["rmse"])
-    in_dist = {}
+    extra = {}  # the runs' own distribution and the held-out split, when the runs trained on diverse data
     first = next(iter(configs.values()))
-    if args.study == "ladder" and first.data == "diverse":  # also score in the runs' own distribution
-        from dflib.data.diverse import DiverseFocalStackDataset, diverse_config
+    if args.study == "ladder" and first.data == "diverse":
+        from dflib.data.diverse import DiverseConfig, DiverseFocalStackDataset, diverse_config
         from dflib.data.synthetic import TEST_SEED
 
         cfg_d = diverse_config(first.data, first.data_options)
-        data_d = CachedDataset(DiverseFocalStackDataset(len(data), (256, 256), cfg_d, seed=TEST_SEED),
-                               desc="rendering the scored diverse stacks")
-        variants_d = score_all(configs, table, seconds, data_d, "default", args.diag_items)
-        in_dist = {"split": f"diverse test (TEST_SEED, {cfg_d.to_dict()})", "test_stacks": len(data_d),
-                   "variants": variants_d, "paired": paired_differences(variants_d, pairs)}
+        parts = {"in_distribution": ("diverse test", cfg_d),
+                 "held_out": ("held-out test (families, photographs, cameras never trained on)",
+                              DiverseConfig(split="heldout"))}
+        for key, (label, cfg) in parts.items():
+            data_d = CachedDataset(DiverseFocalStackDataset(len(data), (256, 256), cfg, seed=TEST_SEED),
+                                   desc=f"rendering the scored {label} stacks")
+            variants_d = score_all(configs, table, seconds, data_d, "default", args.diag_items)
+            extra[key] = {"split": f"{label} (TEST_SEED, {cfg.to_dict()})", "test_stacks": len(data_d),
+                          "variants": variants_d, "paired": paired_differences(variants_d, pairs)}
     result = {
         "study": args.study,
         "split": "validation (VAL_SEED)" if args.study == "levers" else "test (embedded, TEST_SEED)",
@@ -242,8 +255,7 @@ def main() -> int:
         "train_wall_seconds_this_invocation": wall,
         "variants": variants, "paired": paired, "best_sff": sff,
     }
-    if in_dist:
-        result["in_distribution"] = in_dist
+    result.update(extra)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     stem = args.stem or (args.study + ("_quick" if args.quick else ""))
@@ -284,11 +296,14 @@ def score_all(configs: dict, table: dict, seconds: dict, data, protocol: str, di
 
 
 def paired_differences(variants: dict, pairs: list[tuple[str, str]]) -> dict:
-    """Seed-paired differences a − b of RMSE, Bump and RMSE at edges / in textured regions, with 95 % CIs."""
+    """Seed-paired differences a − b of RMSE, RMSE per span, Bump and RMSE at edges / in textured regions
+    (those the variants have), with 95 % CIs."""
     paired = {}
     for a, b in pairs:
         if a in variants and b in variants:
-            for metric in ("rmse", "bump", "rmse_edge", "rmse_textured"):
+            for metric in ("rmse", "rmse_span", "bump", "rmse_edge", "rmse_textured"):
+                if metric not in variants[a] or metric not in variants[b]:
+                    continue
                 key = f"{a}-{b}" if metric == "rmse" else f"{a}-{b}:{metric}"
                 va, vb = (dict(zip(variants[x]["seeds"], variants[x][metric])) for x in (a, b))
                 paired[key] = {**paired_ci(va, vb), "metric": metric}
@@ -297,8 +312,8 @@ def paired_differences(variants: dict, pairs: list[tuple[str, str]]) -> dict:
 
 def markdown(result: dict) -> str:
     """The README's tables: mean ± std over seeds per variant, the best classical SFF, the paired differences
-    (and the same for the in-distribution split when the runs trained on diverse data)."""
-    keys = ["rmse", "rmse_edge", "rmse_textured", "rmse_textureless", "bump", "abs_rel", "delta1", "avg_unc",
+    (and the same for the in-distribution and held-out splits when the runs trained on diverse data)."""
+    keys = ["rmse", "rmse_span", "rmse_edge", "rmse_textured", "rmse_textureless", "bump", "abs_rel", "delta1", "avg_unc",
             "corr_in_focus", "err_in_focus", "err_out_of_focus", "err_zero"]
 
     def tables(part: dict, sff: dict) -> list[str]:
@@ -320,8 +335,10 @@ def markdown(result: dict) -> str:
                 f"`{result['command']}`"]
 
     lines = tables(result, result.get("best_sff") or {})
-    if "in_distribution" in result:
-        lines += ["", "In the runs' own distribution:", "", *tables(result["in_distribution"], {})]
+    for key, title in (("in_distribution", "In the runs' own distribution:"),
+                       ("held_out", "On the held-out split (generalisation):")):
+        if key in result:
+            lines += ["", title, "", *tables(result[key], {})]
     return "\n".join(lines) + "\n"
 
 

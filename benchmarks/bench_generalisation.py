@@ -55,7 +55,7 @@ from dflib.generalisation import (  # noqa: E402
     summary_markdown,
     time_predict,
 )
-from dflib.models.pretrained import ALIASES, DEFAULT_SIZE, pretrained_names  # noqa: E402
+from dflib.models.pretrained import ALIASES, DEFAULT_MODEL, pretrained_names  # noqa: E402
 from dflib.utils import cpu_model  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results" / "generalisation.json"
@@ -130,7 +130,7 @@ def run_timing(threads: int, repeats: int = 3) -> dict:
 
 
 def markdown(res: dict) -> str:
-    lines = [f"# Generalisation (CPU: {res['cpu']}; default model: dualfocus_{DEFAULT_SIZE})", ""]
+    lines = [f"# Generalisation (CPU: {res['cpu']}; default model: {ALIASES[DEFAULT_MODEL]})", ""]
     if "scores" in res:
         s = res["scores"]
         counts = ", ".join(f"{k} {v['stacks']}" for k, v in s["splits"].items() if "/" not in k)

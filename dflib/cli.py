@@ -277,7 +277,7 @@ def _add_render(sub) -> None:
 
 def _add_predict(sub) -> None:
     from dflib.io import FOCUS_UNITS, parse_focus_value
-    from dflib.models.pretrained import pretrained_names
+    from dflib.models.pretrained import DEFAULT_MODEL, pretrained_names
     from dflib.predict import DEFAULT_TILE, DEFAULT_WORKING_SIZE
 
     q = sub.add_parser(
@@ -315,7 +315,7 @@ def _add_predict(sub) -> None:
                    help=f"largest piece in pixels the network sees at once (default {DEFAULT_TILE}); larger working "
                         "sizes run in overlapping tiles, which bounds memory but can leave faint seams")
     q.add_argument("--checkpoint", help="dflib checkpoint file, or the name of a shipped one: "
-                                        f"{', '.join(pretrained_names())} (default: dualfocus)")
+                                        f"{', '.join(pretrained_names())} (default: {DEFAULT_MODEL})")
     q.add_argument("--out", required=True, help="depth output, e.g. depth.png (.npy, .json, _preview.png, _sigma, _aif beside it)")
     q.add_argument("--png-scale", type=_positive_float, default=1000.0, help="16-bit PNG value per unit of depth (default 1000: mm)")
     q.add_argument("--device", type=_device, default=None, help="cpu, cuda, … (default: CUDA when present)")

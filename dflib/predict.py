@@ -33,7 +33,7 @@ import torch
 import torch.nn.functional as F
 
 from dflib.checks import as_torch
-from dflib.models.pretrained import ALIASES, WEIGHTS_DIR
+from dflib.models.pretrained import ALIASES, DEFAULT_MODEL, WEIGHTS_DIR
 from dflib.tiling import (  # noqa: F401  (importable from here as before)
     DEFAULT_TILE,
     _grey,
@@ -46,9 +46,9 @@ from dflib.tiling import (  # noqa: F401  (importable from here as before)
 )
 from dflib.utils import default_device
 
-#: The checkpoint :func:`predict` and ``dflib predict`` use without ``--checkpoint``: the shipped "dualfocus"
-#: (:func:`dflib.models.load_pretrained`; ``WEIGHTS_DIR`` is the folder of every shipped checkpoint).
-DEFAULT_CHECKPOINT = WEIGHTS_DIR / f"{ALIASES['dualfocus']}.pt"
+#: The checkpoint :func:`predict` and ``dflib predict`` use without ``--checkpoint``: the shipped default
+#: (:data:`dflib.models.pretrained.DEFAULT_MODEL`; ``WEIGHTS_DIR`` is the folder of every shipped checkpoint).
+DEFAULT_CHECKPOINT = WEIGHTS_DIR / f"{ALIASES[DEFAULT_MODEL]}.pt"
 
 
 #: Default long side (pixels) of the stack the network sees.
@@ -137,7 +137,7 @@ def predict(
         focus: N focus positions in ``focus_unit``, strictly monotonic (either
             way; the frames are put near to far). Metres may include ``inf``.
         checkpoint: a dflib checkpoint file, or the name of a shipped one (:func:`dflib.models.load_pretrained`);
-            default: the shipped ``"dualfocus"`` (:data:`DEFAULT_CHECKPOINT`).
+            default: the shipped default model (:data:`DEFAULT_CHECKPOINT`).
         model: an already loaded model (overrides ``checkpoint``).
         focus_unit: ``"m"``, ``"diopter"``, ``"disparity"`` or ``"index"``
             (see :data:`dflib.io.FOCUS_UNITS`).
@@ -315,7 +315,7 @@ def predict_files(
     al = align_if_needed(stack.images, align=align, model=align_model, inplace=True, progress=progress)
     say(al.message)
     if checkpoint is None:
-        note = training_range_note(stack.focus, stack.focus_unit, n, pretrained_train_config("dualfocus"))
+        note = training_range_note(stack.focus, stack.focus_unit, n, pretrained_train_config())
         if note:
             say(note)
     pred = predict(al.images, stack.focus, checkpoint=checkpoint, device=device, focus_unit=stack.focus_unit,

@@ -214,10 +214,14 @@ def show_ladder(stem: str, how: str) -> dict | None:
         return None
     ladder = json.loads(path.read_text())
     display(Markdown((results / f"{stem}.md").read_text()))
-    pairs = [k for k, d in ladder["paired"].items() if d["metric"] == "rmse" and len(d["seeds"]) >= 2]
-    if pairs:
-        viz.plot_paired_differences(ladder["paired"], pairs, title=f"{stem}: RMSE differences on "
-                                    f"{ladder['test_stacks']} test stacks (a − b; left: a better)")
+    # the embedded test split, then the runs' own distribution and the held-out split where they were scored
+    parts = {"embedded": ladder, **{label: ladder[key] for key, label in
+                                    (("in_distribution", "in-dist."), ("held_out", "held-out")) if key in ladder}}
+    paired = {f"{label}: {k}": d for label, part in parts.items() for k, d in part["paired"].items()
+              if d["metric"] == "rmse" and len(d["seeds"]) >= 2}
+    if paired:
+        viz.plot_paired_differences(paired, title=f"{stem}: RMSE differences on {ladder['test_stacks']} test "
+                                    "stacks per split (a − b; left: a better)")
         plt.show()
     return ladder
 

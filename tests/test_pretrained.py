@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from dflib.models import load_pretrained, pretrained_names
-from dflib.models.pretrained import ALIASES, DEFAULT_SIZE, WEIGHTS_DIR, load_checkpoint_or_name, pretrained_path
+from dflib.models.pretrained import ALIASES, DEFAULT_MODEL, DEFAULT_SIZE, WEIGHTS_DIR, load_checkpoint_or_name, pretrained_path
 from dflib.train import load_model
 
 
@@ -40,7 +40,10 @@ def test_unknown_names_list_the_available_ones():
 def test_a_checkpoint_argument_is_a_file_or_a_name(tmp_path):
     model = load_checkpoint_or_name("dfv", "cpu")
     assert not model.config.surface_branch
-    assert load_checkpoint_or_name(None, "cpu").config.surface_branch  # the default: "dualfocus"
+    default = load_checkpoint_or_name(None, "cpu")  # the default: DEFAULT_MODEL
+    assert default.config.surface_branch == (DEFAULT_MODEL == "dualfocus")
+    named = load_pretrained(DEFAULT_MODEL, "cpu").state_dict()
+    assert all(torch.equal(v, named[k]) for k, v in default.state_dict().items())
     with pytest.raises(FileNotFoundError):
         load_checkpoint_or_name(str(tmp_path / "nothing.pt"), "cpu")
 

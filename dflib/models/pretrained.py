@@ -2,8 +2,8 @@
 
 Every ``dflib/weights/<name>.pt`` is a name (``dualfocus_tiny``, ``dfv_tiny``,
 …); the aliases ``"dualfocus"`` and ``"dfv"`` point to the default size
-(:data:`DEFAULT_SIZE`), which is what ``dflib predict`` uses without
-``--checkpoint``::
+(:data:`DEFAULT_SIZE`), and :data:`DEFAULT_MODEL` is the one of them that
+``load_pretrained()`` and ``dflib predict`` use without a name or ``--checkpoint``::
 
     from dflib.models import load_pretrained
     model = load_pretrained("dualfocus")          # eval mode, CUDA when present
@@ -19,7 +19,7 @@ from typing import Any
 
 import torch
 
-__all__ = ["ALIASES", "DEFAULT_SIZE", "WEIGHTS_DIR", "is_pretrained_name", "load_checkpoint_or_name", "load_pretrained",
+__all__ = ["ALIASES", "DEFAULT_MODEL", "DEFAULT_SIZE", "WEIGHTS_DIR", "is_pretrained_name", "load_checkpoint_or_name", "load_pretrained",
            "pretrained_names", "pretrained_path", "pretrained_train_config"]
 
 #: the folder of the shipped checkpoints (package data; a :class:`pathlib.Path` for an installed dflib)
@@ -28,6 +28,8 @@ WEIGHTS_DIR: Traversable = resources.files("dflib") / "weights"
 DEFAULT_SIZE = "mid"
 #: alias → shipped checkpoint name
 ALIASES: dict[str, str] = {"dualfocus": f"dualfocus_{DEFAULT_SIZE}", "dfv": f"dfv_{DEFAULT_SIZE}"}
+#: the alias used when no model is named: whichever of the pair measures better (README, issue 12)
+DEFAULT_MODEL = "dualfocus"
 
 
 def pretrained_names() -> list[str]:
@@ -50,7 +52,7 @@ def pretrained_path(name: str) -> Traversable:
     return WEIGHTS_DIR / f"{ALIASES.get(name, name)}.pt"
 
 
-def load_pretrained(name: str = "dualfocus", device: str | torch.device | None = None) -> torch.nn.Module:
+def load_pretrained(name: str = DEFAULT_MODEL, device: str | torch.device | None = None) -> torch.nn.Module:
     """A shipped model by name (see :func:`pretrained_names`), in eval mode on ``device`` (default: CUDA when present).
 
     Loaded with ``torch.load(weights_only=True)`` (:func:`dflib.checkpoint.load_model`).
@@ -72,11 +74,11 @@ def load_checkpoint_or_name(checkpoint: str | Path | None, device: str | torch.d
     from dflib.checkpoint import load_model
 
     if checkpoint is None or is_pretrained_name(checkpoint):
-        return load_pretrained(checkpoint or "dualfocus", device)
+        return load_pretrained(checkpoint or DEFAULT_MODEL, device)
     return load_model(Path(checkpoint), device)
 
 
-def pretrained_train_config(name: str = "dualfocus") -> dict[str, Any]:
+def pretrained_train_config(name: str = DEFAULT_MODEL) -> dict[str, Any]:
     """The training config a shipped checkpoint records (``{}`` when it has none)."""
     from dflib.checkpoint import read_checkpoint
 

@@ -1,0 +1,49 @@
+"""benchmarks/bench_ablation.py: the seed-paired statistics and the report's splits."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+
+@pytest.fixture(scope="module")
+def bench():
+    spec = importlib.util.spec_from_file_location(
+        "bench_ablation", Path(__file__).parents[1] / "benchmarks" / "bench_ablation.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_paired_ci_is_the_student_t_interval_of_the_per_seed_differences(bench):
+    # differences 1, 2, 3 (seed 9 only in a: left out): mean 2, sd 1, t_{0.975, 2} = 4.302653
+    d = bench.paired_ci({0: 2.0, 1: 4.0, 2: 6.0, 9: 0.0}, {0: 1.0, 1: 2.0, 2: 3.0})
+    half = 4.302653 / np.sqrt(3)
+    assert d["seeds"] == [0, 1, 2] and d["mean"] == pytest.approx(2.0)
+    assert d["ci95"] == pytest.approx([2.0 - half, 2.0 + half], rel=1e-6)
+    one = bench.paired_ci({0: 1.0}, {0: 0.5})
+    assert one["mean"] == 0.5 and all(np.isnan(one["ci95"]))  # one seed: no interval
+
+
+def test_report_shows_every_scored_split_with_its_paired_differences(bench):
+    def part(split, a, b):
+        variants = {name: {"seeds": [0, 1], "params": [10], **{k: list(v) for k in
+                                                             ("rmse", "rmse_span", "bump", "rmse_edge")}}
+                    for name, v in (("dualfocus", a), ("dfv", b))}
+        return {"split": split, "test_stacks": 4, "variants": variants,
+                "paired": bench.paired_differences(variants, bench.PAIRS)}
+
+    result = {**part("test (embedded, TEST_SEED)", (0.30, 0.32), (0.31, 0.35)), "steps": 10, "cpu": "cpu",
+              "command": "python benchmarks/bench_ablation.py", "best_sff": {},
+              "in_distribution": part("diverse test", (0.2, 0.2), (0.1, 0.1)),
+              "held_out": part("held-out test", (0.5, 0.7), (0.6, 0.9))}
+    assert result["paired"]["dualfocus-dfv"]["mean"] == pytest.approx(-0.02)
+    assert result["held_out"]["paired"]["dualfocus-dfv"]["mean"] == pytest.approx(-0.15)
+    assert "dualfocus-dfv:rmse_span" in result["paired"] and "dualfocus-dfv:rmse_textured" not in result["paired"]
+    md = bench.markdown(result)
+    assert md.index("4 stacks (test (embedded") < md.index("own distribution") < md.index("held-out split")
+    assert "| dualfocus-dfv | -0.0200 |" in md and "| dualfocus-dfv | +0.1000 |" in md
+    assert "| dualfocus-dfv | -0.1500 |" in md

@@ -102,7 +102,8 @@ MEASURES = ("sml", "tenengrad", "lapv", "lapd", "glvar")
 
 
 def run_training(cfg: TrainConfig, log: Path) -> float:
-    """Train one config in its own process (one thread); returns seconds.
+    """Train one config in its own process (one thread); returns the seconds of this call (a run resumed
+    over several sessions reports only its last part, the figure recorded as ``train_seconds``).
 
     A finished run of the identical config (same ``config.json``) is reused;
     an unfinished one continues from its last checkpoint (``--resume``)."""

@@ -10,7 +10,7 @@ rendered from the procedural scenes and the Middlebury scene, with noise, at
 Example::
 
     from dflib.evaluate import evaluate, learned_method, sff_method, embedded_benchmark
-    table = evaluate([learned_method("dualfocus"), sff_method("lapv")],   # the shipped default model
+    table = evaluate([learned_method("dualfocus"), sff_method("lapv")],   # a shipped model by name
                      {"embedded": embedded_benchmark()})
     table.write("results/")          # results.csv, results.json, results.md
 """

@@ -214,7 +214,7 @@ assert after[outer].mean() < 0.8 * before[outer].mean()
 # %% [markdown]
 # ## 5. Depth, σ and the all-in-focus image
 #
-# `predict` runs the shipped `DualFocus-tiny` weights. Three versions of the stack: as captured (cropped the same
+# `predict` runs the shipped default weights (`dflib.models.pretrained.DEFAULT_MODEL`: DFV-mid). Three versions of the stack: as captured (cropped the same
 # way), aligned, and the rendering before breathing was applied (the best alignment could do). Shape from focus
 # (`sff`, notebook 02) is shown beside it. Depth is compared with the scene's true depth.
 
@@ -293,7 +293,8 @@ viz.focal_plane_explorer(aligned, io.diopters_to_metres(focus), depth=best.depth
 # %% [markdown]
 # ## 6. What to expect from weights trained on synthetic stacks
 #
-# The default weights (`weights/dualfocus_mid.pt`, 1.7 M parameters) learned from diverse synthetic stacks: many
+# The default weights (`weights/dfv_mid.pt`, 1.7 M parameters, the DFV-style twin of `dualfocus_mid`, which it
+# measured better than on unseen stacks: README) learned from diverse synthetic stacks: many
 # scene families textured with photographs, random cameras (largest blur 3–25 px), 3–10 focus planes, sensor
 # noise, then a short second stage that adds FoD500's camera, scenes reaching past the focus set and crops of
 # the Middlebury scene (README: "What the shipped weights were trained for"). Expect:
@@ -316,7 +317,7 @@ viz.focal_plane_explorer(aligned, io.diopters_to_metres(focus), depth=best.depth
 half = predict(aligned, focus, focus_unit="diopter", device="cpu", working_size=max(H, W) // 2, progress=False)
 for p in (best, half):  # at half size every blur is half as many pixels wide
     print(f"working size {p.working_size[1]}x{p.working_size[0]}: RMSE {depth_metrics(p.depth, gt)['rmse']:.4f} m")
-trained_on = pretrained_train_config("dualfocus")  # what the default weights saw
+trained_on = pretrained_train_config()  # what the default weights saw
 print(training_range_note(focus, "diopter", len(focus), trained_on) or "this stack's frame count is inside the training data's")
 print(training_range_note(np.linspace(0.5, 4.0, 12), "m", 12, trained_on))
 

@@ -29,7 +29,7 @@ DEFAULT_SIZE = "mid"
 #: alias → shipped checkpoint name
 ALIASES: dict[str, str] = {"dualfocus": f"dualfocus_{DEFAULT_SIZE}", "dfv": f"dfv_{DEFAULT_SIZE}"}
 #: the alias used when no model is named: whichever of the pair measures better (README, issue 12)
-DEFAULT_MODEL = "dualfocus"
+DEFAULT_MODEL = "dfv"
 
 
 def pretrained_names() -> list[str]:

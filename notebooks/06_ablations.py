@@ -205,6 +205,22 @@ viz.ablation_browser(rows)
 results = Path("..") / "benchmarks" / "results"
 
 
+def ladder_parts(ladder: dict) -> list[tuple[str, dict, str]]:
+    """``(label, part, metric)`` of every split a ladder was scored on: the embedded test split, then the runs'
+    own distribution and the held-out split where scored; RMSE in metres, per focus span on the held-out split
+    (its cameras' spans differ tenfold)."""
+    parts = [("embedded", ladder, "rmse"), ("in-dist.", ladder.get("in_distribution"), "rmse"),
+             ("held-out", ladder.get("held_out"), "rmse_span")]
+    return [(label, part, metric) for label, part, metric in parts if part is not None]
+
+
+def assert_sound(part: dict) -> None:
+    """A ladder split measured soundly: ≥ 96 stacks, ≥ 3 seeds per variant, every CI around its mean."""
+    assert part["test_stacks"] >= 96
+    assert all(len(v["seeds"]) >= 3 and len(v["rmse"]) == len(v["seeds"]) for v in part["variants"].values())
+    assert all(d["ci95"][0] <= d["mean"] <= d["ci95"][1] for d in part["paired"].values())
+
+
 def show_ladder(stem: str, how: str) -> dict | None:
     """Show a recorded ladder (``benchmarks/results/<stem>.{json,md}``) and plot its RMSE differences
     that have an interval (≥ 2 seeds); returns the JSON, or None when it has not been run yet."""
@@ -214,11 +230,7 @@ def show_ladder(stem: str, how: str) -> dict | None:
         return None
     ladder = json.loads(path.read_text())
     display(Markdown((results / f"{stem}.md").read_text()))
-    # the embedded test split, then the runs' own distribution and the held-out split where they were scored;
-    # RMSE in metres, per focus span on the held-out split (its cameras' spans differ tenfold)
-    parts = [("embedded", ladder, "rmse"), ("in-dist.", ladder.get("in_distribution"), "rmse"),
-             ("held-out", ladder.get("held_out"), "rmse_span")]
-    paired = {f"{label}: {k}": d for label, part, metric in parts if part is not None
+    paired = {f"{label}: {k}": d for label, part, metric in ladder_parts(ladder)
               for k, d in part["paired"].items() if d["metric"] == metric and len(d["seeds"]) >= 2}
     if paired:
         viz.plot_paired_differences(paired, title=f"{stem}: RMSE, a − b (left: a better)")
@@ -231,10 +243,8 @@ abl = show_ladder("ablation", "python benchmarks/bench_ablation.py (5 rungs × 5
 # %%
 # Check: the recorded ladder is sound: ≥ 96 test stacks, ≥ 3 seeds a rung, each CI around its mean (when ablation.json is there)
 if abl is not None:
-    # the ladder is measured soundly: enough stacks and seeds, every rung at the same budget, CIs around their means
-    assert abl["test_stacks"] >= 96 and "test" in abl["split"]
-    assert all(len(v["seeds"]) >= 3 and len(v["rmse"]) == len(v["seeds"]) for v in abl["variants"].values())
-    assert all(d["ci95"][0] <= d["mean"] <= d["ci95"][1] for d in abl["paired"].values())
+    assert "test" in abl["split"]
+    assert_sound(abl)
     for name, v in abl["variants"].items():
         print(f"{name:16s} RMSE {np.mean(v['rmse']):.4f} ± {np.std(v['rmse'], ddof=1):.4f} over seeds {v['seeds']}")
 
@@ -262,20 +272,12 @@ mid = show_ladder("ablation_mid", "python benchmarks/bench_ablation.py --size mi
 # %%
 # Check: the mid ladder is sound: ≥ 3 seeds per model, ≥ 96 stacks per split, every difference paired over the same seeds
 if mid is not None:
-    for part in (mid, mid.get("in_distribution"), mid.get("held_out")):
-        if part is not None:
-            assert part["test_stacks"] >= 96
-            assert all(len(v["seeds"]) >= 3 and len(v["rmse"]) == len(v["seeds"]) for v in part["variants"].values())
-            assert all(d["ci95"][0] <= d["mean"] <= d["ci95"][1] for d in part["paired"].values())
-    # metres where the stacks share a scale (FoD500's camera; diverse worlds scaled to a 1.4 m span),
-    # a fraction of each stack's focus span on the held-out cameras
-    for label, part, key, unit in (("embedded", mid, "dualfocus-dfv", "m"),
-                                   ("in-dist.", mid.get("in_distribution"), "dualfocus-dfv", "m"),
-                                   ("held-out", mid.get("held_out"), "dualfocus-dfv:rmse_span", "of the span")):
-        if part is not None:
-            d = part["paired"][key]
-            print(f"{label:9s} RMSE, DualFocus-mid − DFV-mid: {d['mean']:+.4f} {unit} "
-                  f"[{d['ci95'][0]:+.4f}, {d['ci95'][1]:+.4f}] over seeds {d['seeds']}")
+    for label, part, metric in ladder_parts(mid):
+        assert_sound(part)
+        d = part["paired"]["dualfocus-dfv" + ("" if metric == "rmse" else f":{metric}")]
+        unit = "m" if metric == "rmse" else "of the span"
+        print(f"{label:9s} RMSE, DualFocus-mid − DFV-mid: {d['mean']:+.4f} {unit} "
+              f"[{d['ci95'][0]:+.4f}, {d['ci95'][1]:+.4f}] over seeds {d['seeds']}")
 
 # %% [markdown]
 # ## Which lever moved what

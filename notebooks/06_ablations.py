@@ -76,6 +76,7 @@ from IPython.display import Markdown, display
 from dflib import viz
 from dflib.data import CachedDataset
 from dflib.evaluate import ResultsTable, embedded_benchmark, evaluate, learned_method
+from dflib.ladders import ladder_parts, ladder_problems
 from dflib.train import TrainConfig, train
 
 RECIPES = {  # variant -> (recipe in dflib/recipes/, the fields it changes)
@@ -205,22 +206,6 @@ viz.ablation_browser(rows)
 results = Path("..") / "benchmarks" / "results"
 
 
-def ladder_parts(ladder: dict) -> list[tuple[str, dict, str]]:
-    """``(label, part, metric)`` of every split a ladder was scored on: the embedded test split, then the runs'
-    own distribution and the held-out split where scored; RMSE in metres, per focus span on the held-out split
-    (its cameras' spans differ tenfold)."""
-    parts = [("embedded", ladder, "rmse"), ("in-dist.", ladder.get("in_distribution"), "rmse"),
-             ("held-out", ladder.get("held_out"), "rmse_span")]
-    return [(label, part, metric) for label, part, metric in parts if part is not None]
-
-
-def assert_sound(part: dict) -> None:
-    """A ladder split measured soundly: ≥ 96 stacks, ≥ 3 seeds per variant, every CI around its mean."""
-    assert part["test_stacks"] >= 96
-    assert all(len(v["seeds"]) >= 3 and len(v["rmse"]) == len(v["seeds"]) for v in part["variants"].values())
-    assert all(d["ci95"][0] <= d["mean"] <= d["ci95"][1] for d in part["paired"].values())
-
-
 def show_ladder(stem: str, how: str) -> dict | None:
     """Show a recorded ladder (``benchmarks/results/<stem>.{json,md}``) and plot its RMSE differences
     that have an interval (≥ 2 seeds); returns the JSON, or None when it has not been run yet."""
@@ -244,7 +229,7 @@ abl = show_ladder("ablation", "python benchmarks/bench_ablation.py (5 rungs × 5
 # Check: the recorded ladder is sound: ≥ 96 test stacks, ≥ 3 seeds a rung, each CI around its mean (when ablation.json is there)
 if abl is not None:
     assert "test" in abl["split"]
-    assert_sound(abl)
+    assert not ladder_problems(abl), ladder_problems(abl)
     for name, v in abl["variants"].items():
         print(f"{name:16s} RMSE {np.mean(v['rmse']):.4f} ± {np.std(v['rmse'], ddof=1):.4f} over seeds {v['seeds']}")
 
@@ -273,7 +258,7 @@ mid = show_ladder("ablation_mid", "python benchmarks/bench_ablation.py --size mi
 # Check: the mid ladder is sound: ≥ 3 seeds per model, ≥ 96 stacks per split, every difference paired over the same seeds
 if mid is not None:
     for label, part, metric in ladder_parts(mid):
-        assert_sound(part)
+        assert not ladder_problems(part), (label, ladder_problems(part))
         d = part["paired"]["dualfocus-dfv" + ("" if metric == "rmse" else f":{metric}")]
         unit = "m" if metric == "rmse" else "of the span"
         print(f"{label:9s} RMSE, DualFocus-mid − DFV-mid: {d['mean']:+.4f} {unit} "

@@ -47,3 +47,19 @@ def test_report_shows_every_scored_split_with_its_paired_differences(bench):
     assert md.index("4 stacks (test (embedded") < md.index("own distribution") < md.index("held-out split")
     assert "| dualfocus-dfv | -0.0200 |" in md and "| dualfocus-dfv | +0.1000 |" in md
     assert "| dualfocus-dfv | -0.1500 |" in md
+
+
+def test_recorded_ladders_are_read_split_by_split_and_flaws_are_named(bench):
+    from dflib.ladders import ladder_parts, ladder_problems
+
+    variants = {name: {"seeds": [0, 1, 2], "rmse": list(v), "rmse_span": list(v)}
+                for name, v in (("dualfocus", (0.30, 0.32, 0.31)), ("dfv", (0.31, 0.35, 0.30)))}
+    part = {"test_stacks": 96, "variants": variants, "paired": bench.paired_differences(variants, bench.PAIRS)}
+    ladder = {**part, "held_out": part}
+    assert [(label, metric) for label, _, metric in ladder_parts(ladder)] == [
+        ("embedded", "rmse"), ("held-out", "rmse_span")]
+    assert ladder_problems(part) == []
+    flawed = {"test_stacks": 24, "variants": {"dfv": {"seeds": [0, 1], "rmse": [0.3]}},
+              "paired": {"a-b": {"mean": 0.5, "ci95": [0.0, 0.1]}}}
+    assert ladder_problems(flawed) == ["24 test stacks < 96", "dfv: 2 seeds < 3", "dfv: 1 RMSEs for 2 seeds",
+                                       "a-b: mean +0.5 outside its interval [+0, +0.1]"]

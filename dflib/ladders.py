@@ -1,0 +1,40 @@
+"""Reading a recorded ablation ladder (``benchmarks/results/ablation*.json``, written by ``bench_ablation.py``).
+
+A ladder's JSON holds the embedded test split at the top level and, for runs trained on the diverse data, the
+runs' own distribution (``"in_distribution"``) and the held-out split (``"held_out"``) in the same layout:
+``test_stacks``, ``variants`` (per-seed metrics) and ``paired`` (seed-paired differences with a 95 % interval).
+"""
+
+from __future__ import annotations
+
+__all__ = ["ladder_parts", "ladder_problems"]
+
+
+def ladder_parts(ladder: dict) -> list[tuple[str, dict, str]]:
+    """``(label, part, metric)`` of every split a ladder was scored on, in the order embedded, in-distribution,
+    held-out (the last two only where scored). The metric is RMSE in metres, or per focus span (``rmse_span``)
+    on the held-out split, whose cameras' spans differ tenfold."""
+    parts = [("embedded", ladder, "rmse"), ("in-dist.", ladder.get("in_distribution"), "rmse"),
+             ("held-out", ladder.get("held_out"), "rmse_span")]
+    return [(label, part, metric) for label, part, metric in parts if part is not None]
+
+
+def ladder_problems(part: dict, min_stacks: int = 96, min_seeds: int = 3) -> list[str]:
+    """What keeps one scored split of a ladder from being a sound measurement; empty when it is sound.
+
+    Sound means: at least ``min_stacks`` test stacks, at least ``min_seeds`` seeds per variant with one RMSE
+    per seed, and every paired difference's 95 % interval containing its mean.
+    """
+    problems = []
+    if part["test_stacks"] < min_stacks:
+        problems.append(f"{part['test_stacks']} test stacks < {min_stacks}")
+    for name, v in part["variants"].items():
+        if len(v["seeds"]) < min_seeds:
+            problems.append(f"{name}: {len(v['seeds'])} seeds < {min_seeds}")
+        if len(v["rmse"]) != len(v["seeds"]):
+            problems.append(f"{name}: {len(v['rmse'])} RMSEs for {len(v['seeds'])} seeds")
+    for name, d in part["paired"].items():
+        lo, hi = d["ci95"]
+        if not lo <= d["mean"] <= hi:
+            problems.append(f"{name}: mean {d['mean']:+.4g} outside its interval [{lo:+.4g}, {hi:+.4g}]")
+    return problems

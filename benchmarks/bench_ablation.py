@@ -31,6 +31,13 @@ diverse test split (their own distribution) and of the held-out split
 (:mod:`dflib.generalisation`: scene families, photographs and cameras never
 trained on).
 
+``--stage2`` (``--size mid``) also trains each seed's stage 2, as the shipped
+mid weights were trained: ``finetune_mid_<variant>`` (2000 steps on a mix
+that adds the embedded data's camera and scenes) from that seed's stage-1
+run, and scores the stage-2 models instead, written to
+``ablation_mid_stage2.{json,md}``. It measures over seeds what the shipped
+pair (one seed) shows.
+
 ``--study levers`` is the lever study of issue 12: DualFocus variants that
 each change one thing about the surface branch, scored on the **validation**
 split only (``VAL_SEED``; the test split is never used to choose), written to
@@ -38,6 +45,7 @@ split only (``VAL_SEED``; the test split is never used to choose), written to
 
     python benchmarks/bench_ablation.py                          # ladder, 5 seeds, 96 test stacks
     python benchmarks/bench_ablation.py --size mid --seeds 0 1 2  # the ~1.7 M ladder, 10 k steps (a night)
+    python benchmarks/bench_ablation.py --size mid --variants dfv dualfocus --seeds 0 1 2 --stage2
     python benchmarks/bench_ablation.py --study levers --steps 1000 --seeds 0 1
     python benchmarks/bench_ablation.py --quick                  # a smoke run (minutes)
 """
@@ -187,6 +195,8 @@ def main() -> int:
     p.add_argument("--cache-dir", help="where rendered training pools are kept (default RUNS/cache; 'none': not kept)")
     p.add_argument("--stem", help="output file stem (default: the study's name)")
     p.add_argument("--quick", action="store_true", help="a smoke run: 40 steps, 64² crops, 1 seed, 4 stacks")
+    p.add_argument("--stage2", action="store_true",
+                   help="mid ladder: also train and score each seed's stage 2 (recipes finetune_mid_<variant>)")
     p.add_argument("--train-only", action="store_true", help="train (or reuse) the runs, score nothing")
     p.add_argument("--export", help="ladder: copy the first seed's dualfocus and dfv models (weights only) here, "
                    "and their training curves to --out as train_log_<name>.csv")
@@ -210,6 +220,19 @@ def main() -> int:
     t0 = time.perf_counter()
     with ThreadPoolExecutor(args.jobs) as pool:
         seconds = dict(zip(configs, pool.map(lambda c: run_training(c, Path(c.out_dir + ".log")), configs.values())))
+    if args.stage2:  # each seed's stage 2 starts from its stage-1 run; those are what is scored
+        stage2 = {n: f"finetune_{args.size}_{n}" for n in names}
+        missing = [r for r in stage2.values() if not (ROOT / "dflib" / "recipes" / f"{r}.yaml").is_file()]
+        if args.study != "ladder" or missing:
+            p.error(f"--stage2 needs the ladder and a stage-2 recipe per variant; missing {missing}")
+        table = {n: (r, {}) for n, r in stage2.items()}
+        stage1_steps = next(iter(configs.values())).steps
+        configs = {(n, s): TrainConfig.recipe(stage2[n], **changes, init=str(Path(c.out_dir) / "last.pt"), seed=s,
+                                              out_dir=str(Path(args.runs) / "stage2" / f"{n}_s{s}"))
+                   for (n, s), c in configs.items()}
+        with ThreadPoolExecutor(args.jobs) as pool:
+            seconds = dict(zip(configs, pool.map(lambda c: run_training(c, Path(c.out_dir + ".log")),
+                                                 configs.values())))
     wall = time.perf_counter() - t0
     if args.train_only:
         return 0
@@ -257,11 +280,13 @@ def main() -> int:
         "variants": variants, "paired": paired, "best_sff": sff,
     }
     result.update(extra)
+    if args.stage2:
+        result["stage1_steps"] = stage1_steps
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     stem = args.stem or (args.study + ("_quick" if args.quick else ""))
     if args.study == "ladder" and not args.stem and not args.quick:
-        stem = "ablation" if args.size == "tiny" else f"ablation_{args.size}"
+        stem = ("ablation" if args.size == "tiny" else f"ablation_{args.size}") + ("_stage2" if args.stage2 else "")
     (out / f"{stem}.json").write_text(json.dumps(result, indent=1))
     (out / f"{stem}.md").write_text(markdown(result))
     for k, v in paired.items():
@@ -314,6 +339,8 @@ def paired_differences(variants: dict, pairs: list[tuple[str, str]]) -> dict:
 def markdown(result: dict) -> str:
     """The README's tables: mean ± std over seeds per variant, the best classical SFF, the paired differences
     (and the same for the in-distribution and held-out splits when the runs trained on diverse data)."""
+    steps = (f"{result['stage1_steps']} + {result['steps']} (stage 2)" if "stage1_steps" in result
+             else result["steps"])
     keys = ["rmse", "rmse_span", "rmse_edge", "rmse_textured", "rmse_textureless", "bump", "abs_rel", "delta1", "avg_unc",
             "corr_in_focus", "err_in_focus", "err_out_of_focus", "err_zero"]
 
@@ -332,7 +359,7 @@ def markdown(result: dict) -> str:
                   for k, d in part["paired"].items()]
         return [ResultsTable(table).to_markdown(percent_delta=False, columns=["variant", "seeds", "params", *keys]),
                 ResultsTable(paired).to_markdown().rstrip("\n"),
-                f"\n{part['test_stacks']} stacks ({part['split']}), {result['steps']} steps; {result['cpu']}; "
+                f"\n{part['test_stacks']} stacks ({part['split']}), {steps} steps; {result['cpu']}; "
                 f"`{result['command']}`"]
 
     lines = tables(result, result.get("best_sff") or {})

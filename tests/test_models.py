@@ -113,6 +113,39 @@ def test_focal_difference_volume_matches_definition():
     torch.testing.assert_close(vs[:, 2:, 3], v[:, :, 3] - v[:, :, 2])
 
 
+
+@pytest.mark.parametrize("convs", [1, 2])
+def test_decoder_with_extra_channels_is_the_decoder_of_their_concatenation(convs):
+    from dflib.models.blocks import VolumeDecoder
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        dec = VolumeDecoder(36, (16, 32), convs, "group")
+        x, extra = torch.randn(2, 32, 5, 8, 8, requires_grad=True), torch.randn(2, 4, 5, 8, 8, requires_grad=True)
+    split = dec(x, extra)
+    joint = dec(torch.cat([x, extra], 1))
+    torch.testing.assert_close(split, joint, rtol=1e-5, atol=1e-5)
+    grads = [torch.autograd.grad(y.square().sum(), (x, extra, *dec.parameters())) for y in (split, joint)]
+    for a, b in zip(*grads):  # equal to rounding (float32 sums in another order)
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5 * float(b.abs().max()))
+
+
+@pytest.mark.parametrize("b, c, stride", [(1, 4, (1, 1, 1)), (1, 16, (1, 2, 2)), (2, 8, (1, 1, 1))])
+def test_conv3d_agrees_with_torch_in_values_and_gradients(b, c, stride):
+    # B·C·N·H <= 20480: PyTorch itself would use its reference kernel; dflib's conv3d goes to oneDNN on CPU
+    from dflib.models.blocks import channels_last_on_cpu, conv3d
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(b, c, 5, 16, 24, generator=g, requires_grad=True)
+    w = torch.randn(8, c, 3, 3, 3, generator=g, requires_grad=True)
+    bias = torch.randn(8, generator=g, requires_grad=True)
+    ours = conv3d(channels_last_on_cpu(x), w, bias, stride, (1, 1, 1))
+    ref = torch.nn.functional.conv3d(x, w, bias, stride=stride, padding=1)
+    torch.testing.assert_close(ours, ref, rtol=1e-5, atol=1e-4)
+    for a, r in zip(torch.autograd.grad(ours.square().sum(), (x, w, bias)),
+                    torch.autograd.grad(ref.square().sum(), (x, w, bias))):
+        torch.testing.assert_close(a, r, rtol=1e-4, atol=1e-5 * float(r.abs().max()))
+
 # ----------------------------------------------------------------- forward
 @pytest.mark.parametrize("n, h, w", [(2, 16, 16), (3, 19, 23), (7, 33, 17)])
 def test_forward_shapes_any_n_and_odd_sizes(n, h, w):

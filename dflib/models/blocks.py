@@ -28,9 +28,39 @@ def make_norm(kind: str, channels: int, dims: int = 2) -> nn.Module:
 def conv_norm_act(cin: int, cout: int, norm: str, dims: int = 2, kernel: int = 3,
                   stride: int | tuple[int, ...] = 1) -> nn.Sequential:
     """Conv (no bias when normalised) -> norm -> ReLU."""
-    conv_cls = nn.Conv2d if dims == 2 else nn.Conv3d
+    conv_cls = nn.Conv2d if dims == 2 else Conv3d
     conv = conv_cls(cin, cout, kernel, stride=stride, padding=kernel // 2, bias=(norm == "none"))
     return nn.Sequential(conv, make_norm(norm, cout, dims), nn.ReLU(inplace=True))
+
+
+def conv3d(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, stride: tuple[int, ...],
+           padding: tuple[int, ...]) -> torch.Tensor:
+    """``F.conv3d`` (zero padding), run by oneDNN for float32 on CPU whatever the sizes.
+
+    PyTorch sends a CPU 3-D convolution whose B·C·N·H is at most 20480 (one stack of 5 planes with 32 channels
+    at 120 rows, as in predicting a 480 x 640 stack) to a slow reference kernel, about 10x slower than oneDNN
+    on this kit's volumes. The oneDNN op has its own backward; results agree with ``F.conv3d`` to rounding.
+    """
+    if x.device.type == "cpu" and x.dtype == torch.float32 and torch.backends.mkldnn.is_available():
+        return torch.ops.aten.mkldnn_convolution(x, weight, bias, list(padding), list(stride), [1, 1, 1], 1)
+    return F.conv3d(x, weight, bias, stride=stride, padding=padding)
+
+
+class Conv3d(nn.Conv3d):
+    """``nn.Conv3d`` (zero padding, no dilation or groups) through :func:`conv3d`; same parameters."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return conv3d(x, self.weight, self.bias, self.stride, self.padding)
+
+
+def channels_last_on_cpu(x: torch.Tensor) -> torch.Tensor:
+    """A 5-D volume ``[B, C, N, H, W]`` in the channels-last 3-D memory layout when on CPU, else as it is.
+
+    oneDNN runs the 3-D parts' narrow convolutions fastest in that layout, the backward pass of a
+    4-channel input above all (``benchmarks/bench_throughput.py``). Only the order in which memory is
+    read changes: values agree with the default layout to rounding (the sums run in another order).
+    """
+    return x.contiguous(memory_format=torch.channels_last_3d) if x.device.type == "cpu" else x
 
 
 class BasicBlock(nn.Module):
@@ -116,10 +146,10 @@ class GradientHead(nn.Module):
         self.c2 = surface_channels
         self.body = conv_norm_act(cin, hidden, norm, dims=3)
         self.context = conv_norm_act(3 * hidden, hidden, norm, dims=3) if context else None
-        self.out = nn.Conv3d(hidden, 2 * surface_channels, (1, 3, 3), padding=(0, 1, 1))
+        self.out = Conv3d(hidden, 2 * surface_channels, (1, 3, 3), padding=(0, 1, 1))
 
     def forward(self, v: torch.Tensor) -> torch.Tensor:
-        h = self.body(v)  # [B, hidden, N, H', W']
+        h = self.body(channels_last_on_cpu(v))  # [B, hidden, N, H', W']
         if self.context is not None:
             n = h.shape[2]
             pooled = torch.cat([h.mean(2, keepdim=True), h.amax(2, keepdim=True)], dim=1)
@@ -137,6 +167,13 @@ class VolumeDecoder(nn.Module):
     upsamples trilinearly to the skip's size, concatenates and convolves.
     ``[B, cin, N, H', W'] -> logits [B, N, H', W']``; H', W' must be multiples of
     ``2 ** (len(widths) - 1)``.
+
+    ``forward(x, extra)`` with ``x [B, cx, N, H', W']`` and ``extra [B, cin - cx, N, H', W']`` equals
+    ``forward(torch.cat([x, extra], 1))``: the first convolution is linear in its input, so it is applied
+    to the two parts with the two slices of its weight and summed. On CPU this is faster when ``cx`` is a
+    multiple of 8 and ``cin`` is not (oneDNN's blocked layouts), as for V* plus a few surfaces.
+
+    On CPU the volume runs in the channels-last layout (:func:`channels_last_on_cpu`).
     """
 
     def __init__(self, cin: int, widths: tuple[int, ...], convs: int, norm: str) -> None:
@@ -155,11 +192,19 @@ class VolumeDecoder(nn.Module):
             layers += [conv_norm_act(widths[i], widths[i], norm, dims=3) for _ in range(convs - 1)]
             up.append(nn.Sequential(*layers))
         self.up = nn.ModuleList(up)
-        self.head = nn.Conv3d(widths[0], 1, 3, padding=1)
+        self.head = Conv3d(widths[0], 1, 3, padding=1)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        skips = []
-        for level in self.down:
+    def forward(self, x: torch.Tensor, extra: torch.Tensor | None = None) -> torch.Tensor:
+        x = channels_last_on_cpu(x)
+        if extra is not None:
+            extra = channels_last_on_cpu(extra)
+            conv, norm, act = self.down[0][0]  # level 0's first conv_norm_act (stride 1)
+            cx = x.shape[1]
+            y = conv3d(x, conv.weight[:, :cx], conv.bias, conv.stride, conv.padding)
+            y = y + conv3d(extra, conv.weight[:, cx:], None, conv.stride, conv.padding)
+            x = self.down[0][1:](act(norm(y)))
+        skips = [x] if extra is not None else []
+        for level in self.down[len(skips):]:
             x = level(x)
             skips.append(x)
         x = skips.pop()

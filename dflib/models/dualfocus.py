@@ -46,7 +46,7 @@ from torch import nn
 
 from dflib import checks
 from dflib.integrate import forward_differences, integrable_projection_full
-from dflib.models.blocks import FeatureEncoder, GradientHead, VolumeDecoder
+from dflib.models.blocks import FeatureEncoder, GradientHead, VolumeDecoder, channels_last_on_cpu
 from dflib.models.config import DualFocusConfig
 
 
@@ -180,10 +180,10 @@ class DualFocus(nn.Module):
         feats = self.encoder(x)  # [B N, C1, H', W']
         hf, wf = feats.shape[-2:]
         v = feats.view(b, n, c.feature_channels, hf, wf).transpose(1, 2)  # [B, C1, N, H', W']
-        vstar = focal_difference_volume(v) if c.focal_differences else v
+        vstar = channels_last_on_cpu(focal_difference_volume(v) if c.focal_differences else v)  # head and decoder read it
 
         out: dict[str, Any] = {}
-        dec_in = vstar
+        surface_features = None
         if self.gradient_head is not None and self.surface_mix is not None:
             gamma = self.gradient_head(vstar.detach() if c.head_isolation else vstar)  # [B, N, C2, 2, H', W']
             # The projection and everything L_sv reads run in float32 (or the
@@ -195,14 +195,14 @@ class DualFocus(nn.Module):
                 zbar = F.conv2d(z.reshape(b * n, c.surface_channels, hf, wf),
                                 self.surface_mix.weight.to(z.dtype)).view(b, n, hf, wf)
                 zfeat = z * torch.rsqrt(z.square().mean(dim=(-2, -1), keepdim=True) + 1e-4) if c.surface_norm else z
-            dec_in = torch.cat([vstar, zfeat.transpose(1, 2).to(vstar.dtype)], dim=1)
+            surface_features = zfeat.transpose(1, 2).to(vstar.dtype)  # [B, C2, N, H', W'], after V*
             # Crop to the feature pixels that overlap the unpadded input.
             hc, wc = -(-h // c.feature_stride), -(-w // c.feature_stride)
             zbar_c = zbar[..., :hc, :wc]
             gx, gy = forward_differences(zbar_c)
             out.update(surface=zbar_c, surface_grad=(gx, gy), surfaces=z[..., :hc, :wc])
 
-        logits = self.decoder(dec_in)  # [B, N, H', W']
+        logits = self.decoder(vstar, surface_features)  # [B, N, H', W'] from [V*, surfaces]
         logits = F.interpolate(logits, size=(hp, wp), mode="bilinear", align_corners=False)
         logits = logits[..., :h, :w]
         if logits.dtype in (torch.float16, torch.bfloat16):

@@ -102,6 +102,23 @@ def _camera(args):
     return optics.ThinLens(args.focal_length_mm * 1e-3, args.f_number, args.pixel_pitch_um * 1e-6)
 
 
+def _blur_note(camera, focus_m) -> str:
+    """One line on how much blur the focus set gives, against the 3–25 px the shipped mid models learned."""
+    from dflib.data.diverse import DiverseConfig
+    from dflib.optics import stack_blur_px
+
+    blur, (lo, hi) = stack_blur_px(camera, focus_m), DiverseConfig().coc_px
+    f = [float(x) for x in focus_m]
+    line = (f"blur: a point at {max(f):.3g} m is {blur:.2g} px wide in the frame focused at {min(f):.3g} m "
+            f"(the shipped mid models learned {lo:g}-{hi:g} px)")
+    if blur < lo:
+        line += ("\nnote: little focus information; focus nearer, use a wider aperture or smaller pixels "
+                 "(--camera custom), or spread the focus distances")
+    elif blur > hi:
+        line += "\nnote: more blur than the models learned; predict with a smaller --working-size"
+    return line
+
+
 def cmd_render(args) -> int:
     from dflib import io, optics
     from dflib.render import render_focal_stack
@@ -120,7 +137,8 @@ def cmd_render(args) -> int:
         if args.near >= args.far:
             raise CLIError(f"argument --near: {args.near:g} must be less than --far {args.far:g}")
         focus = optics.focus_uniform_diopters(args.near, args.far, args.planes).tolist()
-    stack = render_focal_stack(rgb, depth, _camera(args), focus, noise=not args.no_noise, seed=args.seed)
+    camera = _camera(args)
+    stack = render_focal_stack(rgb, depth, camera, focus, noise=not args.no_noise, seed=args.seed)
     names = []
     for i, img in enumerate(stack.images):
         name = f"{i:02d}.png"
@@ -129,6 +147,7 @@ def cmd_render(args) -> int:
     io.write_image(out / "aif.png", stack.aif.numpy())
     (out / "focus.json").write_text(json.dumps({"images": names, "focus_m": [float(f) for f in stack.focus_m]}, indent=2))
     print(f"wrote {len(names)} images, aif.png and focus.json to {out}")
+    print(_blur_note(camera, stack.focus_m))
     print("depth from it:  dflib predict --images " + " ".join(str(out / n) for n in names)
           + " --focus " + " ".join(f"{float(f):.4g}" for f in stack.focus_m) + f" --out {out / 'depth.png'}")
     return 0

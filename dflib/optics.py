@@ -29,6 +29,7 @@ ArrayLike = Union[np.ndarray, torch.Tensor, float]
 __all__ = [
     "ThinLens",
     "focus_uniform_diopters",
+    "stack_blur_px",
     "depth_to_disparity",
     "disparity_to_depth",
     "FOD500_CAMERA",
@@ -170,6 +171,21 @@ class ThinLens:
         (13.35, 0.0)
         """
         return self.coc_m(depth_m, focus_m) / self.pixel_pitch_m
+
+
+def stack_blur_px(camera: ThinLens, focus_m: ArrayLike) -> float:
+    """The largest blur a focus set gives a scene that lies within it, pixels: the CoC of a point at the
+    farthest focus distance in the image focused at the nearest (how :mod:`dflib.data.diverse` sizes its
+    stacks, 3–25 px by default).
+
+    A 50 mm f/8 lens focused at 1 m blurs a point at 2 m to 6.25 mm x 50 mm x 1 m / (2 m x 0.95 m) = 0.164 mm,
+    13.71 px of 12 µm:
+
+    >>> round(stack_blur_px(ThinLens(50e-3, 8.0, 12e-6), [1.0, 1.5, 2.0]), 2)
+    13.71
+    """
+    f = np.asarray(focus_m, dtype=np.float64)
+    return float(camera.coc_px(f.max(), f.min()))
 
 
 def focus_uniform_diopters(near_m: float, far_m: float, n: int) -> np.ndarray:

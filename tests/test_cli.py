@@ -48,6 +48,18 @@ def test_render_writes_stack_and_focus(rendered):
     assert (rendered / "aif.png").is_file()
 
 
+def test_render_says_how_much_blur_its_focus_set_gives(rendered, tmp_path, capsys):
+    # FoD500's camera (2.9 mm f/1, 5.6 µm) at 0.1-1.5 m: the embedded data, inside 3-25 px; at 2.2-4.8 m almost none
+    depth = tmp_path / "depth.npy"
+    np.save(depth, np.full((64, 80), 3.0, np.float32))
+    for focus, blur, note in ((["0.1", "1.5"], "6.7 px", None), (["2.2", "4.8"], "0.17 px", "little focus information")):
+        assert main(["render", "--rgb", str(rendered / "aif.png"), "--depth", str(depth), "--camera", "fod500",
+                     "--focus", *focus, "--out", str(tmp_path / focus[0])]) == 0
+        out = capsys.readouterr().out
+        assert f"is {blur} wide" in out
+        assert (note in out) if note else ("note:" not in out)
+
+
 def test_predict_cli_matches_api(rendered, checkpoint, tmp_path):
     meta = json.loads((rendered / "focus.json").read_text())
     images = [str(rendered / n) for n in meta["images"]]

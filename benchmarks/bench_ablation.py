@@ -46,6 +46,7 @@ split only (``VAL_SEED``; the test split is never used to choose), written to
     python benchmarks/bench_ablation.py                          # ladder, 5 seeds, 96 test stacks
     python benchmarks/bench_ablation.py --size mid --seeds 0 1 2  # the ~1.7 M ladder, 10 k steps (a night)
     python benchmarks/bench_ablation.py --size mid --variants dfv dualfocus --seeds 0 1 2 --stage2
+    python benchmarks/bench_ablation.py ... --stage2 --split-seed 900012 --test-size 144 --stem ablation_mid_stage2_fresh
     python benchmarks/bench_ablation.py --study levers --steps 1000 --seeds 0 1
     python benchmarks/bench_ablation.py --quick                  # a smoke run (minutes)
 """
@@ -188,6 +189,9 @@ def main() -> int:
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
     p.add_argument("--steps", type=int, default=None, help="override the recipes' steps")
     p.add_argument("--test-size", type=int, default=96, help="stacks scored (test split, or validation for levers)")
+    p.add_argument("--split-seed", type=int, default=None,
+                   help="seed of the scored diverse and held-out stacks (default TEST_SEED); another seed scores "
+                        "fresh stacks of the same distributions, to check that a difference replicates")
     p.add_argument("--diag-items", type=int, default=16, help="stacks the surface diagnostics use")
     p.add_argument("--jobs", type=int, default=2, help="training processes at once (one thread each)")
     p.add_argument("--runs", default=str(ROOT / "runs" / "ablation"))
@@ -265,11 +269,13 @@ def main() -> int:
         parts = {"in_distribution": ("diverse test", cfg_d),
                  "held_out": ("held-out test (families, photographs, cameras never trained on)",
                               DiverseConfig(split="heldout"))}
+        seed = TEST_SEED if args.split_seed is None else args.split_seed
+        seed_name = "TEST_SEED" if seed == TEST_SEED else f"seed {seed}"
         for key, (label, cfg) in parts.items():
-            data_d = CachedDataset(DiverseFocalStackDataset(len(data), (256, 256), cfg, seed=TEST_SEED),
+            data_d = CachedDataset(DiverseFocalStackDataset(len(data), (256, 256), cfg, seed=seed),
                                    desc=f"rendering the scored {label} stacks")
             variants_d = score_all(configs, table, seconds, data_d, "default", args.diag_items)
-            extra[key] = {"split": f"{label} (TEST_SEED, {cfg.to_dict()})", "test_stacks": len(data_d),
+            extra[key] = {"split": f"{label} ({seed_name}, {cfg.to_dict()})", "test_stacks": len(data_d),
                           "variants": variants_d, "paired": paired_differences(variants_d, pairs)}
     result = {
         "study": args.study,

@@ -63,3 +63,27 @@ def test_recorded_ladders_are_read_split_by_split_and_flaws_are_named(bench):
               "paired": {"a-b": {"mean": 0.5, "ci95": [0.0, 0.1]}}}
     assert ladder_problems(flawed) == ["24 test stacks < 96", "dfv: 2 seeds < 3", "dfv: 1 RMSEs for 2 seeds",
                                        "a-b: mean +0.5 outside its interval [+0, +0.1]"]
+
+
+def test_heldout_family_breakdown_is_the_per_span_difference_grouped_by_family():
+    spec = importlib.util.spec_from_file_location(
+        "heldout_families", Path(__file__).parents[1] / "benchmarks" / "heldout_families.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    from dflib.data.diverse import DiverseConfig, DiverseFocalStackDataset
+
+    data = DiverseFocalStackDataset(6, (256, 256), DiverseConfig(split="heldout"), seed=7)
+    specs = [data.spec(i) for i in range(6)]
+    span = np.array([max(s.focus_m) - min(s.focus_m) for s in specs])
+    rng = np.random.default_rng(0)
+    a, b = rng.uniform(0.01, 0.1, (2, 6)), rng.uniform(0.01, 0.1, (2, 6))
+    ladder = {"held_out": {"test_stacks": 6, "variants": {
+        "dualfocus": {"seeds": [0, 1], "rmse_per_stack": a.tolist()},
+        "dfv": {"seeds": [1, 0], "rmse_per_stack": b.tolist()}}}}  # seeds listed in another order: paired by seed
+    out = module.family_differences(ladder, seed=7)
+    diff = (a - b[::-1]) / span
+    assert out["all"]["stacks"] == 6 and out["all"]["per_seed"] == pytest.approx(diff.mean(1).tolist())
+    for family in {s.family for s in specs}:
+        idx = [i for i, s in enumerate(specs) if s.family == family]
+        assert out[family]["per_seed"] == pytest.approx(diff[:, idx].mean(1).tolist())
+        assert out[family]["ci95"][0] <= out[family]["mean"] <= out[family]["ci95"][1]

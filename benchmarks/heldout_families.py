@@ -1,0 +1,79 @@
+"""Where on the held-out split two ladder variants differ: seed-paired RMSE per focus span by scene family.
+
+Reads a ladder's JSON written by ``bench_ablation.py`` (runs trained on the diverse data, so it has a
+``"held_out"`` part with each stack's RMSE), re-derives each held-out stack's scene family from the split's
+seed (:meth:`dflib.data.diverse.DiverseFocalStackDataset.spec`, nothing is rendered) and prints, per family,
+the mean over stacks of a − b (RMSE / focus span), per seed and with a 95 % Student-t interval over seeds.
+
+    python benchmarks/heldout_families.py benchmarks/results/ablation_mid_stage2.json
+    python benchmarks/heldout_families.py benchmarks/results/ablation_mid_stage2_fresh.json --seed 900012
+
+A breakdown chosen after looking is a hypothesis, not a finding: check it on fresh stacks (``--split-seed``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+from scipy import stats
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from dflib.data.diverse import DiverseConfig, DiverseFocalStackDataset  # noqa: E402
+from dflib.data.synthetic import TEST_SEED  # noqa: E402
+
+
+def family_differences(ladder: dict, seed: int, a: str = "dualfocus", b: str = "dfv") -> dict[str, dict]:
+    """``{family: {"stacks": n, "per_seed": [...], "mean": m, "ci95": [lo, hi]}}`` of a − b, RMSE per span,
+    on the ladder's held-out stacks (drawn with ``seed``), plus ``"all"``."""
+    part = ladder["held_out"]
+    data = DiverseFocalStackDataset(part["test_stacks"], (256, 256), DiverseConfig(split="heldout"), seed=seed)
+    specs = [data.spec(i) for i in range(len(data))]
+    span = np.array([max(s.focus_m) - min(s.focus_m) for s in specs])
+    va, vb = part["variants"][a], part["variants"][b]
+    seeds = sorted(set(va["seeds"]) & set(vb["seeds"]))
+    diff = np.stack([(np.asarray(va["rmse_per_stack"][va["seeds"].index(s)])
+                      - np.asarray(vb["rmse_per_stack"][vb["seeds"].index(s)])) / span for s in seeds])
+    groups: dict[str, list[int]] = defaultdict(list)
+    for i, s in enumerate(specs):
+        groups[s.family].append(i)
+    groups["all"] = list(range(len(specs)))
+    out = {}
+    for family, idx in sorted(groups.items()):
+        per_seed = diff[:, idx].mean(1)
+        mean = float(per_seed.mean())
+        half = float(stats.t.ppf(0.975, len(seeds) - 1) * per_seed.std(ddof=1) / np.sqrt(len(seeds))) \
+            if len(seeds) > 1 else float("nan")
+        out[family] = {"stacks": len(idx), "per_seed": per_seed.tolist(), "mean": mean, "ci95": [mean - half, mean + half]}
+    return out
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("ladder", type=Path, help="a ladder JSON with a held_out part")
+    p.add_argument("--seed", type=int, default=TEST_SEED, help="the held-out split's seed (bench_ablation --split-seed)")
+    p.add_argument("--a", default="dualfocus")
+    p.add_argument("--b", default="dfv")
+    args = p.parse_args()
+    ladder = json.loads(args.ladder.read_text())
+    if "held_out" not in ladder:
+        p.error(f"{args.ladder} has no held_out part (a ladder of runs trained on the diverse data has one)")
+    if f"seed {args.seed}" not in ladder["held_out"]["split"] and not (
+            args.seed == TEST_SEED and "TEST_SEED" in ladder["held_out"]["split"]):
+        p.error(f"--seed {args.seed} is not the seed of {args.ladder}'s held-out split: {ladder['held_out']['split'][:60]}")
+    print(f"{args.a} − {args.b}, RMSE / focus span, held-out stacks of {args.ladder.name} (seed {args.seed}):")
+    print("| family | stacks | per seed | mean [95 % CI] |\n|---|---|---|---|")
+    for family, d in family_differences(ladder, args.seed, args.a, args.b).items():
+        print(f"| {family} | {d['stacks']} | {' '.join(f'{x:+.4f}' for x in d['per_seed'])} | "
+              f"{d['mean']:+.4f} [{d['ci95'][0]:+.4f}, {d['ci95'][1]:+.4f}] |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -133,7 +133,10 @@ def test_decoder_with_extra_channels_is_the_decoder_of_their_concatenation(convs
 @pytest.mark.parametrize("b, c, stride", [(1, 4, (1, 1, 1)), (1, 16, (1, 2, 2)), (2, 8, (1, 1, 1))])
 def test_conv3d_agrees_with_torch_in_values_and_gradients(b, c, stride):
     # B·C·N·H <= 20480: PyTorch itself would use its reference kernel; dflib's conv3d goes to oneDNN on CPU
-    from dflib.models.blocks import channels_last_on_cpu, conv3d
+    from dflib.models.blocks import Conv3d, channels_last_on_cpu, conv3d
+
+    with pytest.raises(ValueError, match="without dilation or groups"):
+        Conv3d(c, 8, 3, padding=2, dilation=2)
 
     g = torch.Generator().manual_seed(0)
     x = torch.randn(b, c, 5, 16, 24, generator=g, requires_grad=True)

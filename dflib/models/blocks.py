@@ -49,6 +49,11 @@ def conv3d(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, str
 class Conv3d(nn.Conv3d):
     """``nn.Conv3d`` (zero padding, no dilation or groups) through :func:`conv3d`; same parameters."""
 
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        if self.padding_mode != "zeros" or self.dilation != (1, 1, 1) or self.groups != 1 or isinstance(self.padding, str):
+            raise ValueError("Conv3d supports numeric zero padding only, without dilation or groups")
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return conv3d(x, self.weight, self.bias, self.stride, self.padding)
 

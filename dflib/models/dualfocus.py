@@ -20,7 +20,8 @@ Data flow for a stack ``[B, N, 3, H, W]`` with focus distances ``[B, N]``:
    least-squares integrable surface of the mixed gradient field, and
    θ_grad(z*_n) := P z̄_n (forward differences) is what L_sv supervises.
    The C2 surfaces are concatenated with V* as features (divided by their
-   RMS first when ``config.surface_norm``). Further switches, all off by
+   RMS first when ``config.surface_norm``; the decoder's first convolution
+   takes the two parts separately, which is the same map). Further switches, all off by
    default (the paper-literal branch): ``head_isolation`` (the head reads
    V*.detach()), ``head_context`` (the head sees all N planes) and
    ``surface_backward_gain`` (a bounded backward pass of the projection);

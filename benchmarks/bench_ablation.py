@@ -221,22 +221,24 @@ def main() -> int:
     configs = {(n, s): TrainConfig.recipe(table[n][0], **table[n][1], **changes, seed=s, out_dir=str(runs / f"{n}_s{s}"))
                for s in args.seeds for n in names}
 
+    stage2 = {n: f"finetune_{args.size}_{n}" for n in names}
+    missing = [r for r in stage2.values() if not (ROOT / "dflib" / "recipes" / f"{r}.yaml").is_file()]
+    if args.stage2 and (args.study != "ladder" or missing):
+        p.error(f"--stage2 needs the ladder and a stage-2 recipe per variant; missing {missing}")
+
+    def train_all(configs: dict) -> dict:
+        with ThreadPoolExecutor(args.jobs) as pool:
+            return dict(zip(configs, pool.map(lambda c: run_training(c, Path(c.out_dir + ".log")), configs.values())))
+
     t0 = time.perf_counter()
-    with ThreadPoolExecutor(args.jobs) as pool:
-        seconds = dict(zip(configs, pool.map(lambda c: run_training(c, Path(c.out_dir + ".log")), configs.values())))
+    seconds = train_all(configs)
     if args.stage2:  # each seed's stage 2 starts from its stage-1 run; those are what is scored
-        stage2 = {n: f"finetune_{args.size}_{n}" for n in names}
-        missing = [r for r in stage2.values() if not (ROOT / "dflib" / "recipes" / f"{r}.yaml").is_file()]
-        if args.study != "ladder" or missing:
-            p.error(f"--stage2 needs the ladder and a stage-2 recipe per variant; missing {missing}")
         table = {n: (r, {}) for n, r in stage2.items()}
         stage1_steps = next(iter(configs.values())).steps
         configs = {(n, s): TrainConfig.recipe(stage2[n], **changes, init=str(Path(c.out_dir) / "last.pt"), seed=s,
                                               out_dir=str(Path(args.runs) / "stage2" / f"{n}_s{s}"))
                    for (n, s), c in configs.items()}
-        with ThreadPoolExecutor(args.jobs) as pool:
-            seconds = dict(zip(configs, pool.map(lambda c: run_training(c, Path(c.out_dir + ".log")),
-                                                 configs.values())))
+        seconds = train_all(configs)
     wall = time.perf_counter() - t0
     if args.train_only:
         return 0

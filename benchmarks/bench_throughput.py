@@ -19,6 +19,12 @@ step's median.
 
 Target: a DualFocus-tiny step costs at most 1.2x a DFV-tiny step.
 
+On CPU it also measures what :mod:`dflib.models.blocks`' CPU paths buy (``"cpu_paths"``): one
+gradient-head convolution at the shape of predicting a 5 x 480 x 640 stack with DualFocus-tiny through
+PyTorch's own dispatch (``F.conv3d``, which sends it to the reference ``slow_conv3d``) and through
+``blocks.conv3d`` (oneDNN), and every recipe's step with the channels-last layout switched off,
+interleaved with the normal step.
+
 Usage::
 
     python benchmarks/bench_throughput.py [--quick] [--device cpu|cuda] [--out benchmarks/results/throughput.json]
@@ -29,6 +35,7 @@ Timings on a shared machine are provisional: compare only within one run.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import statistics
 import sys
@@ -36,7 +43,9 @@ import time
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 
+import dflib.models.blocks as blocks
 import dflib.models.dualfocus as dualfocus_module
 from dflib.train import TrainConfig, build_loss, build_model
 from dflib.utils import cpu_model, default_device
@@ -121,6 +130,47 @@ def _projection_time(gamma: torch.Tensor, gain: float | None) -> float:
     return time.perf_counter() - t0
 
 
+@contextlib.contextmanager
+def _default_layout():
+    """Switch off the channels-last layout of the 3-D parts (``channels_last_on_cpu`` becomes the identity)."""
+    saved = blocks.channels_last_on_cpu, dualfocus_module.channels_last_on_cpu
+    blocks.channels_last_on_cpu = dualfocus_module.channels_last_on_cpu = lambda x: x
+    try:
+        yield
+    finally:
+        blocks.channels_last_on_cpu, dualfocus_module.channels_last_on_cpu = saved
+
+
+def _median_ms(fn, repeats: int) -> float:
+    fn()
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return 1e3 * statistics.median(times)
+
+
+def _cpu_paths(steps: dict[str, _Step], rounds: int) -> dict:
+    """The CPU paths of :mod:`dflib.models.blocks` against PyTorch's defaults (see the module docstring)."""
+    g = torch.Generator().manual_seed(0)
+    x, w = torch.randn(1, 32, 5, 120, 160, generator=g), torch.randn(16, 32, 3, 3, 3, generator=g)
+    with torch.no_grad():
+        conv = {"shape": [list(x.shape), list(w.shape)],
+                "torch_dispatch_ms": _median_ms(lambda: F.conv3d(x, w, padding=1), 3),
+                "dflib_conv3d_ms": _median_ms(lambda: blocks.conv3d(x, w, None, (1, 1, 1), (1, 1, 1)), 3)}
+    times: dict[str, dict[str, list[float]]] = {r: {"channels_last": [], "default_layout": []} for r in steps}
+    for _ in range(rounds):
+        for r, s in steps.items():
+            times[r]["channels_last"].append(_timed_phases(s)["step_s"])
+            with _default_layout():
+                times[r]["default_layout"].append(_timed_phases(s)["step_s"])
+    layout = {r: {k: statistics.median(v) for k, v in t.items()} for r, t in times.items()}
+    for d in layout.values():
+        d["default_over_channels_last"] = d["default_layout"] / d["channels_last"]
+    return {"head_conv_at_predict_shape": conv, "step_s_by_layout": layout}
+
+
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer rounds")
@@ -155,20 +205,27 @@ def main(argv: list[str] | None = None) -> dict:
         if gammas[r] is not None:
             per_recipe[r]["projection_shape"] = list(gammas[r][0].shape)
             per_recipe[r]["projection_share"] = med["projection_s"] / med["step_s"]
+    cpu_paths = _cpu_paths(steps, rounds) if device.type == "cpu" else None
     ratio = per_recipe["tiny_dualfocus"]["median_step_s"] / per_recipe["tiny_dfv"]["median_step_s"]
     result = {
         "benchmark": "throughput",
         "torch": torch.__version__, "threads": torch.get_num_threads(), "device": str(device),
         "cuda_device": torch.cuda.get_device_name(device) if device.type == "cuda" else None,
         "cpu": cpu_model(), "command": " ".join(["python", *sys.argv]), "quick": args.quick,
-        "rounds": rounds, "recipes": per_recipe,
+        "rounds": rounds, "recipes": per_recipe, "cpu_paths": cpu_paths,
         "dualfocus_tiny_over_dfv_tiny": ratio,
         "targets": {"dualfocus_tiny_over_dfv_tiny_max": 1.2},
         "note": "provisional if the machine was shared while measuring",
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
-    print(json.dumps({k: v for k, v in result.items() if k != "recipes"}, indent=2))
+    print(json.dumps({k: v for k, v in result.items() if k not in ("recipes", "cpu_paths")}, indent=2))
+    if cpu_paths:
+        c = cpu_paths["head_conv_at_predict_shape"]
+        print(f"head conv {c['shape'][0]}: PyTorch's dispatch {c['torch_dispatch_ms']:.1f} ms, "
+              f"dflib conv3d {c['dflib_conv3d_ms']:.1f} ms")
+        for r, d in cpu_paths["step_s_by_layout"].items():
+            print(f"{r:16s} step in the default layout / channels-last: {d['default_over_channels_last']:.3f}")
     for r, d in per_recipe.items():
         share = d.get("projection_share")
         print(f"{r:16s} {d['steps_per_s']:6.2f} steps/s  step {d['median_step_s'] * 1e3:7.1f} ms"

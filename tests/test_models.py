@@ -314,3 +314,25 @@ def test_tiny_model_overfits_one_rendered_batch():
             final = rmse(model(stack, focus)["depth"])
     print(f"overfit RMSE: {init:.4f} -> {final:.4f} (ratio {final / init:.3f})")
     assert final < 0.1 * init
+
+
+def test_channels_last_layout_changes_no_value_beyond_rounding():
+    # benchmarks/bench_throughput.py times the model with the layout switched off; both must compute the same map
+    import importlib.util
+    from pathlib import Path
+
+    import dflib.models.blocks as blocks
+
+    spec = importlib.util.spec_from_file_location(
+        "bench_throughput", Path(__file__).parents[1] / "benchmarks" / "bench_throughput.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    model = _model(DualFocusConfig.tiny()).eval()
+    stack, focus = _inputs(1, 5, 48, 64)
+    with torch.no_grad():
+        ours = model(stack, focus)["logits"]
+        with bench._default_layout():
+            assert blocks.channels_last_on_cpu(torch.zeros(1, 2, 3, 4, 5)).is_contiguous()
+            default = model(stack, focus)["logits"]
+    assert not blocks.channels_last_on_cpu(torch.zeros(1, 2, 3, 4, 5)).is_contiguous()  # restored
+    torch.testing.assert_close(ours, default, rtol=1e-5, atol=1e-5)

@@ -69,6 +69,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from dflib.evaluate import METRIC_KEYS, ResultsTable, summarise_seeds  # noqa: E402
+from dflib.ladders import paired_ci  # noqa: E402
 from dflib.utils import cpu_model  # noqa: E402
 from dflib.checkpoint import export_weights  # noqa: E402
 from dflib.train import TrainConfig, read_log, write_log  # noqa: E402
@@ -134,19 +135,6 @@ def run_training(cfg: TrainConfig, log: Path) -> float:
     seconds = time.perf_counter() - t0
     done.write_text(f"{seconds:.1f}")
     return seconds
-
-
-def paired_ci(a: dict[int, float], b: dict[int, float]) -> dict:
-    """Mean of a - b over the seeds both have (``{seed: value}``) and its 95 % Student-t interval."""
-    from scipy import stats
-
-    seeds = sorted(set(a) & set(b))
-    d = np.asarray([a[s] - b[s] for s in seeds], float)
-    mean = float(d.mean())
-    if len(d) < 2:
-        return {"mean": mean, "ci95": [float("nan"), float("nan")], "seeds": seeds}
-    half = float(stats.t.ppf(0.975, len(d) - 1) * d.std(ddof=1) / np.sqrt(len(d)))
-    return {"mean": mean, "ci95": [mean - half, mean + half], "seeds": seeds}
 
 
 def score(checkpoint: Path, dataset, protocol: str, diag_items: int) -> dict:

@@ -20,13 +20,12 @@ from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
-from scipy import stats
-
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from dflib.data.diverse import DiverseConfig, DiverseFocalStackDataset  # noqa: E402
 from dflib.data.synthetic import TEST_SEED  # noqa: E402
+from dflib.ladders import paired_ci  # noqa: E402
 
 
 def family_differences(ladder: dict, seed: int, a: str = "dualfocus", b: str = "dfv") -> dict[str, dict]:
@@ -36,21 +35,17 @@ def family_differences(ladder: dict, seed: int, a: str = "dualfocus", b: str = "
     data = DiverseFocalStackDataset(part["test_stacks"], (256, 256), DiverseConfig(split="heldout"), seed=seed)
     specs = [data.spec(i) for i in range(len(data))]
     span = np.array([max(s.focus_m) - min(s.focus_m) for s in specs])
-    va, vb = part["variants"][a], part["variants"][b]
-    seeds = sorted(set(va["seeds"]) & set(vb["seeds"]))
-    diff = np.stack([(np.asarray(va["rmse_per_stack"][va["seeds"].index(s)])
-                      - np.asarray(vb["rmse_per_stack"][vb["seeds"].index(s)])) / span for s in seeds])
+    per_span = {name: {seed: np.asarray(errs) / span for seed, errs in zip(v["seeds"], v["rmse_per_stack"])}
+                for name, v in ((a, part["variants"][a]), (b, part["variants"][b]))}
     groups: dict[str, list[int]] = defaultdict(list)
     for i, s in enumerate(specs):
         groups[s.family].append(i)
     groups["all"] = list(range(len(specs)))
     out = {}
     for family, idx in sorted(groups.items()):
-        per_seed = diff[:, idx].mean(1)
-        mean = float(per_seed.mean())
-        half = float(stats.t.ppf(0.975, len(seeds) - 1) * per_seed.std(ddof=1) / np.sqrt(len(seeds))) \
-            if len(seeds) > 1 else float("nan")
-        out[family] = {"stacks": len(idx), "per_seed": per_seed.tolist(), "mean": mean, "ci95": [mean - half, mean + half]}
+        d = paired_ci(*({seed: float(e[idx].mean()) for seed, e in per_span[x].items()} for x in (a, b)))
+        out[family] = {"stacks": len(idx), "per_seed": [float(per_span[a][s][idx].mean() - per_span[b][s][idx].mean())
+                                                       for s in d["seeds"]], **d}
     return out
 
 

@@ -7,7 +7,25 @@ runs' own distribution (``"in_distribution"``) and the held-out split (``"held_o
 
 from __future__ import annotations
 
-__all__ = ["ladder_parts", "ladder_problems"]
+import numpy as np
+
+__all__ = ["ladder_parts", "ladder_problems", "paired_ci"]
+
+
+def paired_ci(a: dict[int, float], b: dict[int, float]) -> dict:
+    """Mean of a - b over the seeds both have (``{seed: value}``) and its 95 % Student-t interval.
+
+    Returns ``{"mean", "ci95": [lo, hi], "seeds"}``; the interval is NaN with fewer than two seeds.
+    """
+    from scipy import stats
+
+    seeds = sorted(set(a) & set(b))
+    d = np.asarray([a[s] - b[s] for s in seeds], float)
+    mean = float(d.mean())
+    if len(d) < 2:
+        return {"mean": mean, "ci95": [float("nan"), float("nan")], "seeds": seeds}
+    half = float(stats.t.ppf(0.975, len(d) - 1) * d.std(ddof=1) / np.sqrt(len(d)))
+    return {"mean": mean, "ci95": [mean - half, mean + half], "seeds": seeds}
 
 
 def ladder_parts(ladder: dict) -> list[tuple[str, dict, str]]:

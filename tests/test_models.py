@@ -113,7 +113,6 @@ def test_focal_difference_volume_matches_definition():
     torch.testing.assert_close(vs[:, 2:, 3], v[:, :, 3] - v[:, :, 2])
 
 
-
 @pytest.mark.parametrize("convs", [1, 2])
 def test_decoder_with_extra_channels_is_the_decoder_of_their_concatenation(convs):
     from dflib.models.blocks import VolumeDecoder
@@ -148,6 +147,7 @@ def test_conv3d_agrees_with_torch_in_values_and_gradients(b, c, stride):
     for a, r in zip(torch.autograd.grad(ours.square().sum(), (x, w, bias)),
                     torch.autograd.grad(ref.square().sum(), (x, w, bias))):
         torch.testing.assert_close(a, r, rtol=1e-4, atol=1e-5 * float(r.abs().max()))
+
 
 # ----------------------------------------------------------------- forward
 @pytest.mark.parametrize("n, h, w", [(2, 16, 16), (3, 19, 23), (7, 33, 17)])

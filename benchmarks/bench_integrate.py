@@ -3,13 +3,17 @@
 1. DCT solve (b -> L⁺b) and the whole projection (gx, gy -> z, PᵀΓ
    included), forward and forward+backward, vs one ``torch.fft.rfft2`` of a
    tensor of the same shape on the same device (target: projection <= 4x).
-   On a CPU the solve runs on scipy's pocketfft DCT; the torch-FFT route (the
-   one CUDA takes) is timed beside it. CUDA timings synchronise the device
+   On a CPU the solve takes the DCT matrices (H + W <= 96) or scipy's
+   pocketfft DCT; every CPU route, and the torch-FFT route CUDA takes, is
+   timed beside it. CUDA timings synchronise the device
    (``torch.cuda.synchronize``) around every timed call.
 2. vs the dense route (normal equations PᵀP built dense, nullspace fixed by
    adding the ones-vector constraint 11ᵀ, ``torch.linalg.solve``) on a 30x40 grid
    with 80 fields, as VA-DepthNet does (target >= 100x).
 3. vs ``scipy.sparse.linalg.spsolve`` (one value pinned) and ``lsqr`` at 256x256.
+4. (CPU) ``"routes"``: each solve route against ``rfft2`` over grid sizes, 80
+   fields each: where the DCT matrices stop beating pocketfft, which is what
+   ``dflib.integrate.MATMUL_MAX_SIDES`` encodes.
 
 Usage::
 
@@ -35,7 +39,10 @@ import torch
 import torch.utils.benchmark as tbench
 
 from dflib.integrate import (
+    MATMUL_MAX_SIDES,
     _adjoint_differences,
+    _solve_matmul,
+    _solve_pocketfft,
     _solve_torch,
     integrable_projection,
     neumann_poisson_solve,
@@ -62,7 +69,9 @@ def fft_backends() -> dict:
         "torch_cpu_fft": "MKL" if mkl else "pocketfft",
         "torch_mkl_available": mkl,
         "scipy_fft": f"pocketfft (scipy {scipy.__version__})",
-        "projection_route_cpu": "scipy.fft pocketfft DCT (dflib.integrate._solve_pocketfft)",
+        "projection_route_cpu": (f"DCT matrices by torch.matmul (dflib.integrate._solve_matmul) for "
+                                 f"H + W <= {MATMUL_MAX_SIDES}, else scipy.fft pocketfft DCT "
+                                 "(dflib.integrate._solve_pocketfft)"),
         "projection_route_other": "torch.fft (dflib.integrate._solve_torch)",
         "cuda_fft": "cuFFT" if torch.cuda.is_available() else None,
     }
@@ -100,10 +109,32 @@ def bench_vs_fft(shape: tuple[int, ...], device: torch.device, min_run_time: flo
         # the backward pass alone (one more solve, and Pᵀ's adjoint), by difference
         "projection_backward_over_rfft2": (t_fb - t_proj) / t_fft,
     }
-    if device.type == "cpu":  # the torch-FFT route that CUDA takes, for comparison
-        t_torch = _torch_median(lambda: _solve_torch(b), min_run_time)
-        out.update(solve_torch_fft_s=t_torch, solve_torch_fft_over_rfft2=t_torch / t_fft)
+    if device.type == "cpu":  # every route, the torch-FFT one that CUDA takes included
+        out["route"] = "matmul" if h + w <= MATMUL_MAX_SIDES else "pocketfft"
+        out["solve_over_rfft2_by_route"] = _route_ratios(b, t_fft, min_run_time)
     return out
+
+
+CPU_ROUTES = {"matmul": _solve_matmul, "pocketfft": _solve_pocketfft, "torch_fft": _solve_torch}
+
+
+def _route_ratios(b: torch.Tensor, t_fft: float, min_run_time: float) -> dict[str, float]:
+    """Each CPU route's solve of b, in units of one rfft2 of b."""
+    return {name: _torch_median(lambda f=f: f(b), min_run_time) / t_fft for name, f in CPU_ROUTES.items()}
+
+
+def bench_routes(grids: list[tuple[int, int]], fields: int, min_run_time: float) -> list[dict]:
+    """Solve time of every CPU route over rfft2's, per grid size (float32, ``fields`` grids at once)."""
+    g = torch.Generator().manual_seed(0)
+    rows = []
+    for h, w in grids:
+        b = torch.randn(fields, h, w, generator=g)
+        t_fft = _torch_median(lambda: torch.fft.rfft2(b), min_run_time)
+        ratios = _route_ratios(b, t_fft, min_run_time)
+        rows.append({"grid": [h, w], "fields": fields, "rfft2_s": t_fft, "solve_over_rfft2": ratios,
+                     "fastest": min(ratios, key=ratios.get),
+                     "chosen": "matmul" if h + w <= MATMUL_MAX_SIDES else "pocketfft"})
+    return rows
 
 
 def bench_vs_dense(h: int, w: int, fields: int, device: torch.device,
@@ -185,6 +216,8 @@ def main(argv: list[str] | None = None) -> dict:
         "vs_dense_torch_solve": bench_vs_dense(30, 40, 80, device, min_run),
         "vs_scipy_sparse": bench_vs_scipy(256, 256, 2 if args.quick else 5,
                                           run_lsqr=not args.quick),
+        "routes": (bench_routes([(16, 16), (32, 32), (48, 48), (64, 64), (96, 96), (128, 128), (120, 160)],
+                                80, min_run) if device.type == "cpu" else None),
         "note": "provisional if the machine was shared while measuring",
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -17,10 +17,12 @@ so z* = IDCT(DCT(PᵀΓ) / λ) with the (0, 0) coefficient set to exactly 0 (the
 pseudo-inverse L⁺; never an epsilon in place of λ_00, which under autograd
 turns any constant component of the incoming gradient into a huge one).
 
-Cost: two 2-D DCTs plus a scaling. On a CPU they are scipy's pocketfft
-real-to-real DCTs, one axis at a time and in place; on other devices (CUDA)
-they are built from torch's FFT (Makhoul's reordering, :mod:`dflib.dct`); the
-two routes agree to rounding. The solve b ↦ L⁺ b is a custom autograd
+Cost: two 2-D DCTs plus a scaling. On a CPU, small grids (H + W <= 96, the
+feature grids of training crops) take the DCTs as matrix products with the
+orthonormal DCT matrices, larger ones scipy's pocketfft real-to-real DCTs, one
+axis at a time and in place; on other devices (CUDA) they are built from
+torch's FFT (Makhoul's reordering, :mod:`dflib.dct`). The three routes agree
+to rounding. The solve b ↦ L⁺ b is a custom autograd
 Function: it is linear and self-adjoint, so its backward is the same solver
 applied to the incoming gradient and nothing is saved for backward. PᵀΓ is
 another Function whose backward is P (forward differences); P itself is
@@ -47,6 +49,9 @@ __all__ = [
 ]
 
 _REAL_DTYPES = (torch.float32, torch.float64)
+# CPU grids with H + W up to this take the matrix-product DCTs (:func:`_solve_matmul`); the
+# crossover with pocketfft measured by ``benchmarks/bench_integrate.py`` ("routes") lies between 48 x 48 and 64 x 64.
+MATMUL_MAX_SIDES = 96
 
 
 # --------------------------------------------------------------------------- checks
@@ -186,6 +191,39 @@ def _packed_inverse(h: int, w: int, dtype: torch.dtype, device: torch.device, fl
     return inv
 
 
+def _dct_matrix(n: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    """The orthonormal DCT-II matrix ``[n, n]``: ``C @ v`` is ``scipy.fft.dct(v, norm="ortho")``, C⁻¹ = Cᵀ.
+
+    C[k, j] = s_k cos(π k (2j + 1) / 2n), s_0 = √(1/n), s_k = √(2/n); built in
+    float64 and cast once (per call, no global cache).
+    """
+    k = torch.arange(n, dtype=torch.float64, device=device)
+    c = torch.cos(torch.outer(k, 2.0 * k + 1.0) * (math.pi / (2 * n))) * math.sqrt(2.0 / n)
+    c[0] *= math.sqrt(0.5)
+    return c.to(dtype)
+
+
+def _solve_matmul(b: torch.Tensor, floor: float = 0.0) -> torch.Tensor:
+    """L⁺ b with the 2-D DCTs as matrix products: z = Cₕᵀ ((Cₕ b C_wᵀ) ∘ Λ⁺) C_w.
+
+    Cₕ, C_w are the orthonormal DCT-II matrices (:func:`_dct_matrix`): the 2-D
+    DCT is b ↦ Cₕ b C_wᵀ, its inverse c ↦ Cₕᵀ c C_w, and between them L is the
+    diagonal λ_kl.
+    Four matrix products of 2(H + W) multiply-adds per pixel in all: on a CPU
+    that beats the FFT's few passes over memory for the small grids of
+    training (32 x 32 feature maps: about 3x faster than pocketfft, whose
+    per-call overhead dominates there), and loses for large ones
+    (``benchmarks/bench_integrate.py``, ``"routes"``).
+    """
+    h, w = b.shape[-2:]
+    ch, cw = _dct_matrix(h, b.dtype, b.device), _dct_matrix(w, b.dtype, b.device)
+    np_dtype = np.float32 if b.dtype == torch.float32 else np.float64
+    inv = torch.from_numpy(_inverse_eigenvalues(h, w, np_dtype, floor)).to(b.device)
+    c = torch.matmul(ch, torch.matmul(b, cw.T))
+    c.mul_(inv)
+    return torch.matmul(torch.matmul(ch.T, c), cw)
+
+
 def _solve_pocketfft(b: torch.Tensor, overwrite: bool = False, floor: float = 0.0) -> torch.Tensor:
     """L⁺ b for a CPU tensor with scipy.fft's native real-to-real DCT (pocketfft).
 
@@ -282,12 +320,16 @@ def _solve(b: torch.Tensor, overwrite: bool = False, floor: float = 0.0) -> torc
     ``floor > 0`` divides by max(λ, floor) instead of λ (used only by the
     bounded backward pass of :func:`integrable_projection`).
 
-    Both routes are the exact DCT solve and agree to rounding (tested): CPU
-    tensors go through scipy's pocketfft DCT, others (CUDA) through torch's
-    FFT. ``overwrite=True`` lets the CPU route reuse b's memory (only for a
-    temporary nobody else reads).
+    The routes are all the exact DCT solve and agree to rounding (tested):
+    CPU tensors go through matrix-product DCTs when H + W <= ``MATMUL_MAX_SIDES``
+    and through scipy's pocketfft DCT otherwise, others (CUDA) through torch's
+    FFT. The route depends on the shape only, so the same input always gives
+    the same numbers. ``overwrite=True`` lets the pocketfft route reuse b's
+    memory (only for a temporary nobody else reads).
     """
     if b.device.type == "cpu":
+        if sum(b.shape[-2:]) <= MATMUL_MAX_SIDES:
+            return _solve_matmul(b, floor)
         return _solve_pocketfft(b, overwrite, floor)
     return _solve_torch(b, floor)
 

@@ -183,13 +183,7 @@ def focal_variational_loss(prob: torch.Tensor, mask: torch.Tensor | None = None)
     b, n, h, w = check_shape(prob, "B N H W", "prob", types=(torch.Tensor,)).values()
     if n < 2:
         raise ValueError(f"prob must have shape [B, N>=2, H, W], got {tuple(prob.shape)}")
-    # [B, 1, H, W], 0-based; max(...).indices is argmax (first maximum on ties) at a tenth of its CPU cost over dim 1
-    k = prob.max(dim=1, keepdim=True).indices
-    d = prob[:, 1:] - prob[:, :-1]  # d_i = p_{i+1} - p_i, i = 0..N-2 (0-based)
-    i = torch.arange(n - 1, device=prob.device).view(1, -1, 1, 1)
-    rising = i < k  # before the peak p must not fall
-    pen = torch.where(rising, F.relu(-d), F.relu(d)) ** 2
-    per_pixel = pen.sum(dim=1, keepdim=True)  # [B, 1, H, W]
+    per_pixel = _FocalPenalty.apply(prob)  # [B, 1, H, W]
     if mask is None:
         return per_pixel.mean()
     if mask.dim() == 3:
@@ -200,6 +194,46 @@ def focal_variational_loss(prob: torch.Tensor, mask: torch.Tensor | None = None)
     if count == 0:
         return per_pixel.sum() * 0.0
     return (per_pixel * mb).sum() / count
+
+
+class _FocalPenalty(torch.autograd.Function):
+    """prob ``[B, N, H, W]`` ↦ Σ_i e_i² ``[B, 1, H, W]``, L_fv's penalty per pixel, with its gradient in one pass.
+
+    d_i = p_{i+1} - p_i and e_i = max(0, s_i d_i) with s_i = -1 before the
+    peak k (i < k: p must not fall) and +1 from it on (p must not rise). The
+    peak, the first maximum over N, is a constant of the input: s_i is +1
+    once a value equal to max_n p_n has been seen at or before i (a loop over
+    the N planes of [B, 1, H, W] comparisons, far cheaper on a CPU than
+    ``max(...).indices``). ∂/∂d_i = 2 e_i s_i, and ∂/∂p is the adjoint of the
+    difference (-∂/∂d_0, ∂/∂d_{i-1} - ∂/∂d_i, ..., ∂/∂d_{N-2}), written into
+    one buffer.
+    """
+
+    @staticmethod
+    def forward(ctx, prob: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        n = prob.shape[1]
+        peak = prob.amax(dim=1, keepdim=True)
+        s = torch.empty_like(prob[:, 1:])  # [B, N-1, H, W]
+        seen = prob[:, :1] == peak  # a maximum at or before plane i
+        for i in range(n - 1):
+            s[:, i:i + 1] = seen
+            if i < n - 2:
+                seen |= prob[:, i + 1:i + 2] == peak
+        s.mul_(2.0).sub_(1.0)  # s_i = +1 from the peak on, -1 before it
+        e = (prob[:, 1:] - prob[:, :-1]).mul_(s).clamp_min_(0.0)  # e_i = max(0, s_i d_i)
+        ctx.save_for_backward(s.mul_(e).mul_(2.0))  # s's memory: 2 e_i s_i
+        return e.square_().sum(dim=1, keepdim=True)
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad_pixel: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        (slope,) = ctx.saved_tensors
+        gd = slope * grad_pixel  # ∂/∂d_i
+        grad = gd.new_empty(gd.shape[:1] + (gd.shape[1] + 1,) + gd.shape[2:])
+        torch.sub(gd[:, :-1], gd[:, 1:], out=grad[:, 1:-1])
+        grad[:, 0] = -gd[:, 0]
+        grad[:, -1] = gd[:, -1]
+        return grad
 
 
 class DualFocusLoss(nn.Module):

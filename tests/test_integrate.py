@@ -9,7 +9,10 @@ import scipy.sparse.linalg as spla
 import torch
 
 from dflib.integrate import (
+    MATMUL_MAX_SIDES,
     _adjoint_differences,
+    _solve,
+    _solve_matmul,
     _solve_pocketfft,
     _solve_torch,
     forward_differences,
@@ -231,51 +234,69 @@ def test_cuda_matches_cpu(dtype: torch.dtype) -> None:
     z.square().sum().backward()
 
 
+ROUTES = {"torch": _solve_torch, "matmul": _solve_matmul}
+
+
+@pytest.mark.parametrize("route", ROUTES)
 @pytest.mark.parametrize("hw", [(7, 9), (16, 12), (2, 2), (9, 2), (3, 3), (4, 5), (2, 7)])
-def test_torch_fft_route_equals_pocketfft_route(hw: tuple[int, int]) -> None:
-    """The CPU route (scipy's pocketfft DCT) and the torch-FFT route CUDA takes are one map."""
+def test_every_route_equals_pocketfft_and_lsqr(route: str, hw: tuple[int, int]) -> None:
+    """The three solve routes (pocketfft DCT, torch FFT as on CUDA, DCT matrices) are one map."""
     h, w = hw
     gx, gy = random_field((3, 2), h, w, seed=7)
     b = _adjoint_differences(gx, gy)
     z_cpu = _solve_pocketfft(b)
-    z_torch = _solve_torch(b)
-    assert torch.allclose(z_cpu, z_torch, rtol=0, atol=1e-12)
-    # and the torch route alone matches the explicit least-squares solve
+    z_route = ROUTES[route](b)
+    assert torch.allclose(z_cpu, z_route, rtol=0, atol=1e-12)
+    # and the route alone matches the explicit least-squares solve
     p = sparse_p(h, w)
     sol = spla.lsqr(p, stack_flat(gx[1, 0], gy[1, 0]), atol=1e-14, btol=1e-14,
                     iter_lim=100 * h * w)[0]
-    assert np.abs(z_torch[1, 0].numpy().ravel() - (sol - sol.mean())).max() <= 1e-10
+    assert np.abs(z_route[1, 0].numpy().ravel() - (sol - sol.mean())).max() <= 1e-10
 
 
+@pytest.mark.parametrize("route", ROUTES)
 @pytest.mark.parametrize("hw", [(6, 9), (5, 4), (3, 2)])
-def test_torch_fft_route_bounded_solve_and_self_adjointness(hw: tuple[int, int]) -> None:
-    """The torch route's floored solve (the bounded backward) is the pocketfft one, and both are symmetric maps.
+def test_every_route_bounded_solve_and_self_adjointness(route: str, hw: tuple[int, int]) -> None:
+    """Each route's floored solve (the bounded backward) is the pocketfft one, and all are symmetric maps.
 
     Self-adjointness <L⁺x, y> = <x, L⁺y> is what lets the backward pass reuse the solve;
     the row pairs (k, H - k) and the self-paired rows 0 and H/2 of the torch route are
     all exercised by even and odd H.
     """
     h, w = hw
+    solve = ROUTES[route]
     g = torch.Generator().manual_seed(h * 10 + w)
     x, y = torch.randn(2, 3, h, w, generator=g, dtype=torch.float64)
     for floor in (0.0, 0.25, 10.0):
-        lx = _solve_torch(x, floor)
+        lx = solve(x, floor)
         torch.testing.assert_close(lx, _solve_pocketfft(x, False, floor), rtol=0, atol=1e-12)
-        assert abs((lx * y).sum() - (x * _solve_torch(y, floor)).sum()) <= 1e-10
+        assert abs((lx * y).sum() - (x * solve(y, floor)).sum()) <= 1e-10
     # a floor above every λ (max λ < 8) makes the solve 1/floor times the mean-free input
-    torch.testing.assert_close(_solve_torch(x, 10.0), (x - x.mean(dim=(-2, -1), keepdim=True)) / 10.0,
+    torch.testing.assert_close(solve(x, 10.0), (x - x.mean(dim=(-2, -1), keepdim=True)) / 10.0,
                                rtol=0, atol=1e-12)
 
 
-def test_torch_fft_route_float32_residual() -> None:
-    """float32 on the torch route: the normal equations hold to float32 rounding."""
+@pytest.mark.parametrize("route", ROUTES)
+def test_every_route_float32_residual(route: str) -> None:
+    """float32: the normal equations hold to float32 rounding."""
     gx, gy = random_field((4,), 32, 48, seed=5, dtype=torch.float32)
     b = _adjoint_differences(gx, gy)
-    z = _solve_torch(b)
+    z = ROUTES[route](b)
+    assert z.dtype == torch.float32
     ex, ey = forward_differences(z)
     residual = _adjoint_differences(ex, ey) - (b - b.mean(dim=(-2, -1), keepdim=True))
     assert residual.abs().max() <= 1e-4 * b.abs().max()
     assert z.mean(dim=(-2, -1)).abs().max() <= 1e-6
+
+
+def test_cpu_route_depends_on_the_grid_size_only() -> None:
+    """Grids with H + W up to MATMUL_MAX_SIDES take the DCT matrices, larger ones pocketfft: bit for bit."""
+    g = torch.Generator().manual_seed(0)
+    small = torch.randn(3, 32, MATMUL_MAX_SIDES - 32, generator=g)
+    large = torch.randn(3, 32, MATMUL_MAX_SIDES - 31, generator=g)
+    assert torch.equal(_solve(small), _solve_matmul(small))
+    assert torch.equal(_solve(large), _solve_pocketfft(large))
+    assert torch.equal(_solve(small), _solve(small.clone()))  # same input, same numbers
 
 
 def test_projection_leaves_its_inputs_and_a_solved_b_untouched() -> None:

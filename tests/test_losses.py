@@ -177,6 +177,30 @@ def test_focal_loss_matches_loop_reference_on_random_curves():
     assert ref > 0
 
 
+def test_focal_loss_first_maximum_on_ties_and_exact_gradient():
+    """The peak is the first maximum; the one-pass backward equals autograd through the textbook formula."""
+    # peaks at planes 0 and 3: from the first, the rises 0.2 -> 0.3 -> 0.4 cost 2 x 0.01 (from the last: 0.04)
+    assert focal_variational_loss(_curves([[0.4, 0.2, 0.3, 0.4]])).item() == pytest.approx(0.02)
+
+    def textbook(prob: torch.Tensor) -> torch.Tensor:
+        k = prob.argmax(dim=1, keepdim=True)
+        d = prob[:, 1:] - prob[:, :-1]
+        rising = torch.arange(prob.shape[1] - 1).view(1, -1, 1, 1) < k
+        return (torch.where(rising, torch.relu(-d), torch.relu(d)) ** 2).sum(dim=1).mean()
+
+    g = torch.Generator().manual_seed(1)
+    for n in (2, 3, 7):
+        p = torch.softmax(torch.randn(2, n, 4, 5, generator=g, dtype=torch.float64) * 2, dim=1)
+        p[0, :, 0, 0] = torch.tensor([0.3] * 2 + [0.1] * (n - 2), dtype=torch.float64)  # a tie
+        p.requires_grad_()
+        ours, = torch.autograd.grad(focal_variational_loss(p), p)
+        ref, = torch.autograd.grad(textbook(p), p)
+        torch.testing.assert_close(ours, ref, rtol=0, atol=1e-15)
+        assert (ours.abs().sum() > 0) == (n > 2)  # two planes are always unimodal
+    p = torch.softmax(torch.randn(1, 5, 3, 3, generator=g, dtype=torch.float64), dim=1).requires_grad_()
+    assert torch.autograd.gradcheck(focal_variational_loss, (p,))
+
+
 def test_focal_loss_errors():
     with pytest.raises(ValueError, match="prob"):
         focal_variational_loss(torch.zeros(2, 1, 3, 3))

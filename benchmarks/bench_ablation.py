@@ -10,6 +10,8 @@ one thread each):
 - ``dfv+fv``: the same with the focal constraint L_fv (``tiny_dfv_fv``);
 - ``dualfocus_nosv``: the DualFocus network, surface branch present, λ_sv = 0;
 - ``dualfocus``: dflib's DualFocus recipe (``tiny_dualfocus``);
+- ``dualfocus_nofv``: the same without L_fv (λ_fv = 0), so that with ``dfv`` and
+  ``dfv+fv`` the two constraints form a 2 x 2 design;
 - ``dualfocus_paper``: the paper-literal spatial constraint (``tiny_dualfocus_paper``);
 
 and scores every checkpoint on the embedded **test** split (``--test-size``
@@ -77,13 +79,14 @@ from dflib.train import TrainConfig, read_log, write_log  # noqa: E402
 #: ladder variant -> recipe file stem, per model size (``--size``)
 LADDER = {
     size: {"dfv": f"{size}_dfv", "dfv+fv": f"{size}_dfv_fv", "dualfocus_nosv": f"{size}_dualfocus_nosv",
-           "dualfocus": f"{size}_dualfocus", "dualfocus_paper": f"{size}_dualfocus_paper"}
+           "dualfocus": f"{size}_dualfocus", "dualfocus_nofv": f"{size}_dualfocus_nofv",
+           "dualfocus_paper": f"{size}_dualfocus_paper"}
     for size in ("tiny", "mid")
 }
 #: pairs reported as "a-b" (RMSE and Bump of a minus b, per seed)
 PAIRS = [("dualfocus", "dfv"), ("dualfocus", "dfv+fv"), ("dualfocus", "dualfocus_nosv"),
          ("dfv+fv", "dfv"), ("dualfocus_nosv", "dfv+fv"), ("dualfocus_paper", "dfv+fv"),
-         ("dualfocus", "dualfocus_paper")]
+         ("dualfocus", "dualfocus_paper"), ("dualfocus_nofv", "dfv"), ("dualfocus", "dualfocus_nofv")]
 
 #: the lever study: every variant is the paper-literal recipe with some fields changed
 _PLANES = {"sv_penalty": "huber", "lambda_sv": 0.3}

@@ -219,9 +219,10 @@ def _solve_matmul(b: torch.Tensor, floor: float = 0.0) -> torch.Tensor:
     ch, cw = _dct_matrix(h, b.dtype, b.device), _dct_matrix(w, b.dtype, b.device)
     np_dtype = np.float32 if b.dtype == torch.float32 else np.float64
     inv = torch.from_numpy(_inverse_eigenvalues(h, w, np_dtype, floor)).to(b.device)
-    c = torch.matmul(ch, torch.matmul(b, cw.T))
-    c.mul_(inv)
-    return torch.matmul(torch.matmul(ch.T, c), cw)
+    with torch.autocast(device_type=b.device.type, enabled=False):  # exact in b's dtype, also under autocast
+        c = torch.matmul(ch, torch.matmul(b, cw.T))
+        c.mul_(inv)
+        return torch.matmul(torch.matmul(ch.T, c), cw)
 
 
 def _solve_pocketfft(b: torch.Tensor, overwrite: bool = False, floor: float = 0.0) -> torch.Tensor:

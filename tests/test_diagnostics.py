@@ -251,7 +251,7 @@ def test_every_recipe_loads_and_the_ladder_changes_one_thing_at_a_time():
     root = Path(dflib.__file__).parent / "recipes"
     for size in ("tiny", "mid"):
         r = {p.stem[len(size) + 1:]: TrainConfig.load(p).to_dict() for p in root.glob(f"{size}_*.yaml")}
-        assert set(r) == {"dfv", "dfv_fv", "dualfocus_nosv", "dualfocus", "dualfocus_paper"}
+        assert set(r) == {"dfv", "dfv_fv", "dualfocus_nosv", "dualfocus", "dualfocus_nofv", "dualfocus_paper"}
 
         def diff(a, b):
             return {k for k in r[a] if r[a][k] != r[b][k]}
@@ -259,6 +259,7 @@ def test_every_recipe_loads_and_the_ladder_changes_one_thing_at_a_time():
         assert diff("dfv", "dfv_fv") == {"lambda_fv"}
         assert diff("dfv_fv", "dualfocus_nosv") <= {"model", "sv_penalty"}
         assert diff("dualfocus_nosv", "dualfocus_paper") == {"lambda_sv"}
+        assert diff("dualfocus", "dualfocus_nofv") == {"lambda_fv"}
         # the same budget and data everywhere
         budget = ("steps", "batch_size", "size", "lr", "train_scenes", "depth_clip", "schedule")
         assert len({tuple(str(c[k]) for k in budget) for c in r.values()}) == 1

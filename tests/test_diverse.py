@@ -263,7 +263,7 @@ def test_data_options_only_with_diverse_data_and_existing_configs_unchanged():
     assert TrainConfig.from_dict(old) == TrainConfig.recipe("tiny_dualfocus")
 
 
-@pytest.mark.parametrize("kind", ["dualfocus", "dfv", "dfv_fv", "dualfocus_nosv", "dualfocus_paper"])
+@pytest.mark.parametrize("kind", ["dualfocus", "dfv", "dfv_fv", "dualfocus_nosv", "dualfocus_nofv", "dualfocus_paper"])
 def test_mid_recipes_are_the_tiny_recipes_on_diverse_data_at_10k_steps(kind):
     mid, tiny = TrainConfig.recipe(f"mid_{kind}").to_dict(), TrainConfig.recipe(f"tiny_{kind}").to_dict()
     assert mid["data"] == "diverse" and mid["steps"] >= 10_000

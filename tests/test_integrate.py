@@ -289,6 +289,15 @@ def test_every_route_float32_residual(route: str) -> None:
     assert z.mean(dim=(-2, -1)).abs().max() <= 1e-6
 
 
+def test_projection_stays_float32_under_autocast() -> None:
+    """bfloat16 autocast does not reach the solve: the DCT matrix products run in the input's dtype."""
+    gx, gy = random_field((2,), 12, 16, seed=4, dtype=torch.float32)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        z = integrable_projection(gx, gy)
+    assert z.dtype == torch.float32
+    assert torch.equal(z, integrable_projection(gx, gy))
+
+
 def test_cpu_route_depends_on_the_grid_size_only() -> None:
     """Grids with H + W up to MATMUL_MAX_SIDES take the DCT matrices, larger ones pocketfft: bit for bit."""
     g = torch.Generator().manual_seed(0)

@@ -34,7 +34,7 @@ diverse test split (their own distribution) and of the held-out split
 trained on).
 
 ``--stage2`` (``--size mid``) also trains each seed's stage 2, as the shipped
-mid weights were trained: ``finetune_mid_<variant>`` (2000 steps on a mix
+mid weights were trained: ``finetune_<stage-1 recipe>`` (2000 steps on a mix
 that adds the embedded data's camera and scenes) from that seed's stage-1
 run, and scores the stage-2 models instead, written to
 ``ablation_mid_stage2.{json,md}``. It measures over seeds what the shipped
@@ -191,7 +191,7 @@ def main() -> int:
     p.add_argument("--stem", help="output file stem (default: the study's name)")
     p.add_argument("--quick", action="store_true", help="a smoke run: 40 steps, 64² crops, 1 seed, 4 stacks")
     p.add_argument("--stage2", action="store_true",
-                   help="mid ladder: also train and score each seed's stage 2 (recipes finetune_mid_<variant>)")
+                   help="mid ladder: also train and score each seed's stage 2 (recipes finetune_<stage-1 recipe>)")
     p.add_argument("--train-only", action="store_true", help="train (or reuse) the runs, score nothing")
     p.add_argument("--export", help="ladder: copy the first seed's dualfocus and dfv models (weights only) here, "
                    "and their training curves to --out as train_log_<name>.csv")
@@ -212,7 +212,8 @@ def main() -> int:
     configs = {(n, s): TrainConfig.recipe(table[n][0], **table[n][1], **changes, seed=s, out_dir=str(runs / f"{n}_s{s}"))
                for s in args.seeds for n in names}
 
-    stage2 = {n: f"finetune_{args.size}_{n}" for n in names}
+    # stage 2 of a rung: its stage-1 recipe's stem prefixed, e.g. dfv+fv -> mid_dfv_fv -> finetune_mid_dfv_fv
+    stage2 = {n: f"finetune_{table[n][0]}" for n in names}
     missing = [r for r in stage2.values() if not (ROOT / "dflib" / "recipes" / f"{r}.yaml").is_file()]
     if args.stage2 and (args.study != "ladder" or missing):
         p.error(f"--stage2 needs the ladder and a stage-2 recipe per variant; missing {missing}")

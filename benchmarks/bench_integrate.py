@@ -3,7 +3,7 @@
 1. DCT solve (b -> L⁺b) and the whole projection (gx, gy -> z, PᵀΓ
    included), forward and forward+backward, vs one ``torch.fft.rfft2`` of a
    tensor of the same shape on the same device (target: projection <= 4x).
-   On a CPU the solve takes the DCT matrices (H + W <= 96) or scipy's
+   On a CPU the solve takes the DCT matrices (float32, H + W <= 80) or scipy's
    pocketfft DCT; every CPU route, and the torch-FFT route CUDA takes, is
    timed beside it. CUDA timings synchronise the device
    (``torch.cuda.synchronize``) around every timed call.
@@ -11,9 +11,9 @@
    adding the ones-vector constraint 11ᵀ, ``torch.linalg.solve``) on a 30x40 grid
    with 80 fields, as VA-DepthNet does (target >= 100x).
 3. vs ``scipy.sparse.linalg.spsolve`` (one value pinned) and ``lsqr`` at 256x256.
-4. (CPU) ``"routes"``: each solve route against ``rfft2`` over grid sizes, 80
-   fields each: where the DCT matrices stop beating pocketfft, which is what
-   ``dflib.integrate.MATMUL_MAX_SIDES`` encodes.
+4. (CPU) ``"routes"``: each solve route against ``rfft2`` over grid sizes, on
+   [4, 5, 4, H, W] (the tiny recipe's 80 surface grids): where the DCT matrices
+   stop beating pocketfft, which is what ``dflib.integrate.MATMUL_MAX_SIDES`` encodes.
 
 Usage::
 
@@ -69,8 +69,8 @@ def fft_backends() -> dict:
         "torch_cpu_fft": "MKL" if mkl else "pocketfft",
         "torch_mkl_available": mkl,
         "scipy_fft": f"pocketfft (scipy {scipy.__version__})",
-        "projection_route_cpu": (f"DCT matrices by torch.matmul (dflib.integrate._solve_matmul) for "
-                                 f"H + W <= {MATMUL_MAX_SIDES}, else scipy.fft pocketfft DCT "
+        "projection_route_cpu": (f"DCT matrices by torch.matmul (dflib.integrate._solve_matmul) for float32 "
+                                 f"with H + W <= {MATMUL_MAX_SIDES}, else scipy.fft pocketfft DCT "
                                  "(dflib.integrate._solve_pocketfft)"),
         "projection_route_other": "torch.fft (dflib.integrate._solve_torch)",
         "cuda_fft": "cuFFT" if torch.cuda.is_available() else None,
@@ -123,15 +123,15 @@ def _route_ratios(b: torch.Tensor, t_fft: float, min_run_time: float) -> dict[st
     return {name: _torch_median(lambda f=f: f(b), min_run_time) / t_fft for name, f in CPU_ROUTES.items()}
 
 
-def bench_routes(grids: list[tuple[int, int]], fields: int, min_run_time: float) -> list[dict]:
-    """Solve time of every CPU route over rfft2's, per grid size (float32, ``fields`` grids at once)."""
+def bench_routes(grids: list[tuple[int, int]], lead: tuple[int, ...], min_run_time: float) -> list[dict]:
+    """Solve time of every CPU route over rfft2's, per grid size (float32, ``[*lead, H, W]``)."""
     g = torch.Generator().manual_seed(0)
     rows = []
     for h, w in grids:
-        b = torch.randn(fields, h, w, generator=g)
+        b = torch.randn(*lead, h, w, generator=g)
         t_fft = _torch_median(lambda: torch.fft.rfft2(b), min_run_time)
         ratios = _route_ratios(b, t_fft, min_run_time)
-        rows.append({"grid": [h, w], "fields": fields, "rfft2_s": t_fft, "solve_over_rfft2": ratios,
+        rows.append({"grid": [h, w], "shape": list(b.shape), "rfft2_s": t_fft, "solve_over_rfft2": ratios,
                      "fastest": min(ratios, key=ratios.get),
                      "chosen": "matmul" if h + w <= MATMUL_MAX_SIDES else "pocketfft"})
     return rows
@@ -216,8 +216,9 @@ def main(argv: list[str] | None = None) -> dict:
         "vs_dense_torch_solve": bench_vs_dense(30, 40, 80, device, min_run),
         "vs_scipy_sparse": bench_vs_scipy(256, 256, 2 if args.quick else 5,
                                           run_lsqr=not args.quick),
-        "routes": (bench_routes([(16, 16), (32, 32), (48, 48), (64, 64), (96, 96), (128, 128), (120, 160)],
-                                80, min_run) if device.type == "cpu" else None),
+        # the tiny recipe's Γ is [4, 5, 4, 2, 32, 32]: its 80 grids, at several grid sizes
+        "routes": (bench_routes([(16, 16), (32, 32), (30, 40), (48, 48), (64, 64), (96, 96), (128, 128), (120, 160)],
+                                (4, 5, 4), min_run) if device.type == "cpu" else None),
         "note": "provisional if the machine was shared while measuring",
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)

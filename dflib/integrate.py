@@ -17,9 +17,9 @@ so z* = IDCT(DCT(PᵀΓ) / λ) with the (0, 0) coefficient set to exactly 0 (the
 pseudo-inverse L⁺; never an epsilon in place of λ_00, which under autograd
 turns any constant component of the incoming gradient into a huge one).
 
-Cost: two 2-D DCTs plus a scaling. On a CPU, small grids (H + W <= 96, the
-feature grids of training crops) take the DCTs as matrix products with the
-orthonormal DCT matrices, larger ones scipy's pocketfft real-to-real DCTs, one
+Cost: two 2-D DCTs plus a scaling. On a CPU, small float32 grids (H + W <= 80,
+the feature grids of training crops) take the DCTs as matrix products with the
+orthonormal DCT matrices, others scipy's pocketfft real-to-real DCTs, one
 axis at a time and in place; on other devices (CUDA) they are built from
 torch's FFT (Makhoul's reordering, :mod:`dflib.dct`). The three routes agree
 to rounding. The solve b ↦ L⁺ b is a custom autograd
@@ -49,9 +49,10 @@ __all__ = [
 ]
 
 _REAL_DTYPES = (torch.float32, torch.float64)
-# CPU grids with H + W up to this take the matrix-product DCTs (:func:`_solve_matmul`); the
-# crossover with pocketfft measured by ``benchmarks/bench_integrate.py`` ("routes") lies between 48 x 48 and 64 x 64.
-MATMUL_MAX_SIDES = 96
+# float32 CPU grids with H + W up to this take the matrix-product DCTs (:func:`_solve_matmul`): faster than
+# pocketfft at 32 x 32 and 30 x 40, level at 48 x 48, slower from 64 x 64 on (``benchmarks/bench_integrate.py``,
+# "routes"); in float64, where matrix products run at half speed, pocketfft is faster at these sizes too.
+MATMUL_MAX_SIDES = 80
 
 
 # --------------------------------------------------------------------------- checks
@@ -209,10 +210,9 @@ def _solve_matmul(b: torch.Tensor, floor: float = 0.0) -> torch.Tensor:
     Cₕ, C_w are the orthonormal DCT-II matrices (:func:`_dct_matrix`): the 2-D
     DCT is b ↦ Cₕ b C_wᵀ, its inverse c ↦ Cₕᵀ c C_w, and between them L is the
     diagonal λ_kl.
-    Four matrix products of 2(H + W) multiply-adds per pixel in all: on a CPU
-    that beats the FFT's few passes over memory for the small grids of
-    training (32 x 32 feature maps: about 3x faster than pocketfft, whose
-    per-call overhead dominates there), and loses for large ones
+    Four matrix products of 2(H + W) multiply-adds per pixel in all: on a CPU,
+    in float32, that beats pocketfft's per-call and per-axis overhead on the
+    small grids of training (32 x 32 feature maps) and loses on large ones
     (``benchmarks/bench_integrate.py``, ``"routes"``).
     """
     h, w = b.shape[-2:]
@@ -322,14 +322,14 @@ def _solve(b: torch.Tensor, overwrite: bool = False, floor: float = 0.0) -> torc
     bounded backward pass of :func:`integrable_projection`).
 
     The routes are all the exact DCT solve and agree to rounding (tested):
-    CPU tensors go through matrix-product DCTs when H + W <= ``MATMUL_MAX_SIDES``
-    and through scipy's pocketfft DCT otherwise, others (CUDA) through torch's
+    float32 CPU tensors with H + W <= ``MATMUL_MAX_SIDES`` go through
+    matrix-product DCTs, other CPU tensors through scipy's pocketfft DCT, others (CUDA) through torch's
     FFT. The route depends on the shape only, so the same input always gives
     the same numbers. ``overwrite=True`` lets the pocketfft route reuse b's
     memory (only for a temporary nobody else reads).
     """
     if b.device.type == "cpu":
-        if sum(b.shape[-2:]) <= MATMUL_MAX_SIDES:
+        if b.dtype == torch.float32 and sum(b.shape[-2:]) <= MATMUL_MAX_SIDES:
             return _solve_matmul(b, floor)
         return _solve_pocketfft(b, overwrite, floor)
     return _solve_torch(b, floor)

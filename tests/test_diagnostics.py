@@ -243,6 +243,23 @@ def test_region_masks_find_a_depth_step_and_a_flat_patch():
 
 
 # ----------------------------------------------------------------- recipes
+def test_every_stage2_recipe_keeps_its_stage1_model_and_losses():
+    """finetune_<stage-1 recipe> changes the data and the schedule, never the model or the losses (bench_ablation --stage2)."""
+    from pathlib import Path
+
+    import dflib
+
+    root = Path(dflib.__file__).parent / "recipes"
+    stage2 = sorted(root.glob("finetune_*.yaml"))
+    assert {p.stem for p in stage2} >= {"finetune_mid_dfv", "finetune_mid_dfv_fv", "finetune_mid_dualfocus",
+                                        "finetune_mid_dualfocus_nofv"}
+    kept = ("model", "model_overrides", "lambda_sv", "lambda_fv", "sv_penalty", "sv_tau", "sv_delta", "depth_clip",
+            "batch_size", "size")
+    for p in stage2:
+        two, one = TrainConfig.load(p).to_dict(), TrainConfig.recipe(p.stem[len("finetune_"):]).to_dict()
+        assert {k: two[k] for k in kept} == {k: one[k] for k in kept}, p.stem
+
+
 def test_every_recipe_loads_and_the_ladder_changes_one_thing_at_a_time():
     from pathlib import Path
 

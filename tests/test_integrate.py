@@ -299,12 +299,13 @@ def test_projection_stays_float32_under_autocast() -> None:
 
 
 def test_cpu_route_depends_on_the_grid_size_only() -> None:
-    """Grids with H + W up to MATMUL_MAX_SIDES take the DCT matrices, larger ones pocketfft: bit for bit."""
+    """float32 grids with H + W up to MATMUL_MAX_SIDES take the DCT matrices, others pocketfft: bit for bit."""
     g = torch.Generator().manual_seed(0)
     small = torch.randn(3, 32, MATMUL_MAX_SIDES - 32, generator=g)
     large = torch.randn(3, 32, MATMUL_MAX_SIDES - 31, generator=g)
     assert torch.equal(_solve(small), _solve_matmul(small))
     assert torch.equal(_solve(large), _solve_pocketfft(large))
+    assert torch.equal(_solve(small.double()), _solve_pocketfft(small.double()))
     assert torch.equal(_solve(small), _solve(small.clone()))  # same input, same numbers
 
 

@@ -156,7 +156,7 @@ terms["total"].backward()
 grads = [p.grad for p in model.parameters() if p.grad is not None]
 assert len(grads) == sum(1 for p in model.parameters() if p.requires_grad)
 assert all(torch.isfinite(g).all() for g in grads)
-assert float(terms["sv"]) > 0 and float(terms["depth"]) > 0
+assert float(terms["sv"].detach()) > 0 and float(terms["depth"].detach()) > 0
 model.eval()
 
 q = sharpness_weights(depth, focus)[0]

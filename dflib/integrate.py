@@ -38,7 +38,7 @@ import numpy as np
 import scipy.fft
 import torch
 
-from dflib.dct import _reorder2, _unreorder2
+from dflib.dct import _dct_matrix, _reorder2, _unreorder2
 
 __all__ = [
     "forward_differences",
@@ -190,18 +190,6 @@ def _packed_inverse(h: int, w: int, dtype: torch.dtype, device: torch.device, fl
     inv = (lk + ll).clamp_min_(floor).reciprocal_().mul_(0.5)
     inv[0, 0] = 0.0  # λ_00 = 0 in both packed slots (l = 0 and -l = 0)
     return inv
-
-
-def _dct_matrix(n: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
-    """The orthonormal DCT-II matrix ``[n, n]``: ``C @ v`` is ``scipy.fft.dct(v, norm="ortho")``, C⁻¹ = Cᵀ.
-
-    C[k, j] = s_k cos(π k (2j + 1) / 2n), s_0 = √(1/n), s_k = √(2/n); built in
-    float64 and cast once (per call, no global cache).
-    """
-    k = torch.arange(n, dtype=torch.float64, device=device)
-    c = torch.cos(torch.outer(k, 2.0 * k + 1.0) * (math.pi / (2 * n))) * math.sqrt(2.0 / n)
-    c[0] *= math.sqrt(0.5)
-    return c.to(dtype)
 
 
 def _solve_matmul(b: torch.Tensor, floor: float = 0.0) -> torch.Tensor:

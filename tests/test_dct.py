@@ -7,7 +7,7 @@ import pytest
 import scipy.fft
 import torch
 
-from dflib.dct import _makhoul_inverse, _makhoul_order, _reorder2, _unreorder2, dct, dct2, idct, idct2
+from dflib.dct import _dct_matrix, _makhoul_inverse, _makhoul_order, _reorder2, _unreorder2, dct, dct2, idct, idct2
 
 LENGTHS = [1, 2, 3, 4, 5, 8, 9, 16, 31]
 
@@ -41,6 +41,17 @@ def test_dct2_idct2_match_scipy(hw: tuple[int, int]) -> None:
         idct2(t).numpy(), scipy.fft.idctn(x, type=2, norm="ortho", axes=(-2, -1)), atol=1e-12
     )
     np.testing.assert_allclose(idct2(dct2(t)).numpy(), x, atol=1e-12)
+
+
+@pytest.mark.parametrize("n", [1, 2, 7, 32])
+def test_dct_matrix_is_the_orthonormal_dct(n: int) -> None:
+    """C @ v is scipy's orthonormal DCT-II and C is orthogonal (so the inverse is Cᵀ)."""
+    c = _dct_matrix(n, torch.float64, torch.device("cpu"))
+    v = np.random.default_rng(n).standard_normal((n, 3))
+    np.testing.assert_allclose((c @ torch.from_numpy(v)).numpy(), scipy.fft.dct(v, norm="ortho", axis=0),
+                               rtol=0, atol=1e-13)
+    torch.testing.assert_close(c @ c.T, torch.eye(n, dtype=torch.float64), rtol=0, atol=1e-13)
+    assert _dct_matrix(n, torch.float32, torch.device("cpu")).dtype == torch.float32
 
 
 def test_hand_worked_length_two() -> None:

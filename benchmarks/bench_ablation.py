@@ -13,6 +13,7 @@ one thread each):
 - ``dualfocus_nofv``: the same without L_fv (λ_fv = 0), so that with ``dfv`` and
   ``dfv+fv`` the two constraints form a 2 x 2 design;
 - ``dualfocus_paper``: the paper-literal spatial constraint (``tiny_dualfocus_paper``);
+- ``dualfocus_sdrop``: ``dualfocus`` with surface dropout in training (``DualFocusConfig.surface_dropout`` 0.5);
 
 and scores every checkpoint on the embedded **test** split (``--test-size``
 seeded, noisy 256² stacks, Middlebury crops among them, ``fod500`` protocol):
@@ -80,13 +81,18 @@ from dflib.train import TrainConfig, read_log, write_log  # noqa: E402
 LADDER = {
     size: {"dfv": f"{size}_dfv", "dfv+fv": f"{size}_dfv_fv", "dualfocus_nosv": f"{size}_dualfocus_nosv",
            "dualfocus": f"{size}_dualfocus", "dualfocus_nofv": f"{size}_dualfocus_nofv",
-           "dualfocus_paper": f"{size}_dualfocus_paper"}
+           "dualfocus_paper": f"{size}_dualfocus_paper", "dualfocus_sdrop": f"{size}_dualfocus_sdrop"}
     for size in ("tiny", "mid")
 }
+#: the rungs trained without --variants (the recorded ladders); the others are opt-in
+DEFAULT_RUNGS = ("dfv", "dfv+fv", "dualfocus_nosv", "dualfocus", "dualfocus_paper")
 #: pairs reported as "a-b" (RMSE and Bump of a minus b, per seed)
 PAIRS = [("dualfocus", "dfv"), ("dualfocus", "dfv+fv"), ("dualfocus", "dualfocus_nosv"),
          ("dfv+fv", "dfv"), ("dualfocus_nosv", "dfv+fv"), ("dualfocus_paper", "dfv+fv"),
-         ("dualfocus", "dualfocus_paper"), ("dualfocus_nofv", "dfv"), ("dualfocus", "dualfocus_nofv")]
+         ("dualfocus", "dualfocus_paper"), ("dualfocus_nofv", "dfv"), ("dualfocus", "dualfocus_nofv"),
+         ("dualfocus_sdrop", "dualfocus"), ("dualfocus_sdrop", "dfv+fv")]
+#: the 2 x 2 design of the mid ladder: (with L_fv, with the surface branch) -> rung
+DESIGN_2X2 = {(False, False): "dfv", (True, False): "dfv+fv", (False, True): "dualfocus_nofv", (True, True): "dualfocus"}
 
 #: the lever study: every variant is the paper-literal recipe with some fields changed
 _PLANES = {"sv_penalty": "huber", "lambda_sv": 0.3}
@@ -176,7 +182,8 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--study", choices=("ladder", "levers"), default="ladder")
     p.add_argument("--size", choices=tuple(LADDER), default="tiny", help="the ladder's model size (recipes <size>_*.yaml)")
-    p.add_argument("--variants", nargs="+", help="subset of the study's variants")
+    p.add_argument("--variants", nargs="+", help="the variants to train and score (ladder default: "
+                   f"{' '.join(DEFAULT_RUNGS)})")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
     p.add_argument("--steps", type=int, default=None, help="override the recipes' steps")
     p.add_argument("--test-size", type=int, default=96, help="stacks scored (test split, or validation for levers)")
@@ -198,7 +205,7 @@ def main() -> int:
     args = p.parse_args()
 
     table = LEVERS if args.study == "levers" else {k: (v, {}) for k, v in LADDER[args.size].items()}
-    names = args.variants or list(table)
+    names = args.variants or (list(DEFAULT_RUNGS) if args.study == "ladder" else list(table))
     unknown = sorted(set(names) - set(table))
     if unknown:
         p.error(f"--variants: unknown {unknown}; known: {list(table)}")
@@ -333,7 +340,43 @@ def paired_differences(variants: dict, pairs: list[tuple[str, str]]) -> dict:
                 key = f"{a}-{b}" if metric == "rmse" else f"{a}-{b}:{metric}"
                 va, vb = (dict(zip(variants[x]["seeds"], variants[x][metric])) for x in (a, b))
                 paired[key] = {**paired_ci(va, vb), "metric": metric}
+    paired.update(factorial_effects(variants))
     return paired
+
+
+def factorial_effects(variants: dict) -> dict:
+    """The 2 x 2 design's effects (:data:`DESIGN_2X2`), per seed, with 95 % CIs, where all four rungs were scored.
+
+    With x(fv, branch) a rung's RMSE (or RMSE per span) for one seed:
+    - ``"fv main effect"``: [x(1,0) − x(0,0) + x(1,1) − x(0,1)] / 2, what L_fv changes, averaged over the branch;
+    - ``"branch main effect"``: [x(0,1) − x(0,0) + x(1,1) − x(1,0)] / 2, what the surface branch changes;
+    - ``"fv x branch interaction"``: [x(1,1) − x(0,1)] − [x(1,0) − x(0,0)], how much L_fv's effect differs
+      with the branch present.
+    """
+    if not all(n in variants for n in DESIGN_2X2.values()):
+        return {}
+    out = {}
+    for metric in ("rmse", "rmse_span"):
+        if not all(metric in variants[n] for n in DESIGN_2X2.values()):
+            continue
+        x = {cell: dict(zip(variants[n]["seeds"], variants[n][metric])) for cell, n in DESIGN_2X2.items()}
+        seeds = sorted(set.intersection(*(set(v) for v in x.values())))
+
+        def mean_of(*cells: tuple[bool, bool]) -> dict[int, float]:
+            return {s: float(np.mean([x[c][s] for c in cells])) for s in seeds}
+
+        def diff(a: tuple[bool, bool], b: tuple[bool, bool]) -> dict[int, float]:
+            return {s: x[a][s] - x[b][s] for s in seeds}
+
+        suffix = "" if metric == "rmse" else f":{metric}"
+        effects = {
+            "fv main effect": (mean_of((True, False), (True, True)), mean_of((False, False), (False, True))),
+            "branch main effect": (mean_of((False, True), (True, True)), mean_of((False, False), (True, False))),
+            "fv x branch interaction": (diff((True, True), (False, True)), diff((True, False), (False, False))),
+        }
+        for name, (a, b) in effects.items():
+            out[name + suffix] = {**paired_ci(a, b), "metric": metric}
+    return out
 
 
 def markdown(result: dict) -> str:

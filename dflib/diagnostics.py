@@ -25,12 +25,17 @@ An L1 error against zero is a misleading yardstick on its own: in plane units
 the target is sparse (most of its mass sits on depth edges), so a predictor
 unsure where the edges are scores best by predicting zero. Read ``err_*``
 beside ``err_zero`` and ``err_depth_ref``, and look at ``corr_in_focus``.
+
+:func:`surface_reliance` asks the converse question, at test time: how much
+the depth rests on the surfaces the decoder reads (own, rotated or zeroed).
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import math
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
@@ -40,7 +45,8 @@ from dflib.checks import check_shape
 from dflib.loss_targets import full_mask, surface_target
 from dflib.losses import DualFocusLoss
 
-__all__ = ["surface_diagnostics", "dataset_diagnostics", "plane_errors", "DIAGNOSTIC_KEYS"]
+__all__ = ["surface_diagnostics", "dataset_diagnostics", "plane_errors", "surface_reliance", "swapped_surfaces",
+           "SURFACE_SWAPS", "DIAGNOSTIC_KEYS"]
 
 DIAGNOSTIC_KEYS = ("err_in_focus", "err_out_of_focus", "err_zero", "corr_in_focus", "err_depth_ref",
                    "encoder_grad_share")
@@ -206,3 +212,71 @@ def dataset_diagnostics(model: torch.nn.Module, dataset, items: int = 16, batch_
         rows.append(r)
     return {k: float(np.nanmean([r[k] for r in rows])) if any(r[k] == r[k] for r in rows) else float("nan")
             for k in DIAGNOSTIC_KEYS}
+
+
+#: What :func:`surface_reliance` feeds the decoder in place of its surface input ``[B, C2, N, H', W']``
+#: (the z* features after normalisation): the model's own, the same values rotated by 180° in the image plane
+#: (each plane keeps its statistics, its geometry lands in the wrong place), or zeros.
+SURFACE_SWAPS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
+    "own": lambda s: s,
+    "rotated": lambda s: torch.rot90(s, 2, dims=(-2, -1)),
+    "zero": torch.zeros_like,
+}
+
+
+@contextlib.contextmanager
+def swapped_surfaces(model: torch.nn.Module, swap: Callable[[torch.Tensor], torch.Tensor]) -> Iterator[None]:
+    """Within the block, ``model``'s decoder reads ``swap(surfaces)`` instead of the surfaces the branch made.
+
+    Nothing else changes: the decoder's V* input, the surfaces returned in the output dict and the readout.
+    The hook is removed on leaving the block, also after an error.
+    """
+    if getattr(model, "gradient_head", None) is None:
+        raise ValueError("model has no surface branch (config.surface_branch is False)")
+
+    def hook(module: torch.nn.Module, args: tuple) -> tuple:
+        vstar, surfaces, *rest = args
+        return (vstar, swap(surfaces), *rest)
+
+    handle = model.decoder.register_forward_pre_hook(hook)
+    try:
+        yield
+    finally:
+        handle.remove()
+
+
+def surface_reliance(model: torch.nn.Module, dataset, items: int | None = None, protocol: str = "default",
+                     swaps: tuple[str, ...] = tuple(SURFACE_SWAPS)) -> dict[str, list[float]]:
+    """How much a DualFocus model's depth rests on the surfaces its decoder reads: an intervention at test time.
+
+    Each stack is predicted once per entry of ``swaps`` (:data:`SURFACE_SWAPS`), the model in eval mode. If
+    "rotated" scores like "own", the decoder draws no spatial information from the surfaces; if it scores
+    much worse, the depth relies on them, and on stacks where the surfaces are wrong the branch can cost.
+
+    Args:
+        dataset: samples with ``stack [N, 3, H, W]``, ``focus [N]``, ``depth`` and ``mask [1, H, W]``.
+        items: the first ``items`` samples (all by default).
+        protocol: valid pixels and clipping (:mod:`dflib.metrics`).
+        swaps: names in :data:`SURFACE_SWAPS`; ``("own",)`` alone also scores a model without the branch.
+
+    Returns:
+        ``{swap: [RMSE per focus span of each stack]}`` (:func:`dflib.generalisation.stack_span_rmse`).
+    """
+    from dflib.generalisation import stack_span_rmse
+
+    n = len(dataset) if items is None else min(items, len(dataset))
+    dev = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    errs: dict[str, list[float]] = {k: [] for k in swaps}
+    try:
+        with torch.no_grad():
+            for i in range(n):
+                s = dataset[i]
+                for k in swaps:
+                    with swapped_surfaces(model, SURFACE_SWAPS[k]) if k != "own" else contextlib.nullcontext():
+                        out = model(s["stack"][None].to(dev), s["focus"][None].to(dev))
+                    errs[k].append(stack_span_rmse(out["depth"][0, 0].double().cpu().numpy(), s, protocol))
+    finally:
+        model.train(was_training)
+    return errs

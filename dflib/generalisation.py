@@ -34,7 +34,7 @@ from torch.utils.data import Dataset
 from dflib.evaluate import EMBEDDED_LENGTH, Method, ResultsTable, embedded_benchmark, evaluate
 from dflib.optics import ThinLens, focus_uniform_diopters
 
-__all__ = ["MIDDLEBURY_CAMERAS", "band_errors", "generalisation_splits", "middlebury_cameras", "score", "span_rmse", "summarise",
+__all__ = ["MIDDLEBURY_CAMERAS", "band_errors", "generalisation_splits", "middlebury_cameras", "score", "span_rmse", "stack_span_rmse", "summarise",
            "summary_markdown", "time_predict"]
 
 #: name → (camera at the full 500x741 image, focus planes); the pixel pitch doubles at the 2x-shrunk image
@@ -125,22 +125,23 @@ def span_rmse(preds: list[np.ndarray], dataset: Dataset, protocol: str = "defaul
     Args:
         preds: one ``[H, W]`` depth map per stack of ``dataset``, in order.
     """
+    return statistics.fmean(stack_span_rmse(pred, dataset[i], protocol) for pred, i in zip(preds, range(len(dataset))))
+
+
+def stack_span_rmse(pred: np.ndarray, sample: dict, protocol: str = "default") -> float:
+    """One stack's RMSE divided by its focus span (:func:`span_rmse`), ``pred [H, W]`` against ``sample``'s depth."""
     from dflib.metrics import get_protocol
     from dflib.utils import to_numpy
 
     proto = get_protocol(protocol)
-    errs = []
-    for pred, i in zip(preds, range(len(dataset))):
-        sample = dataset[i]
-        gt = to_numpy(sample["depth"][0]).astype(np.float64) * to_numpy(sample["mask"][0])
-        focus = to_numpy(sample["focus"]).astype(np.float64)
-        valid = proto.valid_mask(gt)
-        p, g = np.asarray(pred, np.float64), gt
-        if proto.clip is not None:
-            p, g = np.clip(p, *proto.clip), np.clip(g, *proto.clip)
-        span = (min(focus.max(), proto.clip[1]) if proto.clip else focus.max()) - focus.min()
-        errs.append(math.sqrt(float(np.mean((p[valid] - g[valid]) ** 2))) / span)
-    return statistics.fmean(errs)
+    gt = to_numpy(sample["depth"][0]).astype(np.float64) * to_numpy(sample["mask"][0])
+    focus = to_numpy(sample["focus"]).astype(np.float64)
+    valid = proto.valid_mask(gt)
+    p, g = np.asarray(pred, np.float64), gt
+    if proto.clip is not None:
+        p, g = np.clip(p, *proto.clip), np.clip(g, *proto.clip)
+    span = (min(focus.max(), proto.clip[1]) if proto.clip else focus.max()) - focus.min()
+    return math.sqrt(float(np.mean((p[valid] - g[valid]) ** 2))) / span
 
 
 def band_errors(method: Method, dataset: Dataset, edges: Sequence[float],

@@ -273,6 +273,58 @@ for stem, ladder in mid.items():
               f"[{d['ci95'][0]:+.4f}, {d['ci95'][1]:+.4f}] over seeds {d['seeds']}")
 
 # %% [markdown]
+# ### Which half of DualFocus costs it at mid size?
+#
+# DualFocus-mid and DFV-mid differ twice: the surface branch with $L_{sv}$, and the focal constraint $L_{fv}$
+# ($\lambda_{fv}$ = 1 against 0). The rung `dfv+fv` (DFV-mid with $L_{fv}$) separates the two:
+# `dfv+fv − dfv` is what the focal constraint does to the baseline, `dualfocus − dfv+fv` what the surface branch
+# adds on top. Both ladders below score the same stage-1 runs, on the test splits and on fresh stacks of the
+# diverse and held-out distributions (another seed, 144 stacks).
+
+# %%
+how_fv = "python benchmarks/bench_ablation.py --size mid --variants dfv dfv+fv dualfocus --seeds 0 1 2"
+fv_ladders = {stem: show_ladder(stem, how_fv + flag) for stem, flag in (
+    ("ablation_mid_fv", " --stem ablation_mid_fv"),
+    ("ablation_mid_fv_fresh", " --split-seed 900012 --test-size 144 --stem ablation_mid_fv_fresh"))}
+
+# %%
+# Check: both ladders are sound (≥ 3 seeds, ≥ 96 stacks per split); the two halves of the deficit per split
+for stem, ladder in fv_ladders.items():
+    for label, part, metric in ladder_parts(ladder) if ladder is not None else []:
+        assert not ladder_problems(part), (stem, label, ladder_problems(part))
+        for pair, what in (("dfv+fv-dfv", "L_fv on DFV-mid"), ("dualfocus-dfv+fv", "the surface branch")):
+            d = part["paired"][pair + ("" if metric == "rmse" else f":{metric}")]
+            print(f"{stem:22s} {label:9s} {what:19s} {d['mean']:+.4f} [{d['ci95'][0]:+.4f}, {d['ci95'][1]:+.4f}]"
+                  f" ({'m' if metric == 'rmse' else 'of the span'})")
+
+# %% [markdown]
+# ### Does DualFocus-mid's decoder use its surfaces?
+#
+# The decoder reads V* and the projected surfaces side by side. A test-time intervention asks how much the
+# depth rests on the surfaces: each validation stack is predicted with the model's own surfaces, with the same
+# surfaces rotated by 180° (each plane keeps its values, the geometry lands in the wrong place) and with zeros
+# (`dflib.diagnostics.surface_reliance`). It also scores DFV-mid and DFV-mid + $L_{fv}$ on the same stacks.
+# If "rotated" scores like "own", the decoder draws nothing from where the surfaces put their geometry.
+
+# %%
+rel_path = results / "surface_reliance.json"
+rel = json.loads(rel_path.read_text()) if rel_path.is_file() else None
+if rel is None:
+    display(Markdown(f"`{rel_path}` is not there yet: run `python benchmarks/surface_reliance.py --runs runs/ablation_mid`."))
+else:
+    display(Markdown((results / "surface_reliance.md").read_text()))
+    viz.plot_paired_differences({k: d for k, d in rel["paired_over_seeds"].items() if len(d["seeds"]) >= 2},
+                                title="surface reliance: RMSE per span, a − b (left: a better)")
+    plt.show()
+
+# %%
+# Check: the intervention ran on validation stacks only, never the test split
+if rel is not None:
+    assert "validation" in rel["split"] and "test" not in rel["split"]
+    for k, d in rel["paired_over_seeds"].items():
+        print(f"{k:45s} {d['mean']:+.4f} [{d['ci95'][0]:+.4f}, {d['ci95'][1]:+.4f}] over seeds {d['seeds']}")
+
+# %% [markdown]
 # ## Which lever moved what
 #
 # Taken literally, the paper's spatial constraint does not train at this scale (notebook 04, and the README's

@@ -87,3 +87,23 @@ def test_heldout_family_breakdown_is_the_per_span_difference_grouped_by_family()
         idx = [i for i, s in enumerate(specs) if s.family == family]
         assert out[family]["per_seed"] == pytest.approx(diff[:, idx].mean(1).tolist())
         assert out[family]["ci95"][0] <= out[family]["mean"] <= out[family]["ci95"][1]
+
+
+def test_two_by_two_effects_are_the_averaged_paired_differences(bench):
+    # x(fv, branch) per seed; seed 3 lacks one rung and is left out of every effect
+    cells = {"dfv": (0.30, 0.40, 0.50, 9.0), "dfv+fv": (0.28, 0.36, 0.50, 9.0),
+             "dualfocus_nofv": (0.34, 0.42, 0.52, 9.0), "dualfocus": (0.30, 0.40, 0.50)}
+    variants = {n: {"seeds": list(range(len(v))), "rmse": list(v)} for n, v in cells.items()}
+    paired = bench.paired_differences(variants, bench.PAIRS)
+    # per seed: fv = [(dfv+fv - dfv) + (df - df_nofv)] / 2 = (-0.03, -0.03, -0.01)
+    #           branch = [(df_nofv - dfv) + (df - dfv+fv)] / 2 = (0.03, 0.03, 0.01)
+    #           interaction = (df - df_nofv) - (dfv+fv - dfv) = (-0.02, 0.02, -0.02)
+    fv, branch, inter = (paired[k] for k in ("fv main effect", "branch main effect", "fv x branch interaction"))
+    assert fv["seeds"] == branch["seeds"] == inter["seeds"] == [0, 1, 2]
+    assert fv["mean"] == pytest.approx(-0.07 / 3) and branch["mean"] == pytest.approx(0.07 / 3)
+    assert inter["mean"] == pytest.approx(-0.02 / 3)
+    half = 4.302653 * np.std([-0.03, -0.03, -0.01], ddof=1) / np.sqrt(3)
+    assert fv["ci95"] == pytest.approx([-0.07 / 3 - half, -0.07 / 3 + half], rel=1e-5)
+    assert "fv main effect:rmse_span" not in paired  # no rung had rmse_span
+    del variants["dualfocus_nofv"]
+    assert "fv main effect" not in bench.paired_differences(variants, bench.PAIRS)  # three rungs: no design

@@ -3,6 +3,7 @@ depth clipping, the bounded backward pass, mixed precision and the surface diagn
 
 from __future__ import annotations
 
+import copy
 import math
 
 import numpy as np
@@ -226,6 +227,60 @@ def test_diagnostics_of_a_model_without_surfaces_give_only_the_references():
     assert all(math.isnan(r[k]) for k in ("err_in_focus", "corr_in_focus", "encoder_grad_share"))
 
 
+def test_surface_reliance_swaps_only_the_decoders_surface_input():
+    from dflib.diagnostics import SURFACE_SWAPS, surface_reliance, swapped_surfaces
+    from dflib.generalisation import stack_span_rmse
+
+    torch.manual_seed(0)
+    model = DualFocus(DualFocusConfig.tiny()).eval()
+    depth = torch.linspace(0.1, 1.5, 32).view(1, 32, 1).expand(1, 32, 32).contiguous()
+    data = [{"stack": torch.rand(5, 3, 32, 32), "focus": FOCUS[0], "depth": depth, "mask": torch.ones(1, 32, 32)}
+            for _ in range(2)]
+    with torch.no_grad():
+        plain = [model(d["stack"][None], d["focus"][None]) for d in data]
+    errs = surface_reliance(model, data)
+    assert set(errs) == set(SURFACE_SWAPS) and all(len(v) == 2 for v in errs.values())
+    assert errs["own"] == [stack_span_rmse(o["depth"][0, 0].numpy(), d) for o, d in zip(plain, data)]
+    # zero surfaces == a decoder whose first convolution ignores its surface channels
+    cx = model.config.volume_channels  # V*'s channels come first
+    with torch.no_grad():
+        with swapped_surfaces(model, SURFACE_SWAPS["zero"]):
+            zeroed = model(data[0]["stack"][None], data[0]["focus"][None])
+        blind = copy.deepcopy(model)
+        blind.decoder.down[0][0][0].weight[:, cx:] = 0
+        ref = blind(data[0]["stack"][None], data[0]["focus"][None])
+    torch.testing.assert_close(zeroed["depth"], ref["depth"])
+    torch.testing.assert_close(zeroed["surfaces"], plain[0]["surfaces"])  # the branch itself is untouched
+    assert not torch.allclose(zeroed["depth"], plain[0]["depth"])
+    with torch.no_grad():  # the hook is gone after the block
+        torch.testing.assert_close(model(data[0]["stack"][None], data[0]["focus"][None])["depth"], plain[0]["depth"])
+    with pytest.raises(ValueError, match="surface branch"):
+        surface_reliance(DualFocus(DualFocusConfig.dfv_tiny()), data)
+
+
+def test_surface_dropout_zeroes_whole_items_in_training_only():
+    from dflib.diagnostics import SURFACE_SWAPS, swapped_surfaces
+
+    torch.manual_seed(0)
+    model = DualFocus(DualFocusConfig.tiny().replace(surface_dropout=0.5))  # group norm: no running statistics
+    stack, focus = torch.rand(8, 5, 3, 32, 32), FOCUS.expand(8, 5)
+    with torch.no_grad():
+        own = model.eval()(stack, focus)["depth"]
+        with swapped_surfaces(model, SURFACE_SWAPS["zero"]):
+            none = model(stack, focus)["depth"]
+        torch.manual_seed(1)
+        dropped = model.train()(stack, focus)["depth"]
+    is_own = [torch.allclose(dropped[i], own[i], atol=1e-6) for i in range(8)]
+    is_none = [torch.allclose(dropped[i], none[i], atol=1e-6) for i in range(8)]
+    assert all(a != b for a, b in zip(is_own, is_none))  # each item: all its surfaces kept, or all dropped
+    assert 0 < sum(is_none) < 8
+    torch.manual_seed(1)
+    with torch.no_grad():
+        torch.testing.assert_close(model(stack, focus)["depth"], dropped)  # same seed, same items dropped
+    with pytest.raises(ValueError, match="surface_dropout"):
+        DualFocusConfig.tiny().replace(surface_dropout=1.0)
+
+
 # ----------------------------------------------------------------- regions
 def test_region_masks_find_a_depth_step_and_a_flat_patch():
     depth = np.full((40, 40), 0.2)
@@ -252,7 +307,7 @@ def test_every_stage2_recipe_keeps_its_stage1_model_and_losses():
     root = Path(dflib.__file__).parent / "recipes"
     stage2 = sorted(root.glob("finetune_*.yaml"))
     assert {p.stem for p in stage2} >= {"finetune_mid_dfv", "finetune_mid_dfv_fv", "finetune_mid_dualfocus",
-                                        "finetune_mid_dualfocus_nofv"}
+                                        "finetune_mid_dualfocus_nofv", "finetune_mid_dualfocus_sdrop"}
     kept = ("model", "model_overrides", "lambda_sv", "lambda_fv", "sv_penalty", "sv_tau", "sv_delta", "depth_clip",
             "batch_size", "size")
     for p in stage2:
@@ -268,7 +323,8 @@ def test_every_recipe_loads_and_the_ladder_changes_one_thing_at_a_time():
     root = Path(dflib.__file__).parent / "recipes"
     for size in ("tiny", "mid"):
         r = {p.stem[len(size) + 1:]: TrainConfig.load(p).to_dict() for p in root.glob(f"{size}_*.yaml")}
-        assert set(r) == {"dfv", "dfv_fv", "dualfocus_nosv", "dualfocus", "dualfocus_nofv", "dualfocus_paper"}
+        assert set(r) == {"dfv", "dfv_fv", "dualfocus_nosv", "dualfocus", "dualfocus_nofv", "dualfocus_paper",
+                          "dualfocus_sdrop"}
 
         def diff(a, b):
             return {k for k in r[a] if r[a][k] != r[b][k]}
@@ -277,6 +333,8 @@ def test_every_recipe_loads_and_the_ladder_changes_one_thing_at_a_time():
         assert diff("dfv_fv", "dualfocus_nosv") <= {"model", "sv_penalty"}
         assert diff("dualfocus_nosv", "dualfocus_paper") == {"lambda_sv"}
         assert diff("dualfocus", "dualfocus_nofv") == {"lambda_fv"}
+        assert diff("dualfocus", "dualfocus_sdrop") == {"model_overrides"}
+        assert r["dualfocus_sdrop"]["model_overrides"] == {**r["dualfocus"]["model_overrides"], "surface_dropout": 0.5}
         # the same budget and data everywhere
         budget = ("steps", "batch_size", "size", "lr", "train_scenes", "depth_clip", "schedule")
         assert len({tuple(str(c[k]) for k in budget) for c in r.values()}) == 1

@@ -65,6 +65,11 @@ class DualFocusConfig:
         surface_backward_gain: None for the exact backward pass of the
             projection, or G > 0 to bound its low-frequency gain to G
             (:func:`dflib.integrate.integrable_projection`).
+        surface_dropout: in training mode only, the probability that an item's
+            surfaces reach the decoder as zeros (all planes and channels at
+            once, no rescaling), so that the decoder keeps reading depth from
+            V* alone (the README's "Does DualFocus-mid's decoder use its
+            surfaces?"). 0 (default): off; evaluation never drops.
     """
 
     in_channels: int = 3
@@ -86,6 +91,7 @@ class DualFocusConfig:
     head_context: bool = False
     surface_norm: bool = False
     surface_backward_gain: float | None = None
+    surface_dropout: float = 0.0
 
     def __post_init__(self) -> None:
         # Accept lists (e.g. from JSON/YAML) but store tuples (hashable, frozen).
@@ -129,6 +135,9 @@ class DualFocusConfig:
         g = self.surface_backward_gain
         if g is not None and (isinstance(g, bool) or not isinstance(g, (int, float)) or not 0 < g < float("inf")):
             raise ValueError(f"DualFocusConfig.surface_backward_gain must be None or a number > 0, got {g!r}")
+        p = self.surface_dropout
+        if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0 <= p < 1:
+            raise ValueError(f"DualFocusConfig.surface_dropout must be a number in [0, 1), got {p!r}")
         for name in ("focal_differences", "surface_branch", "head_isolation", "head_context", "surface_norm"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"DualFocusConfig.{name} must be a bool, got {getattr(self, name)!r}")

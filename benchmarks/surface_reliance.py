@@ -1,0 +1,130 @@
+"""Does DualFocus-mid's decoder rely on its surfaces? A test-time intervention on the mid ladder's runs.
+
+Each DualFocus run of ``bench_ablation.py --size mid`` predicts validation stacks three times: with its own
+surfaces, with them rotated by 180° (same values, geometry in the wrong place) and with zeros in their place
+(:func:`dflib.diagnostics.surface_reliance`). Validation stacks only (``VAL_SEED + 12``), never the test split.
+
+    python benchmarks/surface_reliance.py --runs runs/ablation_mid --seeds 0 1 2
+
+writes ``benchmarks/results/surface_reliance.{json,md}``: per run and split the mean RMSE per focus span of each
+swap, and the differences rotated − own and zero − own with a 95 % t-interval over stacks; then the same
+differences paired over seeds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import sys
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from dflib.ladders import paired_ci  # noqa: E402
+from dflib.utils import cpu_model  # noqa: E402
+
+SPLITS = ("held_out", "diverse")
+DIFFS = ("rotated", "zero")
+
+
+def t_interval(d: np.ndarray) -> dict:
+    """Mean of ``d`` and its 95 % Student-t interval (over stacks)."""
+    from scipy import stats
+
+    half = float(stats.t.ppf(0.975, len(d) - 1) * d.std(ddof=1) / np.sqrt(len(d)))
+    return {"mean": float(d.mean()), "ci95": [float(d.mean() - half), float(d.mean() + half)]}
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--runs", default="runs/ablation_mid", help="bench_ablation.py's --runs folder")
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    p.add_argument("--variant", default="dualfocus", help="the ladder rung (a model with a surface branch)")
+    p.add_argument("--references", nargs="*", default=["dfv", "dfv+fv"],
+                   help="rungs without the branch, scored on the same stacks for comparison")
+    p.add_argument("--stacks", type=int, default=32, help="validation stacks per split")
+    p.add_argument("--out", default=str(ROOT / "benchmarks" / "results"))
+    p.add_argument("--stem", default="surface_reliance")
+    args = p.parse_args()
+
+    import torch
+
+    from dflib.data import CachedDataset
+    from dflib.data.diverse import DiverseConfig, DiverseFocalStackDataset
+    from dflib.diagnostics import surface_reliance
+    from dflib.train import VAL_SEED, load_model
+
+    torch.set_num_threads(1)
+    seed = VAL_SEED + 12
+    data = {"held_out": DiverseFocalStackDataset(args.stacks, (256, 256), DiverseConfig(split="heldout"), seed=seed),
+            "diverse": DiverseFocalStackDataset(args.stacks, (256, 256), DiverseConfig(span_m=1.4), seed=seed)}
+    data = {k: CachedDataset(v, desc=f"rendering {k} validation stacks") for k, v in data.items()}
+    result = {"benchmark": "surface_reliance", "cpu": cpu_model(),
+              "command": " ".join(["python", *map(shlex.quote, sys.argv)]),
+              "split": f"validation (VAL_SEED + 12 = {seed}), {args.stacks} stacks per split at 256x256",
+              "variant": args.variant, "runs": {}, "paired_over_seeds": {}}
+    for stage, folder in (("stage1", "ladder"), ("stage2", "stage2")):
+        for name in (args.variant, *args.references):
+            for s in args.seeds:
+                path = Path(args.runs) / folder / f"{name}_s{s}" / "last.pt"
+                if not path.is_file():
+                    print(f"skipping {path}: not there", flush=True)
+                    continue
+                model = load_model(path, "cpu")
+                swaps = ("own", *DIFFS) if name == args.variant else ("own",)
+                row = {}
+                for split, ds in data.items():
+                    errs = {k: np.asarray(v) for k, v in surface_reliance(model, ds, swaps=swaps).items()}
+                    row[split] = {"rmse_span": {k: float(v.mean()) for k, v in errs.items()},
+                                  **{f"{k}-own": t_interval(errs[k] - errs["own"]) for k in swaps[1:]}}
+                    print(f"{stage} {name} seed {s} {split:8s} " + " ".join(
+                        f"{k} {v:.4f}" for k, v in row[split]["rmse_span"].items()), flush=True)
+                result["runs"].setdefault(stage, {}).setdefault(name, {})[str(s)] = row
+        runs = result["runs"].get(stage, {})
+        if args.variant not in runs:
+            continue
+        for split in SPLITS:
+            def per_seed(name: str, swap: str) -> dict[int, float]:
+                return {int(s): r[split]["rmse_span"][swap] for s, r in runs.get(name, {}).items()}
+
+            for k in DIFFS:
+                result["paired_over_seeds"][f"{stage} {split}: {k} - own"] = paired_ci(
+                    per_seed(args.variant, k), per_seed(args.variant, "own"))
+            for ref in args.references:
+                for k in ("own", "zero"):
+                    if ref in runs:
+                        result["paired_over_seeds"][f"{stage} {split}: {args.variant} ({k}) - {ref}"] = paired_ci(
+                            per_seed(args.variant, k), per_seed(ref, "own"))
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / f"{args.stem}.json").write_text(json.dumps(result, indent=1))
+    (out / f"{args.stem}.md").write_text(markdown(result))
+    print(f"wrote {out / args.stem}.json and .md")
+    return 0
+
+
+def markdown(result: dict) -> str:
+    """One row per run and split: the three swaps' RMSE per span and the two differences with their intervals."""
+    lines = ["| run | split | own | rotated | zero | rotated − own [95 % CI over stacks] | zero − own [95 % CI] |",
+             "|---|---|---|---|---|---|---|"]
+    for stage, seeds in result["runs"].items():
+        for s, row in seeds.get(result["variant"], {}).items():
+            for split, r in row.items():
+                e = r["rmse_span"]
+                cis = [f"{r[k + '-own']['mean']:+.4f} [{r[k + '-own']['ci95'][0]:+.4f}, {r[k + '-own']['ci95'][1]:+.4f}]"
+                       for k in DIFFS]
+                lines.append(f"| {stage} seed {s} | {split} | {e['own']:.4f} | {e['rotated']:.4f} | {e['zero']:.4f} | "
+                             + " | ".join(cis) + " |")
+    lines += ["", "| paired over seeds (RMSE per span) | mean | 95 % CI | seeds |", "|---|---|---|---|"]
+    for k, d in result["paired_over_seeds"].items():
+        lines.append(f"| {k} | {d['mean']:+.4f} | [{d['ci95'][0]:+.4f}, {d['ci95'][1]:+.4f}] | {len(d['seeds'])} |")
+    lines += ["", f"RMSE per focus span; {result['split']}; {result['cpu']}; `{result['command']}`"]
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    sys.exit(main())

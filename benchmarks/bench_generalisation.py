@@ -24,6 +24,7 @@ that stops and (in a trap) resumes the other processes.
 Usage::
 
     python benchmarks/bench_generalisation.py [--part scores|bands|surfaces|timing|all] [--length 32] [--size 256] [--quick]
+    python benchmarks/bench_generalisation.py --part scores --candidate NAME=run/last.pt --out results/candidates.json
 
 Writes ``benchmarks/results/generalisation.json`` and ``.md`` (a part run
 alone keeps the other part's results already in the JSON); ``--quick`` (8
@@ -66,8 +67,11 @@ def shipped_models() -> list[str]:
     return [n for n in pretrained_names() if n not in ALIASES]
 
 
-def run_scores(length: int, size: int, embedded_length: int) -> dict:
-    methods = [learned_method(n, name=n, device="cpu") for n in shipped_models()] + [sff_method("lapv")]
+def run_scores(length: int, size: int, embedded_length: int, candidates: dict[str, str] | None = None) -> dict:
+    """Every shipped model, the ``candidates`` (name → checkpoint file, scored beside them) and SFF on every split."""
+    methods = [learned_method(n, name=n, device="cpu") for n in shipped_models()]
+    methods += [learned_method(path, name=name, device="cpu") for name, path in (candidates or {}).items()]
+    methods.append(sff_method("lapv"))
     splits = generalisation_splits(length=length, size=(size, size), embedded_length=embedded_length)
     t0 = time.perf_counter()
     table = score(methods, splits, progress=True)
@@ -189,7 +193,15 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--out", type=Path, default=None, help=f"default {RESULTS.relative_to(ROOT)}")
     ap.add_argument("--quick", action="store_true", help="small splits, one timing repeat, *_quick.json")
+    ap.add_argument("--candidate", action="append", default=[], metavar="NAME=CHECKPOINT",
+                    help="also score this checkpoint file beside the shipped models (repeatable; the scores part "
+                         "only; needs --out, so that the README's table stays the shipped models')")
     args = ap.parse_args()
+    candidates = dict(c.split("=", 1) for c in args.candidate if "=" in c)
+    if len(candidates) != len(args.candidate):
+        ap.error("--candidate takes NAME=CHECKPOINT")
+    if candidates and (args.out is None or args.part != "scores"):
+        ap.error("--candidate needs --part scores and an --out of its own")
     if args.quick:
         args.length, args.size, args.embedded_length = 8, 128, 8
     args.out = args.out or (RESULTS.with_name("generalisation_quick.json") if args.quick else RESULTS)
@@ -198,7 +210,10 @@ def main() -> None:
                 "cpu": cpu_model(), "cpu_count": os.cpu_count(), "torch": torch.__version__,
                 "python": platform.python_version()})
     if args.part in ("scores", "all"):
-        res["scores"] = run_scores(args.length, args.size, args.embedded_length)
+        res["scores"] = run_scores(args.length, args.size, args.embedded_length, candidates)
+        if candidates:
+            res["scores"]["candidates"] = candidates
+            res["command"] = " ".join(["python", *sys.argv])
     if args.part in ("bands", "all"):
         res["bands"] = run_bands(args.embedded_length)
     if args.part in ("surfaces", "all"):

@@ -107,3 +107,16 @@ def test_two_by_two_effects_are_the_averaged_paired_differences(bench):
     assert "fv main effect:rmse_span" not in paired  # no rung had rmse_span
     del variants["dualfocus_nofv"]
     assert "fv main effect" not in bench.paired_differences(variants, bench.PAIRS)  # three rungs: no design
+
+
+def test_generalisation_candidates_never_land_in_the_readme_table(tmp_path):
+    """bench_generalisation.py --candidate needs its own --out and the scores part: the shipped table stays the shipped models'."""
+    import subprocess
+    import sys
+
+    script = Path(__file__).parents[1] / "benchmarks" / "bench_generalisation.py"
+    out = ["--out", str(tmp_path / "c.json")]
+    for extra in ([], [*out, "--part", "all"], [*out, "--part", "scores", "--candidate", "no-equals-sign"]):
+        r = subprocess.run([sys.executable, str(script), "--candidate", "x=run/last.pt", *extra], capture_output=True, text=True)
+        assert r.returncode == 2 and "--candidate" in r.stderr
+    assert not (tmp_path / "c.json").exists()

@@ -8,7 +8,8 @@ surfaces, with them rotated by 180° (same values, geometry in the wrong place) 
 
 writes ``benchmarks/results/surface_reliance.{json,md}``: per run and split the mean RMSE per focus span of each
 swap, and the differences rotated − own and zero − own with a 95 % t-interval over stacks; then the same
-differences paired over seeds.
+differences paired over seeds; then both per scene family (``"by_family"``; the held-out split's families are
+never trained on), to show where the branch helps or costs.
 """
 
 from __future__ import annotations
@@ -62,11 +63,12 @@ def main() -> int:
     seed = VAL_SEED + 12
     data = {"held_out": DiverseFocalStackDataset(args.stacks, (256, 256), DiverseConfig(split="heldout"), seed=seed),
             "diverse": DiverseFocalStackDataset(args.stacks, (256, 256), DiverseConfig(span_m=1.4), seed=seed)}
+    families = {k: [v.spec(i).family for i in range(len(v))] for k, v in data.items()}
     data = {k: CachedDataset(v, desc=f"rendering {k} validation stacks") for k, v in data.items()}
     result = {"benchmark": "surface_reliance", "cpu": cpu_model(),
               "command": " ".join(["python", *map(shlex.quote, sys.argv)]),
               "split": f"validation (VAL_SEED + 12 = {seed}), {args.stacks} stacks per split at 256x256",
-              "variant": args.variant, "runs": {}, "paired_over_seeds": {}}
+              "variant": args.variant, "families": families, "runs": {}, "paired_over_seeds": {}, "by_family": {}}
     for stage, folder in (("stage1", "ladder"), ("stage2", "stage2")):
         for name in (args.variant, *args.references):
             for s in args.seeds:
@@ -80,7 +82,8 @@ def main() -> int:
                 for split, ds in data.items():
                     errs = {k: np.asarray(v) for k, v in surface_reliance(model, ds, swaps=swaps).items()}
                     row[split] = {"rmse_span": {k: float(v.mean()) for k, v in errs.items()},
-                                  **{f"{k}-own": t_interval(errs[k] - errs["own"]) for k in swaps[1:]}}
+                                  **{f"{k}-own": t_interval(errs[k] - errs["own"]) for k in swaps[1:]},
+                                  "per_stack": {k: v.tolist() for k, v in errs.items()}}
                     print(f"{stage} {name} seed {s} {split:8s} " + " ".join(
                         f"{k} {v:.4f}" for k, v in row[split]["rmse_span"].items()), flush=True)
                 result["runs"].setdefault(stage, {}).setdefault(name, {})[str(s)] = row
@@ -99,12 +102,34 @@ def main() -> int:
                     if ref in runs:
                         result["paired_over_seeds"][f"{stage} {split}: {args.variant} ({k}) - {ref}"] = paired_ci(
                             per_seed(args.variant, k), per_seed(ref, "own"))
+        result["by_family"][stage] = by_family(runs, args.variant, args.references, families)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / f"{args.stem}.json").write_text(json.dumps(result, indent=1))
     (out / f"{args.stem}.md").write_text(markdown(result))
     print(f"wrote {out / args.stem}.json and .md")
     return 0
+
+
+def by_family(runs: dict, variant: str, references: list[str], families: dict[str, list[str]]) -> dict:
+    """Per split and scene family: each swap's mean RMSE per span (mean over seeds) and, paired over seeds,
+    zero − own, rotated − own and the variant (own) against each reference rung."""
+    table: dict = {}
+    for split, fams in families.items():
+        for fam in sorted(set(fams)):
+            ix = [i for i, f in enumerate(fams) if f == fam]
+
+            def per_seed(name: str, swap: str) -> dict[int, float]:
+                return {int(s): float(np.mean(np.asarray(r[split]["per_stack"][swap])[ix]))
+                        for s, r in runs.get(name, {}).items() if swap in r[split]["per_stack"]}
+
+            own = per_seed(variant, "own")
+            row = {"stacks": len(ix), "rmse_span": {k: float(np.mean(list(per_seed(variant, k).values())))
+                                                    for k in ("own", *DIFFS) if per_seed(variant, k)}}
+            row.update({f"{k} - own": paired_ci(per_seed(variant, k), own) for k in DIFFS if per_seed(variant, k)})
+            row.update({f"{variant} - {ref}": paired_ci(own, per_seed(ref, "own")) for ref in references if ref in runs})
+            table.setdefault(split, {})[fam] = row
+    return table
 
 
 def markdown(result: dict) -> str:
@@ -122,6 +147,15 @@ def markdown(result: dict) -> str:
     lines += ["", "| paired over seeds (RMSE per span) | mean | 95 % CI | seeds |", "|---|---|---|---|"]
     for k, d in result["paired_over_seeds"].items():
         lines.append(f"| {k} | {d['mean']:+.4f} | [{d['ci95'][0]:+.4f}, {d['ci95'][1]:+.4f}] | {len(d['seeds'])} |")
+    for stage, table in result.get("by_family", {}).items():
+        keys = sorted({k for fams in table.values() for row in fams.values() for k in row if " - " in k})
+        lines += ["", f"By scene family, {stage} (mean over seeds; paired differences over seeds, mean [95 % CI]):", "",
+                  "| split | family | stacks | own | " + " | ".join(keys) + " |", "|---" * (4 + len(keys)) + "|"]
+        for split, fams in table.items():
+            for fam, row in fams.items():
+                cells = [f"{row[k]['mean']:+.4f} [{row[k]['ci95'][0]:+.4f}, {row[k]['ci95'][1]:+.4f}]" if k in row else "–"
+                         for k in keys]
+                lines.append(f"| {split} | {fam} | {row['stacks']} | {row['rmse_span']['own']:.4f} | " + " | ".join(cells) + " |")
     lines += ["", f"RMSE per focus span; {result['split']}; {result['cpu']}; `{result['command']}`"]
     return "\n".join(lines) + "\n"
 

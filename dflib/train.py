@@ -344,6 +344,13 @@ def _record(run: _Run, row: dict, on_log: Callable[[dict], None] | None) -> None
 def _batches_per_epoch(run: _Run) -> int:
     n = len(batches_for_epoch(len(run.train_set), run.cfg, 0, run.rank, run.world, run.counts))
     if n == 0:
+        if run.counts is not None and len(set(run.counts)) > 1:
+            sizes = {k: run.counts.count(k) for k in sorted(set(run.counts))}
+            raise ValueError(
+                f"TrainConfig.batch_size: {run.cfg.batch_size} is larger than every group of training items "
+                f"that share a plane count N (a batch never mixes N): items per N {sizes}, over {run.world} "
+                "process(es). Use more train_scenes or a smaller batch_size."
+            )
         raise ValueError(
             f"TrainConfig.batch_size: {run.cfg.batch_size} is larger than the training set per process "
             f"({len(run.train_set)} items over {run.world} process(es))"

@@ -120,3 +120,31 @@ def test_generalisation_candidates_never_land_in_the_readme_table(tmp_path):
         r = subprocess.run([sys.executable, str(script), "--candidate", "x=run/last.pt", *extra], capture_output=True, text=True)
         assert r.returncode == 2 and "--candidate" in r.stderr
     assert not (tmp_path / "c.json").exists()
+
+
+def test_surface_reliance_by_family_pairs_per_family_means_over_seeds():
+    spec = importlib.util.spec_from_file_location(
+        "surface_reliance", Path(__file__).parents[1] / "benchmarks" / "surface_reliance.py")
+    sr = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(sr)
+    families = {"held_out": ["crease", "relief", "crease"]}
+    # variant "df": per stack own / zero / rotated; reference "ref": own only; seeds 0 and 1
+    runs = {"df": {"0": {"held_out": {"per_stack": {"own": [0.1, 0.5, 0.3], "zero": [0.2, 0.5, 0.4],
+                                                     "rotated": [0.3, 0.9, 0.3]}}},
+                   "1": {"held_out": {"per_stack": {"own": [0.2, 0.4, 0.2], "zero": [0.2, 0.6, 0.2],
+                                                     "rotated": [0.2, 0.4, 0.6]}}}},
+            "ref": {"0": {"held_out": {"per_stack": {"own": [0.1, 0.1, 0.1]}}},
+                    "1": {"held_out": {"per_stack": {"own": [0.0, 0.2, 0.2]}}}}}
+    table = sr.by_family(runs, "df", ["ref", "absent"], families)
+    crease, relief = table["held_out"]["crease"], table["held_out"]["relief"]
+    assert crease["stacks"] == 2 and relief["stacks"] == 1
+    # crease own: seed 0 mean(0.1, 0.3) = 0.2, seed 1 mean(0.2, 0.2) = 0.2; zero: 0.3 and 0.2
+    assert crease["rmse_span"]["own"] == pytest.approx(0.2) and crease["rmse_span"]["zero"] == pytest.approx(0.25)
+    assert crease["zero - own"]["mean"] == pytest.approx(0.05) and crease["zero - own"]["seeds"] == [0, 1]
+    # crease against ref: seed 0 0.2 - 0.1, seed 1 0.2 - 0.1 -> 0.1 with a zero-width interval
+    assert crease["df - ref"]["mean"] == pytest.approx(0.1) and crease["df - ref"]["ci95"] == pytest.approx([0.1, 0.1])
+    assert relief["rotated - own"]["mean"] == pytest.approx((0.4 + 0.0) / 2)
+    assert "df - absent" not in crease
+    md = sr.markdown({"runs": {}, "paired_over_seeds": {}, "by_family": {"stage1": table}, "variant": "df",
+                      "split": "validation", "cpu": "test", "command": "x"})
+    assert "| held_out | crease | 2 | 0.2000 |" in md and "+0.1000 [+0.1000, +0.1000]" in md

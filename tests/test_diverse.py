@@ -253,6 +253,15 @@ def test_training_on_diverse_stacks_runs_and_validates(tmp_path):
     assert len(list((tmp_path / "cache").glob("diverse_*.pt"))) == 2
 
 
+def test_a_batch_larger_than_every_plane_count_group_is_explained(tmp_path):
+    # 4 items over N in {3, 4}: no N has 4 items, though the training set does
+    cfg = TrainConfig(data="diverse", data_options={"n_planes": [3, 4], "coc_px": [3, 6]}, size=(32, 32),
+                      train_scenes=4, val_scenes=2, batch_size=4, steps=1, warmup_steps=0,
+                      out_dir=str(tmp_path / "run"), cache_dir=str(tmp_path / "cache"))
+    with pytest.raises(ValueError, match=r"share a plane count N .*items per N \{3: \d, 4: \d\}"):
+        train(cfg, progress=False)
+
+
 def test_data_options_only_with_diverse_data_and_existing_configs_unchanged():
     with pytest.raises(ValueError, match="TrainConfig.data_options"):
         TrainConfig(data="synthetic", data_options={"n_planes": [3, 4]})

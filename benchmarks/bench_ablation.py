@@ -41,6 +41,13 @@ run, and scores the stage-2 models instead, written to
 ``ablation_mid_stage2.{json,md}``. It measures over seeds what the shipped
 pair (one seed) shows.
 
+``--graft`` (``--variants dfv+fv``) continues each seed's trained ``dfv+fv`` run for a stage-2-sized
+budget in two arms that see the same batches: as it is (``dfv+fv_cont``, ``graft_<size>_dfv_fv``) and with a
+DualFocus surface branch grafted on (``dualfocus_graft``, ``graft_<size>_dualfocus``;
+:mod:`dflib.models.graft`: the decoder's surface inputs start at zero, so the arm starts as the baseline).
+It asks whether the branch adds anything on top of a trained V* pathway; written to
+``ablation_<size>_graft.{json,md}``.
+
 ``--study levers`` is the lever study of issue 12: DualFocus variants that
 each change one thing about the surface branch, scored on the **validation**
 split only (``VAL_SEED``; the test split is never used to choose), written to
@@ -50,6 +57,7 @@ split only (``VAL_SEED``; the test split is never used to choose), written to
     python benchmarks/bench_ablation.py --size mid --seeds 0 1 2  # the ~1.7 M ladder, 10 k steps (a night)
     python benchmarks/bench_ablation.py --size mid --variants dfv dualfocus --seeds 0 1 2 --stage2
     python benchmarks/bench_ablation.py ... --stage2 --split-seed 900012 --test-size 144 --stem ablation_mid_stage2_fresh
+    python benchmarks/bench_ablation.py --size mid --variants dfv+fv --seeds 0 1 2 --graft
     python benchmarks/bench_ablation.py --study levers --steps 1000 --seeds 0 1
     python benchmarks/bench_ablation.py --quick                  # a smoke run (minutes)
 """
@@ -91,6 +99,9 @@ PAIRS = [("dualfocus", "dfv"), ("dualfocus", "dfv+fv"), ("dualfocus", "dualfocus
          ("dfv+fv", "dfv"), ("dualfocus_nosv", "dfv+fv"), ("dualfocus_paper", "dfv+fv"),
          ("dualfocus", "dualfocus_paper"), ("dualfocus_nofv", "dfv"), ("dualfocus", "dualfocus_nofv"),
          ("dualfocus_sdrop", "dualfocus"), ("dualfocus_sdrop", "dfv+fv")]
+#: ``--graft``: the two arms that continue each seed's trained dfv+fv run -> their recipe's stem after graft_<size>_
+GRAFT = {"dfv+fv_cont": "dfv_fv", "dualfocus_graft": "dualfocus"}
+PAIRS += [("dualfocus_graft", "dfv+fv_cont"), ("dfv+fv_cont", "dfv+fv"), ("dualfocus_graft", "dfv+fv")]
 #: the 2 x 2 design of the mid ladder: (with L_fv, with the surface branch) -> rung
 DESIGN_2X2 = {(False, False): "dfv", (True, False): "dfv+fv", (False, True): "dualfocus_nofv", (True, True): "dualfocus"}
 
@@ -197,6 +208,10 @@ def main() -> int:
     p.add_argument("--cache-dir", help="where rendered training pools are kept (default RUNS/cache; 'none': not kept)")
     p.add_argument("--stem", help="output file stem (default: the study's name)")
     p.add_argument("--quick", action="store_true", help="a smoke run: 40 steps, 64² crops, 1 seed, 4 stacks")
+    p.add_argument("--graft", action="store_true",
+                   help="continue each seed's trained dfv+fv run twice, as it is (dfv+fv_cont, recipe graft_<size>_dfv_fv) "
+                        "and with a surface branch grafted on (dualfocus_graft, graft_<size>_dualfocus), into RUNS/graft; "
+                        "score both beside dfv+fv")
     p.add_argument("--stage2", action="store_true",
                    help="mid ladder: also train and score each seed's stage 2 (recipes finetune_<stage-1 recipe>)")
     p.add_argument("--train-only", action="store_true", help="train (or reuse) the runs, score nothing")
@@ -224,6 +239,8 @@ def main() -> int:
     missing = [r for r in stage2.values() if not (ROOT / "dflib" / "recipes" / f"{r}.yaml").is_file()]
     if args.stage2 and (args.study != "ladder" or missing):
         p.error(f"--stage2 needs the ladder and a stage-2 recipe per variant; missing {missing}")
+    if args.graft and (args.study != "ladder" or args.stage2 or names != ["dfv+fv"]):
+        p.error("--graft continues the ladder's dfv+fv runs: give --variants dfv+fv, without --stage2")
 
     def train_all(configs: dict) -> dict:
         with ThreadPoolExecutor(args.jobs) as pool:
@@ -238,6 +255,13 @@ def main() -> int:
                                               out_dir=str(Path(args.runs) / "stage2" / f"{n}_s{s}"))
                    for (n, s), c in configs.items()}
         seconds = train_all(configs)
+    if args.graft:  # both arms start from the same trained dfv+fv run of their seed and see the same batches
+        table.update({n: (f"graft_{args.size}_{r}", {}) for n, r in GRAFT.items()})
+        arms = {(n, s): TrainConfig.recipe(table[n][0], **changes, init=str(Path(c.out_dir) / "last.pt"), seed=s,
+                                           out_dir=str(Path(args.runs) / "graft" / f"{n}_s{s}"))
+                for (_, s), c in configs.items() for n in GRAFT}
+        seconds.update(train_all(arms))
+        configs.update(arms)
     wall = time.perf_counter() - t0
     if args.train_only:
         return 0
@@ -293,7 +317,8 @@ def main() -> int:
     out.mkdir(parents=True, exist_ok=True)
     stem = args.stem or (args.study + ("_quick" if args.quick else ""))
     if args.study == "ladder" and not args.stem and not args.quick:
-        stem = ("ablation" if args.size == "tiny" else f"ablation_{args.size}") + ("_stage2" if args.stage2 else "")
+        stem = (("ablation" if args.size == "tiny" else f"ablation_{args.size}") + ("_stage2" if args.stage2 else "")
+                + ("_graft" if args.graft else ""))
     (out / f"{stem}.json").write_text(json.dumps(result, indent=1))
     (out / f"{stem}.md").write_text(markdown(result))
     for k, v in paired.items():

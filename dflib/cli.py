@@ -357,6 +357,9 @@ def _add_train(sub) -> None:
     t.add_argument("--seed", type=int)
     t.add_argument("--init", help="start from these weights (fine-tuning): a checkpoint file or a shipped model "
                    "(dualfocus_mid, dfv_mid, ...) whose model the run builds too")
+    t.add_argument("--init-graft", dest="init_graft", action="store_true", default=None,
+                   help="--init is a model without the surface branch (dfv_mid, ...): graft this run's branch onto it, "
+                   "the decoder's surface inputs starting at zero (dflib.models.graft)")
     t.add_argument("--device", type=_device)
     t.add_argument("--out-dir", dest="out_dir")
     t.add_argument("--cache-dir", dest="cache_dir", help="keep rendered synthetic and diverse pools here, reused across runs")

@@ -181,6 +181,8 @@ def _start(cfg: TrainConfig, resume: bool) -> _Run:
         out_dir.mkdir(parents=True, exist_ok=True)
         cfg.save(out_dir / "config.json")
     model = build_model(cfg.model, cfg.seed, cfg.model_overrides)  # leaves the global RNG as it was
+    if cfg.init_graft and cfg.init is None:
+        raise ValueError("TrainConfig.init_graft: there is nothing to graft onto without init (the baseline's weights)")
     if cfg.init is not None:
         _init_weights(model, cfg)  # before the data: a wrong init fails before minutes of rendering
     train_set, val_set = build_datasets(cfg)
@@ -260,14 +262,23 @@ def write_log(path: str | Path, rows: list[dict]) -> None:
 
 
 def _init_weights(model: torch.nn.Module, cfg: TrainConfig) -> None:
-    """Load the weights of ``cfg.init`` (a checkpoint file or a shipped name) into ``model`` (fine-tuning).
+    """Load the weights of ``cfg.init`` (a checkpoint file or a shipped name) into ``model`` (fine-tuning), or
+    with ``cfg.init_graft`` graft ``model``'s surface branch onto them (:mod:`dflib.models.graft`).
 
     Raises:
-        ValueError: its model is not the one the run builds.
+        ValueError: its model is not the one the run builds (or, grafting, not its baseline).
     """
     from dflib.models.pretrained import load_checkpoint_or_name
 
     src = load_checkpoint_or_name(cfg.init, "cpu")
+    if cfg.init_graft:
+        from dflib.models.graft import graft_surface_branch
+
+        try:
+            graft_surface_branch(model, src)
+        except ValueError as e:
+            raise ValueError(f"TrainConfig.init_graft: {cfg.init!r}: {e}") from None
+        return
     if src.config != model.config:
         raise ValueError(f"TrainConfig.init: {cfg.init!r} holds a different model than this run builds "
                          f"(model {cfg.model!r}, model_overrides {cfg.model_overrides}): {src.config} vs {model.config}")

@@ -65,6 +65,10 @@ class TrainConfig:
     #: start from these weights (fine-tuning): a checkpoint file or a shipped model name (``dualfocus_mid``, …);
     #: its model must be the one this run builds (``model`` with ``model_overrides``)
     init: str | None = None
+    #: with ``init`` a model without the surface branch (DFV-style) and ``model`` one with it: graft the branch
+    #: onto it (:func:`dflib.models.graft.graft_surface_branch`: shared weights copied, the decoder's surface
+    #: inputs zeroed, so training starts from the baseline's predictions)
+    init_graft: bool = False
     seed: int = 0
     device: str = "auto"  #: auto (CUDA when present), cpu, cuda, cuda:1, …
     amp: bool = True  #: bfloat16 autocast, used on CUDA only
@@ -107,6 +111,7 @@ class TrainConfig:
             "ckpt_every": self.ckpt_every >= 1,
             "num_workers": self.num_workers >= 0,
             "init": self.init is None or (isinstance(self.init, str) and self.init != ""),
+            "init_graft": isinstance(self.init_graft, bool),
         }
         expected = {
             "model": f"one of {MODEL_PRESETS}",
@@ -115,6 +120,7 @@ class TrainConfig:
             "optimizer": "adam or adamw",
             "schedule": "cosine or constant",
             "init": "None, a checkpoint file or a shipped model name",
+            "init_graft": "a bool",
         }
         if isinstance(self.model_overrides, dict):
             from dflib.models import DualFocusConfig

@@ -148,3 +148,31 @@ def test_surface_reliance_by_family_pairs_per_family_means_over_seeds():
     md = sr.markdown({"runs": {}, "paired_over_seeds": {}, "by_family": {"stage1": table}, "variant": "df",
                       "split": "validation", "cpu": "test", "command": "x"})
     assert "| held_out | crease | 2 | 0.2000 |" in md and "+0.1000 [+0.1000, +0.1000]" in md
+
+
+@pytest.mark.slow
+def test_graft_continues_each_dfv_fv_run_in_two_arms_that_start_alike(tmp_path):
+    """bench_ablation.py --graft --quick: both arms start from the seed's dfv+fv run; the grafted arm starts as it."""
+    import json
+    import subprocess
+    import sys
+
+    import torch
+
+    from dflib.train import TrainConfig, load_model
+
+    script = Path(__file__).parents[1] / "benchmarks" / "bench_ablation.py"
+    args = [sys.executable, str(script), "--size", "tiny", "--quick", "--jobs", "1", "--runs", str(tmp_path / "runs"),
+            "--out", str(tmp_path / "out")]
+    bad = subprocess.run([*args, "--graft"], capture_output=True, text=True)  # the default rungs: refused
+    assert bad.returncode == 2 and "--graft" in bad.stderr
+    subprocess.run([*args, "--variants", "dfv+fv", "--graft"], check=True, capture_output=True, text=True)
+    result = json.loads((tmp_path / "out" / "ladder_quick.json").read_text())
+    assert set(result["variants"]) == {"dfv+fv", "dfv+fv_cont", "dualfocus_graft"}
+    assert {"dualfocus_graft-dfv+fv_cont", "dfv+fv_cont-dfv+fv"} <= set(result["paired"])
+    base = tmp_path / "runs" / "ladder" / "dfv+fv_s0" / "last.pt"
+    for arm in ("dfv+fv_cont", "dualfocus_graft"):
+        cfg = TrainConfig.load(tmp_path / "runs" / "graft" / f"{arm}_s0" / "config.json")
+        assert cfg.init == str(base) and cfg.init_graft == (arm == "dualfocus_graft") and cfg.seed == 0
+    trained = load_model(tmp_path / "runs" / "graft" / "dualfocus_graft_s0" / "last.pt", "cpu")
+    assert trained.config.surface_branch and torch.count_nonzero(trained.decoder.down[0][0][0].weight[:, 32:]) > 0

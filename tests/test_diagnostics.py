@@ -315,6 +315,22 @@ def test_every_stage2_recipe_keeps_its_stage1_model_and_losses():
         assert {k: two[k] for k in kept} == {k: one[k] for k in kept}, p.stem
 
 
+def test_graft_recipes_are_their_stage1_recipes_continued_and_differ_only_by_the_branch():
+    """graft_<size>_{dfv_fv,dualfocus}: the stage-1 recipe at a continuation's budget; the two arms of
+    bench_ablation --graft differ only in the grafted branch (model, its loss and its learning rate)."""
+    budget = {"steps", "lr", "val_every"}
+    for size in ("tiny", "mid"):
+        arms = {k: TrainConfig.recipe(f"graft_{size}_{k}").to_dict() for k in ("dfv_fv", "dualfocus")}
+        for k, arm in arms.items():
+            one = TrainConfig.recipe(f"{size}_{k}").to_dict()
+            assert {f for f in arm if arm[f] != one[f]} <= budget | {"init_graft", "branch_lr_scale"}, (size, k)
+            assert arm["steps"] < one["steps"] and arm["lr"] < one["lr"]
+        a, b = arms["dfv_fv"], arms["dualfocus"]
+        assert {f for f in a if a[f] != b[f]} == {"model", "model_overrides", "lambda_sv", "sv_penalty",
+                                                  "branch_lr_scale", "init_graft"}
+        assert b["init_graft"] and b["lr"] * b["branch_lr_scale"] == pytest.approx(1e-3)  # the fresh branch at stage 1's rate
+
+
 def test_every_recipe_loads_and_the_ladder_changes_one_thing_at_a_time():
     from pathlib import Path
 

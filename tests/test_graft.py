@@ -1,0 +1,68 @@
+"""dflib.models.graft: a surface branch grafted onto a trained baseline starts as that baseline."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from dflib.models import DualFocus, DualFocusConfig
+from dflib.models.graft import graft_surface_branch
+from dflib.train import TrainConfig, load_model, train
+
+BRANCH = dict(surface_units="planes", head_isolation=True, surface_norm=True)
+
+
+def _pair(seed: int = 0):
+    torch.manual_seed(seed)
+    baseline = DualFocus(DualFocusConfig.dfv_tiny())
+    with torch.no_grad():  # a "trained" baseline: weights unlike any fresh initialisation
+        for p in baseline.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    torch.manual_seed(seed + 1)
+    return baseline, DualFocus(DualFocusConfig.tiny().replace(**BRANCH))
+
+
+def test_the_grafted_model_predicts_what_its_baseline_predicts():
+    baseline, model = _pair()
+    head_before = {k: v.clone() for k, v in model.gradient_head.state_dict().items()}
+    graft_surface_branch(model, baseline)
+    stack, focus = torch.rand(2, 5, 3, 32, 32), torch.tensor([[0.1, 0.15, 0.3, 0.7, 1.5]] * 2)
+    baseline.eval(), model.eval()
+    with torch.no_grad():
+        a, b = baseline(stack, focus), model(stack, focus)
+    assert "surfaces" in b and b["surfaces"].abs().max() > 0  # the branch runs and makes surfaces ...
+    torch.testing.assert_close(b["depth"], a["depth"], rtol=0, atol=1e-5)  # ... that the decoder does not read yet
+    torch.testing.assert_close(b["prob"], a["prob"], rtol=0, atol=1e-5)
+    w = model.decoder.down[0][0][0].weight
+    cv = baseline.decoder.down[0][0][0].weight.shape[1]
+    assert torch.equal(w[:, :cv], baseline.decoder.down[0][0][0].weight) and torch.count_nonzero(w[:, cv:]) == 0
+    assert torch.equal(model.encoder.stem[0].weight, baseline.encoder.stem[0].weight)
+    assert all(torch.equal(v, head_before[k]) for k, v in model.gradient_head.state_dict().items())  # fresh head
+
+
+def test_graft_refuses_what_is_not_a_baseline_of_the_model():
+    baseline, model = _pair()
+    with pytest.raises(ValueError, match="no surface branch"):
+        graft_surface_branch(DualFocus(DualFocusConfig.dfv_tiny()), baseline)
+    with pytest.raises(ValueError, match="already has a surface branch"):
+        graft_surface_branch(model, DualFocus(DualFocusConfig.tiny()))
+    with pytest.raises(ValueError, match="feature_channels"):
+        graft_surface_branch(model, DualFocus(DualFocusConfig.dfv_tiny().replace(feature_channels=8)))
+    with pytest.raises(ValueError, match="TrainConfig.init_graft"):
+        TrainConfig(init_graft="yes")
+
+
+@pytest.mark.slow
+def test_a_grafted_run_trains_the_decoders_surface_inputs(tmp_path):
+    small = dict(size=(32, 32), train_scenes=4, val_scenes=0, batch_size=2, warmup_steps=0, log_every=1,
+                 ckpt_every=2, cache_dir=str(tmp_path / "cache"))
+    base = train(TrainConfig(model="dfv_tiny", steps=2, out_dir=str(tmp_path / "dfv"), **small), progress=False)
+    run = train(TrainConfig(model="tiny", steps=2, lambda_sv=0.3, model_overrides=BRANCH, init=str(base.out_dir / "last.pt"),
+                            init_graft=True, out_dir=str(tmp_path / "graft"), **small), progress=False)
+    w = load_model(run.out_dir / "last.pt", "cpu").decoder.down[0][0][0].weight
+    assert torch.count_nonzero(w[:, 32:]) > 0  # the surfaces' slice left zero: the decoder learns to read them
+    with pytest.raises(ValueError, match="TrainConfig.init_graft"):
+        train(TrainConfig(model="dfv_tiny", steps=1, init=str(base.out_dir / "last.pt"), init_graft=True,
+                          out_dir=str(tmp_path / "bad"), **small), progress=False)
+    with pytest.raises(ValueError, match="TrainConfig.init_graft: there is nothing to graft onto"):
+        train(TrainConfig(steps=1, init_graft=True, out_dir=str(tmp_path / "bad2"), **small), progress=False)

@@ -288,14 +288,20 @@ fv_ladders = {stem: show_ladder(stem, how_fv + flag) for stem, flag in (
     ("ablation_mid_fv_fresh", " --split-seed 900012 --test-size 144 --stem ablation_mid_fv_fresh"))}
 
 # %%
-# Check: both ladders are sound (≥ 3 seeds, ≥ 96 stacks per split); the two halves of the deficit per split
-for stem, ladder in fv_ladders.items():
-    for label, part, metric in ladder_parts(ladder) if ladder is not None else []:
-        assert not ladder_problems(part), (stem, label, ladder_problems(part))
-        for pair, what in (("dfv+fv-dfv", "L_fv on DFV-mid"), ("dualfocus-dfv+fv", "the surface branch")):
-            d = part["paired"][pair + ("" if metric == "rmse" else f":{metric}")]
-            print(f"{stem:22s} {label:9s} {what:19s} {d['mean']:+.4f} [{d['ci95'][0]:+.4f}, {d['ci95'][1]:+.4f}]"
-                  f" ({'m' if metric == 'rmse' else 'of the span'})")
+def check_pairs(ladders: dict, pairs: dict[str, str]) -> None:
+    """Assert each recorded ladder is sound (≥ 3 seeds, ≥ 96 stacks per split) and print its ``pairs``
+    (``{"a-b": what it measures}``) per split, in metres or per focus span."""
+    for stem, ladder in ladders.items():
+        for label, part, metric in ladder_parts(ladder) if ladder is not None else []:
+            assert not ladder_problems(part), (stem, label, ladder_problems(part))
+            for pair, what in pairs.items():
+                d = part["paired"][pair + ("" if metric == "rmse" else f":{metric}")]
+                print(f"{stem:25s} {label:9s} {what:19s} {d['mean']:+.4f} [{d['ci95'][0]:+.4f}, {d['ci95'][1]:+.4f}]"
+                      f" ({'m' if metric == 'rmse' else 'of the span'})")
+
+
+# Check: both ladders are sound; the two halves of the deficit per split
+check_pairs(fv_ladders, {"dfv+fv-dfv": "L_fv on DFV-mid", "dualfocus-dfv+fv": "the surface branch"})
 
 # %% [markdown]
 # ### Does DualFocus-mid's decoder use its surfaces?
@@ -323,6 +329,24 @@ if rel is not None:
     assert "validation" in rel["split"] and "test" not in rel["split"]
     for k, d in rel["paired_over_seeds"].items():
         print(f"{k:45s} {d['mean']:+.4f} [{d['ci95'][0]:+.4f}, {d['ci95'][1]:+.4f}] over seeds {d['seeds']}")
+
+# %% [markdown]
+# ### Can the branch add anything on top of a trained network? (graft)
+#
+# If the branch costs because it trains alongside an untrained V* pathway, grafting it onto a trained one should
+# remove that cost. `--graft` continues each seed's trained DFV-mid + $L_{fv}$ for 2000 steps in two arms that see
+# the same batches: as it is (`dfv+fv_cont`) and with a fresh DualFocus branch grafted on (`dualfocus_graft`,
+# `dflib.models.graft`: the decoder's surface inputs start at zero, so the arm starts as the baseline).
+
+# %%
+how_graft = "python benchmarks/bench_ablation.py --size mid --variants dfv+fv --seeds 0 1 2 --graft"
+graft = {stem: show_ladder(stem, how_graft + flag) for stem, flag in (
+    ("ablation_mid_graft", ""),
+    ("ablation_mid_graft_fresh", " --split-seed 900012 --test-size 144 --stem ablation_mid_graft_fresh"))}
+
+# %%
+# Check: the graft ladders are sound; what the grafted branch adds, and what the extra steps alone do, per split
+check_pairs(graft, {"dualfocus_graft-dfv+fv_cont": "grafted − continued", "dfv+fv_cont-dfv+fv": "2000 more steps"})
 
 # %% [markdown]
 # ## Which lever moved what

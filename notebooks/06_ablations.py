@@ -313,11 +313,17 @@ check_pairs(fv_ladders, {"dfv+fv-dfv": "L_fv on DFV-mid", "dualfocus-dfv+fv": "t
 # If "rotated" scores like "own", the decoder draws nothing from where the surfaces put their geometry.
 
 # %%
-rel_path = results / "surface_reliance.json"
-rel = json.loads(rel_path.read_text()) if rel_path.is_file() else None
-if rel is None:
-    display(Markdown(f"`{rel_path}` is not there yet: run `python benchmarks/surface_reliance.py --runs runs/ablation_mid`."))
-else:
+def load_result(stem: str, how: str) -> dict | None:
+    """``benchmarks/results/<stem>.json``, or None (with a note saying how to make it) when it is not there."""
+    path = results / f"{stem}.json"
+    if not path.is_file():
+        display(Markdown(f"`{path}` is not there yet: run `{how}`."))
+        return None
+    return json.loads(path.read_text())
+
+
+rel = load_result("surface_reliance", "python benchmarks/surface_reliance.py --runs runs/ablation_mid")
+if rel is not None:
     display(Markdown((results / "surface_reliance.md").read_text()))
     viz.plot_paired_differences({k: d for k, d in rel["paired_over_seeds"].items() if len(d["seeds"]) >= 2},
                                 title="surface reliance: RMSE per span, a − b (left: a better)")
@@ -360,11 +366,8 @@ check_pairs(graft, {"dualfocus_graft-dfv+fv_cont": "grafted − continued", "dfv
 
 # %%
 # Check: the levers were chosen on validation stacks, never on the test split (when levers.json is there)
-lev_path = results / "levers.json"
-lev = json.loads(lev_path.read_text()) if lev_path.is_file() else None
-if lev is None:
-    display(Markdown(f"`{lev_path}` is not there yet: run `python benchmarks/bench_ablation.py --study levers`."))
-else:
+lev = load_result("levers", "python benchmarks/bench_ablation.py --study levers")
+if lev is not None:
     keys = ["rmse", "bump", "corr_in_focus", "err_in_focus", "err_out_of_focus", "err_zero", "encoder_grad_share"]
     md = "| lever | changes | " + " | ".join(keys) + " | ΔRMSE vs nosv (95 % CI) |\n|" + "---|" * (len(keys) + 3) + "\n"
     for name, v in lev["variants"].items():

@@ -59,7 +59,16 @@ split only (``VAL_SEED``; the test split is never used to choose), written to
     python benchmarks/bench_ablation.py ... --stage2 --split-seed 900012 --test-size 144 --stem ablation_mid_stage2_fresh
     python benchmarks/bench_ablation.py --size mid --variants dfv+fv --seeds 0 1 2 --graft
     python benchmarks/bench_ablation.py --study levers --steps 1000 --seeds 0 1
+    python benchmarks/bench_ablation.py --size mid --variants dualfocus_sdrop --seeds 0 1 2 \
+        --recorded benchmarks/results/ablation_mid_fv.json --stem ablation_mid_sdrop
     python benchmarks/bench_ablation.py --quick                  # a smoke run (minutes)
+
+``--recorded FILE`` adds a new rung to a recorded ladder without retraining the others: the rungs of FILE
+that this invocation does not train are read from it, split by split, and paired with the new one by seed.
+Every split must be the one FILE was scored on (same description and number of stacks), or the script stops.
+Pairing by seed keeps its meaning (same initial draw and data order), but a recorded run trained at an earlier
+revision of dflib differs from a retrained one by floating-point rounding amplified over training, so the
+intervals are wider than those of a ladder trained in one go; the JSON names which rungs were recorded.
 """
 
 from __future__ import annotations
@@ -214,6 +223,8 @@ def main() -> int:
                         "score both beside dfv+fv")
     p.add_argument("--stage2", action="store_true",
                    help="mid ladder: also train and score each seed's stage 2 (recipes finetune_<stage-1 recipe>)")
+    p.add_argument("--recorded", help="a recorded ladder JSON whose rungs (those not trained here) are paired with "
+                   "this invocation's by seed, split by split; its splits must be the ones scored here")
     p.add_argument("--train-only", action="store_true", help="train (or reuse) the runs, score nothing")
     p.add_argument("--export", help="ladder: copy the first seed's dualfocus and dfv models (weights only) here, "
                    "and their training curves to --out as train_log_<name>.csv")
@@ -246,6 +257,11 @@ def main() -> int:
         with ThreadPoolExecutor(args.jobs) as pool:
             return dict(zip(configs, pool.map(lambda c: run_training(c, Path(c.out_dir + ".log")), configs.values())))
 
+    recorded = json.loads(Path(args.recorded).read_text()) if args.recorded else None
+    if recorded is not None and (recorded.get("study") != args.study or recorded.get("steps") != next(iter(configs.values())).steps):
+        p.error(f"--recorded {args.recorded}: study {recorded.get('study')!r}, {recorded.get('steps')} steps; "
+                f"this invocation: {args.study!r}, {next(iter(configs.values())).steps} steps")
+
     t0 = time.perf_counter()
     seconds = train_all(configs)
     if args.stage2:  # each seed's stage 2 starts from its stage-1 run; those are what is scored
@@ -276,7 +292,9 @@ def main() -> int:
         data = embedded_benchmark(length=args.test_size)
     data = CachedDataset(data, desc="rendering the scored stacks")
     pairs = PAIRS_LEVERS if args.study == "levers" else PAIRS
+    split = "validation (VAL_SEED)" if args.study == "levers" else "test (embedded, TEST_SEED)"
     variants = score_all(configs, table, seconds, data, "fod500", args.diag_items)
+    variants = with_recorded(variants, recorded, split, len(data), args.recorded)
     paired = paired_differences(variants, pairs)
     sff = {}
     if args.study == "ladder":
@@ -299,13 +317,14 @@ def main() -> int:
         for key, (label, cfg) in parts.items():
             data_d = CachedDataset(DiverseFocalStackDataset(len(data), (256, 256), cfg, seed=seed),
                                    desc=f"rendering the scored {label} stacks")
+            split_d = f"{label} ({seed_name}, {cfg.to_dict()})"
             variants_d = score_all(configs, table, seconds, data_d, "default", args.diag_items)
-            extra[key] = {"split": f"{label} ({seed_name}, {cfg.to_dict()})", "test_stacks": len(data_d),
+            variants_d = with_recorded(variants_d, recorded and recorded.get(key), split_d, len(data_d), args.recorded)
+            extra[key] = {"split": split_d, "test_stacks": len(data_d),
                           "variants": variants_d, "paired": paired_differences(variants_d, pairs)}
     result = {
         "study": args.study,
-        "split": "validation (VAL_SEED)" if args.study == "levers" else "test (embedded, TEST_SEED)",
-        "test_stacks": len(data), "steps": next(iter(configs.values())).steps,
+        "split": split, "test_stacks": len(data), "steps": next(iter(configs.values())).steps,
         "cpu": cpu_model(), "command": " ".join(["python", *map(shlex.quote, sys.argv)]),
         "train_wall_seconds_this_invocation": wall,
         "variants": variants, "paired": paired, "best_sff": sff,
@@ -351,6 +370,21 @@ def score_all(configs: dict, table: dict, seconds: dict, data, protocol: str, di
         print(f"{n} seed {s}: rmse {row['rmse']:.4f} bump {row['bump']:.3f} "
               f"corr_in_focus {row.get('corr_in_focus', float('nan')):.3f}", flush=True)
     return variants
+
+
+def with_recorded(variants: dict, recorded: dict | None, split: str, stacks: int, source: str | None) -> dict:
+    """``variants`` (scored here) plus the rungs of a recorded ladder's matching split that were not scored here,
+    each marked ``"recorded": source``.
+
+    Raises ``SystemExit`` when the recorded split is missing or is not the one scored here (its description or
+    number of stacks differ): seed-paired differences need the same stacks on both sides.
+    """
+    if source is None:
+        return variants
+    if recorded is None or recorded.get("split") != split or recorded.get("test_stacks") != stacks:
+        have = None if recorded is None else (recorded.get("split"), recorded.get("test_stacks"))
+        raise SystemExit(f"--recorded {source}: its split {have} is not the one scored here ({split!r}, {stacks})")
+    return {**variants, **{n: {**v, "recorded": source} for n, v in recorded["variants"].items() if n not in variants}}
 
 
 def paired_differences(variants: dict, pairs: list[tuple[str, str]]) -> dict:
@@ -417,7 +451,7 @@ def markdown(result: dict) -> str:
         for name, v in part["variants"].items():
             rows = [{k: v[k][i] for k in keys if k in v} for i in range(len(v["seeds"]))]
             summ = summarise_seeds(rows, keys)
-            table.append({"variant": name, "seeds": len(v["seeds"]), "params": int(v["params"][0]) if "params" in v else "",
+            table.append({"variant": name + (" (recorded)" if "recorded" in v else ""), "seeds": len(v["seeds"]), "params": int(v["params"][0]) if "params" in v else "",
                           **{k: summ.get(k, "–") for k in keys}})
         if sff:
             table.append({"variant": f"classical SFF ({sff['method']})", "seeds": "–", "params": 0,

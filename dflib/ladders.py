@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["ladder_parts", "ladder_problems", "paired_ci"]
+__all__ = ["ladder_parts", "ladder_problems", "ladders_problems", "pair_lines", "paired_ci"]
 
 
 def paired_ci(a: dict[int, float], b: dict[int, float]) -> dict:
@@ -56,3 +56,26 @@ def ladder_problems(part: dict, min_stacks: int = 96, min_seeds: int = 3) -> lis
         if not lo <= d["mean"] <= hi:
             problems.append(f"{name}: mean {d['mean']:+.4g} outside its interval [{lo:+.4g}, {hi:+.4g}]")
     return problems
+
+
+def ladders_problems(ladders: dict[str, dict | None], **kwargs) -> list[str]:
+    """:func:`ladder_problems` of every scored split of every recorded ladder (``{stem: JSON}``), each prefixed
+    with its stem and split; ladders that are ``None`` (not run yet) are skipped. Empty when all are sound."""
+    return [f"{stem} {label}: {problem}" for stem, ladder in ladders.items() if ladder is not None
+            for label, part, _ in ladder_parts(ladder) for problem in ladder_problems(part, **kwargs)]
+
+
+def pair_lines(ladders: dict[str, dict | None], pairs: dict[str, str]) -> list[str]:
+    """One line per recorded ladder, split and pair: the seed-paired difference's mean and 95 % interval.
+
+    ``pairs`` maps ``"a-b"`` to what the difference measures; the metric is each split's (:func:`ladder_parts`:
+    metres, or per focus span on the held-out split). Ladders that are ``None`` are skipped.
+    """
+    lines = []
+    for stem, ladder in ladders.items():
+        for label, part, metric in ladder_parts(ladder) if ladder is not None else []:
+            for pair, what in pairs.items():
+                d = part["paired"][pair + ("" if metric == "rmse" else f":{metric}")]
+                lines.append(f"{stem:25s} {label:9s} {what:19s} {d['mean']:+.4f} [{d['ci95'][0]:+.4f}, "
+                             f"{d['ci95'][1]:+.4f}] ({'m' if metric == 'rmse' else 'of the span'}) over seeds {d['seeds']}")
+    return lines

@@ -5,7 +5,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
+#       jupytext_version: 1.19.7
 #   kernelspec:
 #     display_name: Python 3 (ipykernel)
 #     language: python
@@ -76,7 +76,7 @@ from IPython.display import Markdown, display
 from dflib import viz
 from dflib.data import CachedDataset
 from dflib.evaluate import ResultsTable, embedded_benchmark, evaluate, learned_method
-from dflib.ladders import ladder_parts, ladder_problems
+from dflib.ladders import ladder_parts, ladder_problems, ladders_problems, pair_lines
 from dflib.train import TrainConfig, train
 
 RECIPES = {  # variant -> (recipe in dflib/recipes/, the fields it changes)
@@ -264,13 +264,8 @@ mid = {stem: show_ladder(stem, how + flag) for stem, flag in (
 
 # %%
 # Check: the mid ladders are sound: ≥ 3 seeds per model, ≥ 96 stacks per split, every difference paired over the same seeds
-for stem, ladder in mid.items():
-    for label, part, metric in ladder_parts(ladder) if ladder is not None else []:
-        assert not ladder_problems(part), (stem, label, ladder_problems(part))
-        d = part["paired"]["dualfocus-dfv" + ("" if metric == "rmse" else f":{metric}")]
-        unit = "m" if metric == "rmse" else "of the span"
-        print(f"{stem:25s} {label:9s} RMSE, DualFocus-mid − DFV-mid: {d['mean']:+.4f} {unit} "
-              f"[{d['ci95'][0]:+.4f}, {d['ci95'][1]:+.4f}] over seeds {d['seeds']}")
+assert not ladders_problems(mid), ladders_problems(mid)
+print("\n".join(pair_lines(mid, {"dualfocus-dfv": "DualFocus − DFV"})))
 
 # %% [markdown]
 # ### Which half of DualFocus costs it at mid size?
@@ -288,20 +283,9 @@ fv_ladders = {stem: show_ladder(stem, how_fv + flag) for stem, flag in (
     ("ablation_mid_fv_fresh", " --split-seed 900012 --test-size 144 --stem ablation_mid_fv_fresh"))}
 
 # %%
-def check_pairs(ladders: dict, pairs: dict[str, str]) -> None:
-    """Assert each recorded ladder is sound (≥ 3 seeds, ≥ 96 stacks per split) and print its ``pairs``
-    (``{"a-b": what it measures}``) per split, in metres or per focus span."""
-    for stem, ladder in ladders.items():
-        for label, part, metric in ladder_parts(ladder) if ladder is not None else []:
-            assert not ladder_problems(part), (stem, label, ladder_problems(part))
-            for pair, what in pairs.items():
-                d = part["paired"][pair + ("" if metric == "rmse" else f":{metric}")]
-                print(f"{stem:25s} {label:9s} {what:19s} {d['mean']:+.4f} [{d['ci95'][0]:+.4f}, {d['ci95'][1]:+.4f}]"
-                      f" ({'m' if metric == 'rmse' else 'of the span'})")
-
-
 # Check: both ladders are sound; the two halves of the deficit per split
-check_pairs(fv_ladders, {"dfv+fv-dfv": "L_fv on DFV-mid", "dualfocus-dfv+fv": "the surface branch"})
+assert not ladders_problems(fv_ladders), ladders_problems(fv_ladders)
+print("\n".join(pair_lines(fv_ladders, {"dfv+fv-dfv": "L_fv on DFV-mid", "dualfocus-dfv+fv": "the surface branch"})))
 
 # %% [markdown]
 # ### Does DualFocus-mid's decoder use its surfaces?
@@ -352,7 +336,9 @@ graft = {stem: show_ladder(stem, how_graft + flag) for stem, flag in (
 
 # %%
 # Check: the graft ladders are sound; what the grafted branch adds, and what the extra steps alone do, per split
-check_pairs(graft, {"dualfocus_graft-dfv+fv_cont": "grafted − continued", "dfv+fv_cont-dfv+fv": "2000 more steps"})
+assert not ladders_problems(graft), ladders_problems(graft)
+print("\n".join(pair_lines(graft, {"dualfocus_graft-dfv+fv_cont": "grafted − continued",
+                                   "dfv+fv_cont-dfv+fv": "2000 more steps"})))
 
 # %% [markdown]
 # ## Which lever moved what

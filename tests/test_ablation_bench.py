@@ -63,6 +63,16 @@ def test_recorded_ladders_are_read_split_by_split_and_flaws_are_named(bench):
               "paired": {"a-b": {"mean": 0.5, "ci95": [0.0, 0.1]}}}
     assert ladder_problems(flawed) == ["24 test stacks < 96", "dfv: 2 seeds < 3", "dfv: 1 RMSEs for 2 seeds",
                                        "a-b: mean +0.5 outside its interval [+0, +0.1]"]
+    # every split of every ladder, prefixed; a ladder not run yet (None) is skipped
+    from dflib.ladders import ladders_problems, pair_lines
+
+    assert ladders_problems({"ok": ladder, "missing": None}) == []
+    assert ladders_problems({"bad": {**flawed, "held_out": part}})[0] == "bad embedded: 24 test stacks < 96"
+    # one line per ladder, split and pair, in metres on the embedded split and per span on the held-out one
+    lines = pair_lines({"x": ladder, "missing": None}, {"dualfocus-dfv": "branch"})
+    assert len(lines) == 2 and "(m)" in lines[0] and "(of the span)" in lines[1]
+    # the per-seed differences are -0.01, -0.03, +0.01: mean -0.01
+    assert "-0.0100 [" in lines[0] and "over seeds [0, 1, 2]" in lines[0]
 
 
 def test_heldout_family_breakdown_is_the_per_span_difference_grouped_by_family():
@@ -176,3 +186,20 @@ def test_graft_continues_each_dfv_fv_run_in_two_arms_that_start_alike(tmp_path):
         assert cfg.init == str(base) and cfg.init_graft == (arm == "dualfocus_graft") and cfg.seed == 0
     trained = load_model(tmp_path / "runs" / "graft" / "dualfocus_graft_s0" / "last.pt", "cpu")
     assert trained.config.surface_branch and torch.count_nonzero(trained.decoder.down[0][0][0].weight[:, 32:]) > 0
+
+
+def test_recorded_rungs_join_a_new_one_only_on_the_same_split(bench):
+    new = {"dualfocus_sdrop": {"seeds": [0, 1, 2], "rmse": [0.29, 0.30, 0.31]}}
+    recorded = {"split": "test (embedded, TEST_SEED)", "test_stacks": 96,
+                "variants": {"dualfocus": {"seeds": [0, 1, 2], "rmse": [0.30, 0.32, 0.31]},
+                             "dualfocus_sdrop": {"seeds": [0], "rmse": [9.0]}}}
+    merged = bench.with_recorded(new, recorded, "test (embedded, TEST_SEED)", 96, "old.json")
+    assert merged["dualfocus_sdrop"] is new["dualfocus_sdrop"]  # a rung scored here wins over the recorded one
+    assert merged["dualfocus"]["recorded"] == "old.json" and "recorded" not in recorded["variants"]["dualfocus"]
+    d = bench.paired_differences(merged, [("dualfocus_sdrop", "dualfocus")])["dualfocus_sdrop-dualfocus"]
+    assert d["mean"] == pytest.approx(-0.01) and d["seeds"] == [0, 1, 2]
+    assert bench.with_recorded(new, None, "x", 96, None) is new  # no --recorded: unchanged
+    for split, stacks, part in (("test (embedded, TEST_SEED)", 144, recorded), ("other", 96, recorded),
+                                ("test (embedded, TEST_SEED)", 96, None)):
+        with pytest.raises(SystemExit, match="not the one scored here"):
+            bench.with_recorded(new, part, split, stacks, "old.json")

@@ -3,7 +3,7 @@
 1. DCT solve (b -> L⁺b) and the whole projection (gx, gy -> z, PᵀΓ
    included), forward and forward+backward, vs one ``torch.fft.rfft2`` of a
    tensor of the same shape on the same device (target: projection <= 4x).
-   On a CPU the solve takes the DCT matrices (float32, H + W <= 80) or scipy's
+   On a CPU the solve takes the DCT matrices (float32, H + W <= 96) or scipy's
    pocketfft DCT; every CPU route, and the torch-FFT route CUDA takes, is
    timed beside it. CUDA timings synchronise the device
    (``torch.cuda.synchronize``) around every timed call.
@@ -50,14 +50,19 @@ from dflib.integrate import (
 from dflib.utils import cpu_model, default_device
 
 
-def _torch_median(fn, min_run_time: float) -> float:
-    """Median seconds per call (torch.utils.benchmark; on CUDA each call ends with a synchronize)."""
+def _torch_median(fn, min_run_time: float, threads: int | None = None) -> float:
+    """Median seconds per call (torch.utils.benchmark; on CUDA each call ends with a synchronize), with
+    torch (and so the projection's pocketfft workers) on ``threads`` threads, default ``torch.get_num_threads()``.
+
+    ``Timer`` itself runs on one thread unless told otherwise (its ``num_threads`` defaults to 1): up to this
+    revision every figure here was measured on one thread while the JSON said two."""
     def call() -> None:
         fn()
         if torch.cuda.is_available():
             torch.cuda.synchronize()
 
-    return tbench.Timer(stmt="call()", globals={"call": call}).blocked_autorange(
+    threads = threads or torch.get_num_threads()
+    return tbench.Timer(stmt="call()", globals={"call": call}, num_threads=threads).blocked_autorange(
         min_run_time=min_run_time
     ).median
 
@@ -88,21 +93,22 @@ def _sparse_p(h: int, w: int) -> sp.csr_matrix:
     return sp.vstack([sp.kron(sp.eye(h), d(w)), sp.kron(d(h), sp.eye(w))]).tocsr()
 
 
-def bench_vs_fft(shape: tuple[int, ...], device: torch.device, min_run_time: float) -> dict:
+def bench_vs_fft(shape: tuple[int, ...], device: torch.device, min_run_time: float, threads: int) -> dict:
+    """The solve, the projection and its backward against one ``rfft2`` of the same tensor, all on ``threads``."""
     g = torch.Generator(device="cpu").manual_seed(0)
     *lead, h, w = shape
     b = torch.randn(*shape, generator=g).to(device)
     gx = torch.randn(*lead, h, w - 1, generator=g).to(device)
     gy = torch.randn(*lead, h - 1, w, generator=g).to(device)
-    t_fft = _torch_median(lambda: torch.fft.rfft2(b), min_run_time)
-    t_solve = _torch_median(lambda: neumann_poisson_solve(b), min_run_time)
-    t_proj = _torch_median(lambda: integrable_projection(gx, gy), min_run_time)
+    t_fft = _torch_median(lambda: torch.fft.rfft2(b), min_run_time, threads)
+    t_solve = _torch_median(lambda: neumann_poisson_solve(b), min_run_time, threads)
+    t_proj = _torch_median(lambda: integrable_projection(gx, gy), min_run_time, threads)
     gxr, gyr = gx.clone().requires_grad_(), gy.clone().requires_grad_()
     gz = torch.randn(*shape, generator=g).to(device)
     t_fb = _torch_median(lambda: torch.autograd.grad(integrable_projection(gxr, gyr), (gxr, gyr), gz),
-                         min_run_time)
+                         min_run_time, threads)
     out = {
-        "shape": list(shape), "dtype": "float32",
+        "shape": list(shape), "dtype": "float32", "threads": threads,
         "rfft2_s": t_fft, "solve_s": t_solve, "projection_s": t_proj,
         "projection_forward_backward_s": t_fb,
         "solve_over_rfft2": t_solve / t_fft, "projection_over_rfft2": t_proj / t_fft,
@@ -111,16 +117,16 @@ def bench_vs_fft(shape: tuple[int, ...], device: torch.device, min_run_time: flo
     }
     if device.type == "cpu":  # every route, the torch-FFT one that CUDA takes included
         out["route"] = "matmul" if h + w <= MATMUL_MAX_SIDES else "pocketfft"
-        out["solve_over_rfft2_by_route"] = _route_ratios(b, t_fft, min_run_time)
+        out["solve_over_rfft2_by_route"] = _route_ratios(b, t_fft, min_run_time, threads)
     return out
 
 
 CPU_ROUTES = {"matmul": _solve_matmul, "pocketfft": _solve_pocketfft, "torch_fft": _solve_torch}
 
 
-def _route_ratios(b: torch.Tensor, t_fft: float, min_run_time: float) -> dict[str, float]:
-    """Each CPU route's solve of b, in units of one rfft2 of b."""
-    return {name: _torch_median(lambda f=f: f(b), min_run_time) / t_fft for name, f in CPU_ROUTES.items()}
+def _route_ratios(b: torch.Tensor, t_fft: float, min_run_time: float, threads: int | None = None) -> dict[str, float]:
+    """Each CPU route's solve of b, in units of one rfft2 of b (on ``threads``)."""
+    return {name: _torch_median(lambda f=f: f(b), min_run_time, threads) / t_fft for name, f in CPU_ROUTES.items()}
 
 
 def bench_routes(grids: list[tuple[int, int]], lead: tuple[int, ...], min_run_time: float) -> list[dict]:
@@ -205,13 +211,15 @@ def main(argv: list[str] | None = None) -> dict:
     result = {
         "benchmark": "integrate",
         "torch": torch.__version__, "scipy": scipy.__version__, "numpy": np.__version__,
-        "threads": torch.get_num_threads(), "device": str(device),
+        "threads": torch.get_num_threads(), "device": str(device),  # "vs_rfft2" also on one thread
         "cuda_device": torch.cuda.get_device_name(device) if device.type == "cuda" else None,
         "cpu": cpu_model(), "machine": platform.machine(), "fft": fft_backends(),
         "command": " ".join(["python", *sys.argv]),
         "quick": args.quick,
         "targets": {"projection_over_rfft2_max": 4.0, "speedup_min": 100.0},
-        "vs_rfft2": [bench_vs_fft(s, device, min_run)
+        # one thread, and every thread torch has (the pocketfft route's workers compete with the spinning
+        # OpenMP threads of torch's last parallel region, so two threads may buy nothing: README, "Speed")
+        "vs_rfft2": [bench_vs_fft(s, device, min_run, n) for n in sorted({1, torch.get_num_threads()})
                      for s in [(8, 5, 16, 64, 64), (1, 1, 480, 640)]],
         "vs_dense_torch_solve": bench_vs_dense(30, 40, 80, device, min_run),
         "vs_scipy_sparse": bench_vs_scipy(256, 256, 2 if args.quick else 5,

@@ -10,6 +10,12 @@ writes ``benchmarks/results/surface_reliance.{json,md}``: per run and split the 
 swap, and the differences rotated − own and zero − own with a 95 % t-interval over stacks; then the same
 differences paired over seeds; then both per scene family (``"by_family"``; the held-out split's families are
 never trained on), to show where the branch helps or costs.
+
+``--recorded FILE`` takes the reference rungs' runs that are not in ``--runs`` from an earlier result of this
+script scored on the same stacks, so that a new rung can be compared with references whose runs are gone:
+
+    python benchmarks/surface_reliance.py --variant dualfocus_sdrop --recorded benchmarks/results/surface_reliance.json \
+        --stem surface_reliance_sdrop
 """
 
 from __future__ import annotations
@@ -50,6 +56,8 @@ def main() -> int:
     p.add_argument("--stacks", type=int, default=32, help="validation stacks per split")
     p.add_argument("--out", default=str(ROOT / "benchmarks" / "results"))
     p.add_argument("--stem", default="surface_reliance")
+    p.add_argument("--recorded", help="an earlier surface_reliance JSON on the same stacks: the reference rungs' "
+                   "runs that are not in --runs are read from it")
     args = p.parse_args()
 
     import torch
@@ -87,6 +95,8 @@ def main() -> int:
                     print(f"{stage} {name} seed {s} {split:8s} " + " ".join(
                         f"{k} {v:.4f}" for k, v in row[split]["rmse_span"].items()), flush=True)
                 result["runs"].setdefault(stage, {}).setdefault(name, {})[str(s)] = row
+        if args.recorded and args.variant in result["runs"].get(stage, {}):
+            add_recorded(result, json.loads(Path(args.recorded).read_text()), stage, args.references, args.recorded)
         runs = result["runs"].get(stage, {})
         if args.variant not in runs:
             continue
@@ -109,6 +119,18 @@ def main() -> int:
     (out / f"{args.stem}.md").write_text(markdown(result))
     print(f"wrote {out / args.stem}.json and .md")
     return 0
+
+
+def add_recorded(result: dict, recorded: dict, stage: str, references: list[str], source: str) -> None:
+    """Copy into ``result["runs"][stage]`` the reference rungs that it lacks and ``recorded`` has, and list them
+    under ``result["recorded"][stage]``. Raises ``SystemExit`` when the two were not scored on the same stacks."""
+    if recorded["split"] != result["split"]:
+        raise SystemExit(f"--recorded {source}: scored on {recorded['split']!r}, not {result['split']!r}")
+    for name in references:
+        runs = recorded["runs"].get(stage, {}).get(name)
+        if runs and name not in result["runs"].get(stage, {}):
+            result["runs"].setdefault(stage, {})[name] = runs
+            result.setdefault("recorded", {}).setdefault(stage, []).append(name)
 
 
 def by_family(runs: dict, variant: str, references: list[str], families: dict[str, list[str]]) -> dict:
@@ -156,7 +178,9 @@ def markdown(result: dict) -> str:
                 cells = [f"{row[k]['mean']:+.4f} [{row[k]['ci95'][0]:+.4f}, {row[k]['ci95'][1]:+.4f}]" if k in row else "–"
                          for k in keys]
                 lines.append(f"| {split} | {fam} | {row['stacks']} | {row['rmse_span']['own']:.4f} | " + " | ".join(cells) + " |")
-    lines += ["", f"RMSE per focus span; {result['split']}; {result['cpu']}; `{result['command']}`"]
+    recorded = "; ".join(f"{stage}: {', '.join(names)}" for stage, names in result.get("recorded", {}).items())
+    lines += ["", f"RMSE per focus span; {result['split']}; {result['cpu']}; `{result['command']}`"
+              + (f"; recorded reference runs ({recorded}) from `--recorded`" if recorded else "")]
     return "\n".join(lines) + "\n"
 
 

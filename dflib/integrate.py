@@ -17,7 +17,7 @@ so z* = IDCT(DCT(PᵀΓ) / λ) with the (0, 0) coefficient set to exactly 0 (the
 pseudo-inverse L⁺; never an epsilon in place of λ_00, which under autograd
 turns any constant component of the incoming gradient into a huge one).
 
-Cost: two 2-D DCTs plus a scaling. On a CPU, small float32 grids (H + W <= 80,
+Cost: two 2-D DCTs plus a scaling. On a CPU, small float32 grids (H + W <= 96,
 the feature grids of training crops) take the DCTs as matrix products with the
 orthonormal DCT matrices, others scipy's pocketfft real-to-real DCTs, one
 axis at a time and in place; on other devices (CUDA) they are built from
@@ -49,10 +49,12 @@ __all__ = [
 ]
 
 _REAL_DTYPES = (torch.float32, torch.float64)
-# float32 CPU grids with H + W up to this take the matrix-product DCTs (:func:`_solve_matmul`): faster than
-# pocketfft at 32 x 32 and 30 x 40, level at 48 x 48, slower from 64 x 64 on (``benchmarks/bench_integrate.py``,
-# "routes"); in float64, where matrix products run at half speed, pocketfft is faster at these sizes too.
-MATMUL_MAX_SIDES = 80
+# float32 CPU grids with H + W up to this take the matrix-product DCTs (:func:`_solve_matmul`): on one thread
+# faster than pocketfft at 32 x 32 and 30 x 40 and level at 48 x 48, on two faster up to 48 x 48 (pocketfft's
+# workers compete with torch's spinning OpenMP threads there), slower from 64 x 64 on either way
+# (``benchmarks/bench_integrate.py``, "routes"); in float64, where matrix products run at half speed,
+# pocketfft is faster at these sizes too.
+MATMUL_MAX_SIDES = 96
 
 
 # --------------------------------------------------------------------------- checks

@@ -120,7 +120,9 @@ def _integrate(d: dict) -> list[Headline]:
     rows = []
     for r in d.get("vs_rfft2", []):
         shape = "×".join(map(str, r["shape"]))
-        rows.append([f"integrable projection solve ÷ one rfft2 of [{shape}]", f"{r['solve_over_rfft2']:.1f}×"])
+        threads = f", {r['threads']} thread{'s' if r['threads'] > 1 else ''}" if "threads" in r else ""
+        rows.append([f"integrable projection ÷ one rfft2 of [{shape}]{threads}",
+                     f"{r['projection_over_rfft2']:.1f}× (solve {r['solve_over_rfft2']:.1f}×)"])
     if "vs_dense_torch_solve" in d:
         r = d["vs_dense_torch_solve"]
         rows.append([f"DCT projection vs dense normal equations, {'×'.join(map(str, r['grid']))} grid",

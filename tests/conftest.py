@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+import sys
 import urllib.request
 
 import pooch
@@ -28,6 +29,14 @@ def no_network(monkeypatch):
     monkeypatch.setattr(socket.socket, "connect", connect)
     monkeypatch.setattr(urllib.request, "urlopen", refuse)
     monkeypatch.setattr(pooch.HTTPDownloader, "__call__", refuse)
+
+
+@pytest.fixture(autouse=True)
+def close_figures():
+    """Close the figures a test opened (pyplot keeps every figure until closed, and warns past 20)."""
+    yield
+    if "matplotlib.pyplot" in sys.modules:
+        sys.modules["matplotlib.pyplot"].close("all")
 
 
 #: every device this machine has: the CPU always, CUDA and Apple's MPS when present

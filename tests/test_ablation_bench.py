@@ -203,3 +203,12 @@ def test_recorded_rungs_join_a_new_one_only_on_the_same_split(bench):
                                 ("test (embedded, TEST_SEED)", 96, None)):
         with pytest.raises(SystemExit, match="not the one scored here"):
             bench.with_recorded(new, part, split, stacks, "old.json")
+
+    # --recorded: reference runs missing here come from an earlier result on the same stacks, and are named
+    result = {"split": "validation", "runs": {"stage1": {"df": runs["df"]}}}
+    sr.add_recorded(result, {"split": "validation", "runs": {"stage1": {"ref": runs["ref"], "df": {}}}},
+                    "stage1", ["ref", "absent"], "old.json")
+    assert result["runs"]["stage1"]["ref"] is runs["ref"] and result["runs"]["stage1"]["df"] is runs["df"]
+    assert result["recorded"] == {"stage1": ["ref"]}
+    with pytest.raises(SystemExit, match="not 'validation'"):
+        sr.add_recorded(result, {"split": "other stacks", "runs": {}}, "stage1", ["ref"], "old.json")

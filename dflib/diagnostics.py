@@ -28,6 +28,11 @@ beside ``err_zero`` and ``err_depth_ref``, and look at ``corr_in_focus``.
 
 :func:`surface_reliance` asks the converse question, at test time: how much
 the depth rests on the surfaces the decoder reads (own, rotated or zeroed).
+
+:func:`clip_coupling` asks whether the branch reaches the rest of the network
+through the optimiser even when no gradient of L_sv does: training clips the
+gradient of *all* parameters to one global norm (``TrainConfig.max_grad_norm``),
+so a large gradient on the branch shrinks the step of every other layer.
 """
 
 from __future__ import annotations
@@ -46,7 +51,7 @@ from dflib.loss_targets import full_mask, surface_target
 from dflib.losses import DualFocusLoss
 
 __all__ = ["surface_diagnostics", "dataset_diagnostics", "plane_errors", "surface_reliance", "swapped_surfaces",
-           "SURFACE_SWAPS", "DIAGNOSTIC_KEYS"]
+           "clip_coupling", "SURFACE_SWAPS", "DIAGNOSTIC_KEYS", "BRANCH_PREFIXES"]
 
 DIAGNOSTIC_KEYS = ("err_in_focus", "err_out_of_focus", "err_zero", "corr_in_focus", "err_depth_ref",
                    "encoder_grad_share")
@@ -125,6 +130,52 @@ def _encoder_grad_share(model: torch.nn.Module, stack: torch.Tensor, focus: torc
         model.train(was_training)
     total = g_sv + g_rest
     return g_sv / total if total > 0 else float("nan")
+
+
+#: parameter-name prefixes of the surface branch (what :func:`clip_coupling` counts as the branch)
+BRANCH_PREFIXES = ("gradient_head.", "surface_mix.")
+
+
+def clip_coupling(model: torch.nn.Module, stack: torch.Tensor, focus: torch.Tensor, depth: torch.Tensor,
+                  mask: torch.Tensor | None, loss: DualFocusLoss, max_norm: float = 1.0) -> dict[str, float]:
+    """How much global-norm gradient clipping lets the branch shrink the other layers' step.
+
+    One training-mode forward and backward of the whole loss (as a training step computes it) that changes
+    nothing (parameters, their ``.grad``, normalisation statistics). With g_b the gradient of the branch's
+    parameters (:data:`BRANCH_PREFIXES`) and g_r that of every other parameter:
+
+    - ``grad_norm``, ``grad_norm_branch``, ``grad_norm_rest``: ‖g‖, ‖g_b‖, ‖g_r‖ (g = (g_b, g_r));
+    - ``clip_global``: min(1, max_norm / ‖g‖), the factor ``clip_grad_norm_`` applies to g_r in training;
+    - ``clip_rest_alone``: min(1, max_norm / ‖g_r‖), the factor g_r would get without the branch's gradient;
+    - ``step_shrink``: their ratio (≤ 1): 1 means the branch does not touch the other layers' step, 0.5 that it
+      halves it.
+
+    Args:
+        stack ``[B, N, 3, H, W]``, focus ``[B, N]``, depth ``[B, 1, H, W]``, mask ``[B, 1, H, W]`` or None: one
+        training batch; ``loss``: the run's criterion (:func:`dflib.train.build_loss`).
+    """
+    named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    buffers = copy.deepcopy({k: v for k, v in model.state_dict().items() if k not in dict(named)})
+    rng = torch.get_rng_state()  # surface dropout draws in training mode
+    was_training = model.training
+    model.train()
+    try:
+        out = model(stack, focus)
+        total = loss(out, depth, focus, mask)["total"]
+        grads = torch.autograd.grad(total, [p for _, p in named], allow_unused=True)
+    finally:
+        model.load_state_dict(buffers, strict=False)
+        model.train(was_training)
+        torch.set_rng_state(rng)
+    sq = {"branch": 0.0, "rest": 0.0}
+    for (name, _), g in zip(named, grads):
+        if g is not None:
+            sq["branch" if name.startswith(BRANCH_PREFIXES) else "rest"] += float(g.double().square().sum())
+    g_all, g_b, g_r = math.sqrt(sq["branch"] + sq["rest"]), math.sqrt(sq["branch"]), math.sqrt(sq["rest"])
+    clip_global = min(1.0, max_norm / g_all) if g_all > 0 else 1.0
+    clip_alone = min(1.0, max_norm / g_r) if g_r > 0 else 1.0
+    return {"grad_norm": g_all, "grad_norm_branch": g_b, "grad_norm_rest": g_r, "clip_global": clip_global,
+            "clip_rest_alone": clip_alone, "step_shrink": clip_global / clip_alone}
 
 
 def surface_diagnostics(model: torch.nn.Module, stack: torch.Tensor, focus: torch.Tensor, depth: torch.Tensor,

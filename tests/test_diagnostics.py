@@ -356,3 +356,32 @@ def test_every_recipe_loads_and_the_ladder_changes_one_thing_at_a_time():
         assert len({tuple(str(c[k]) for k in budget) for c in r.values()}) == 1
         for cfg in r.values():
             build_model(cfg["model"], 0, cfg["model_overrides"])
+
+
+def test_clip_coupling_splits_the_global_norm_and_leaves_the_model_unchanged():
+    from dflib.diagnostics import clip_coupling
+
+    torch.manual_seed(0)
+    cfg = DualFocusConfig.tiny().replace(norm="batch", surface_units="planes", head_isolation=True)
+    stack, focus = torch.rand(2, 5, 3, 32, 32), FOCUS.expand(2, 5)
+    depth = torch.linspace(0.1, 1.5, 32).view(1, 1, 32, 1).expand(2, 1, 32, 32).contiguous()
+    model = DualFocus(cfg).eval()
+    loss = DualFocusLoss(lambda_sv=0.3, sv_units="planes", sv_penalty="huber", sv_tau=1.0, sv_delta=0.5)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    r = clip_coupling(model, stack, focus, depth, None, loss, max_norm=1e-6)
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items()) and not model.training
+    assert all(p.grad is None for p in model.parameters())
+    # the global norm is what clip_grad_norm_ sees in a training step on the same batch
+    model.train()
+    loss(model(stack, focus), depth, focus, None)["total"].backward()
+    model.load_state_dict(before)
+    assert r["grad_norm"] == pytest.approx(float(torch.nn.utils.clip_grad_norm_(model.parameters(), 1e9)), rel=1e-4)
+    assert r["grad_norm"] ** 2 == pytest.approx(r["grad_norm_branch"] ** 2 + r["grad_norm_rest"] ** 2)
+    assert r["grad_norm_branch"] > 0 and r["grad_norm_rest"] > 0
+    # both clip: the rest's step shrinks by ‖g_r‖ / ‖g‖; a bound never reached shrinks nothing
+    assert r["step_shrink"] == pytest.approx(r["grad_norm_rest"] / r["grad_norm"])
+    assert clip_coupling(model, stack, focus, depth, None, loss, max_norm=1e9)["step_shrink"] == 1.0
+    # a network without the branch has nothing to couple
+    dfv = DualFocus(DualFocusConfig.dfv_tiny()).eval()
+    r = clip_coupling(dfv, stack, focus, depth, None, DualFocusLoss(lambda_sv=0.0), max_norm=1e-6)
+    assert r["grad_norm_branch"] == 0.0 and r["step_shrink"] == 1.0

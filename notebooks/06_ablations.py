@@ -352,6 +352,12 @@ print("\n".join(pair_lines(graft, {"dualfocus_graft-dfv+fv_cont": "grafted − c
 # retrains every rung it compares with; the mid one pairs three new runs with the recorded rungs
 # (`--recorded`), on the very stacks those were scored on (checked: the shipped DFV-mid reproduces its recorded
 # scores to the bit).
+#
+# At mid size the result is **inconclusive** by the rule: on the held-out split dropout beats DualFocus in two seeds
+# of three on both scorings but stays behind DFV + $L_{fv}$ on average, winning back 20–40 % of the branch's deficit,
+# with no interval excluding 0. A test-time intervention on validation stacks (`surface_reliance_sdrop.md`) shows
+# that its decoder no longer uses the surfaces at all, yet read without them it still trails DFV + $L_{fv}$: leaning
+# on the surfaces explains at most half of what the branch costs.
 
 # %%
 how_sdrop = {

@@ -158,6 +158,14 @@ def test_surface_reliance_by_family_pairs_per_family_means_over_seeds():
     md = sr.markdown({"runs": {}, "paired_over_seeds": {}, "by_family": {"stage1": table}, "variant": "df",
                       "split": "validation", "cpu": "test", "command": "x"})
     assert "| held_out | crease | 2 | 0.2000 |" in md and "+0.1000 [+0.1000, +0.1000]" in md
+    # --recorded: reference runs missing here come from an earlier result on the same stacks, and are named
+    result = {"split": "validation", "runs": {"stage1": {"df": runs["df"]}}}
+    sr.add_recorded(result, {"split": "validation", "runs": {"stage1": {"ref": runs["ref"], "df": {}}}},
+                    "stage1", ["ref", "absent"], "old.json")
+    assert result["runs"]["stage1"]["ref"] is runs["ref"] and result["runs"]["stage1"]["df"] is runs["df"]
+    assert result["recorded"] == {"stage1": ["ref"]}
+    with pytest.raises(SystemExit, match="not 'validation'"):
+        sr.add_recorded(result, {"split": "other stacks", "runs": {}}, "stage1", ["ref"], "old.json")
 
 
 @pytest.mark.slow
@@ -203,12 +211,3 @@ def test_recorded_rungs_join_a_new_one_only_on_the_same_split(bench):
                                 ("test (embedded, TEST_SEED)", 96, None)):
         with pytest.raises(SystemExit, match="not the one scored here"):
             bench.with_recorded(new, part, split, stacks, "old.json")
-
-    # --recorded: reference runs missing here come from an earlier result on the same stacks, and are named
-    result = {"split": "validation", "runs": {"stage1": {"df": runs["df"]}}}
-    sr.add_recorded(result, {"split": "validation", "runs": {"stage1": {"ref": runs["ref"], "df": {}}}},
-                    "stage1", ["ref", "absent"], "old.json")
-    assert result["runs"]["stage1"]["ref"] is runs["ref"] and result["runs"]["stage1"]["df"] is runs["df"]
-    assert result["recorded"] == {"stage1": ["ref"]}
-    with pytest.raises(SystemExit, match="not 'validation'"):
-        sr.add_recorded(result, {"split": "other stacks", "runs": {}}, "stage1", ["ref"], "old.json")

@@ -340,7 +340,7 @@ def test_every_recipe_loads_and_the_ladder_changes_one_thing_at_a_time():
     for size in ("tiny", "mid"):
         r = {p.stem[len(size) + 1:]: TrainConfig.load(p).to_dict() for p in root.glob(f"{size}_*.yaml")}
         assert set(r) == {"dfv", "dfv_fv", "dualfocus_nosv", "dualfocus", "dualfocus_nofv", "dualfocus_paper",
-                          "dualfocus_sdrop"}
+                          "dualfocus_sdrop", "dualfocus_blind"}
 
         def diff(a, b):
             return {k for k in r[a] if r[a][k] != r[b][k]}
@@ -351,6 +351,8 @@ def test_every_recipe_loads_and_the_ladder_changes_one_thing_at_a_time():
         assert diff("dualfocus", "dualfocus_nofv") == {"lambda_fv"}
         assert diff("dualfocus", "dualfocus_sdrop") == {"model_overrides"}
         assert r["dualfocus_sdrop"]["model_overrides"] == {**r["dualfocus"]["model_overrides"], "surface_dropout": 0.5}
+        assert diff("dualfocus", "dualfocus_blind") == {"model_overrides"}
+        assert r["dualfocus_blind"]["model_overrides"] == {**r["dualfocus"]["model_overrides"], "surface_to_decoder": False}
         # the same budget and data everywhere
         budget = ("steps", "batch_size", "size", "lr", "train_scenes", "depth_clip", "schedule")
         assert len({tuple(str(c[k]) for k in budget) for c in r.values()}) == 1
@@ -385,3 +387,32 @@ def test_clip_coupling_splits_the_global_norm_and_leaves_the_model_unchanged():
     dfv = DualFocus(DualFocusConfig.dfv_tiny()).eval()
     r = clip_coupling(dfv, stack, focus, depth, None, DualFocusLoss(lambda_sv=0.0), max_norm=1e-6)
     assert r["grad_norm_branch"] == 0.0 and r["step_shrink"] == 1.0
+
+
+def test_a_blind_decoder_reads_zeros_in_place_of_the_surfaces_while_the_branch_still_trains():
+    torch.manual_seed(0)
+    cfg = DualFocusConfig.tiny().replace(surface_units="planes", head_isolation=True, surface_norm=True)
+    seen = DualFocus(cfg)
+    blind = DualFocus(cfg.replace(surface_to_decoder=False))
+    blind.load_state_dict(seen.state_dict())  # same shape, same parameters
+    stack, focus = torch.rand(2, 5, 3, 32, 32), FOCUS.expand(2, 5)
+    inputs = []
+    hook = blind.decoder.register_forward_pre_hook(lambda m, args: inputs.append(args[1]))
+    for mode in (True, False):  # training and evaluation alike
+        blind.train(mode), seen.train(mode)
+        out_b, out_s = blind(stack, focus), seen(stack, focus)
+        assert torch.count_nonzero(inputs[-1]) == 0 and inputs[-1].shape[1] == cfg.surface_channels
+        assert torch.allclose(out_b["surfaces"], out_s["surfaces"])  # the branch is computed as before
+        with torch.no_grad():  # the decoder's surface inputs are zero: their weights do not matter
+            blind.decoder.down[0][0][0].weight[:, -cfg.surface_channels:] += 1.0
+        assert torch.allclose(blind(stack, focus)["depth"], out_b["depth"], atol=1e-6)
+    hook.remove()
+    # L_sv still reaches the head
+    blind.train()
+    out = blind(stack, focus)
+    loss = DualFocusLoss(lambda_sv=0.3, sv_units="planes", sv_penalty="huber", sv_tau=1.0, sv_delta=0.5)
+    depth = torch.linspace(0.1, 1.5, 32).view(1, 1, 32, 1).expand(2, 1, 32, 32).contiguous()
+    loss(out, depth, focus, None)["sv"].backward()
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in blind.gradient_head.parameters())
+    with pytest.raises(ValueError, match="surface_to_decoder"):
+        DualFocusConfig.tiny().replace(surface_to_decoder=1)

@@ -70,6 +70,12 @@ class DualFocusConfig:
             once, no rescaling), so that the decoder keeps reading depth from
             V* alone (the README's "Does DualFocus-mid's decoder use its
             surfaces?"). 0 (default): off; evaluation never drops.
+        surface_to_decoder: False hands the decoder zeros in place of the
+            surfaces, in training and evaluation alike: the branch still
+            trains (L_sv) and the network keeps DualFocus's shape and
+            initialisation, but no surface information reaches the depth
+            (the ladder's ``dualfocus_blind`` rung). True (default): as the
+            paper.
     """
 
     in_channels: int = 3
@@ -92,6 +98,7 @@ class DualFocusConfig:
     surface_norm: bool = False
     surface_backward_gain: float | None = None
     surface_dropout: float = 0.0
+    surface_to_decoder: bool = True
 
     def __post_init__(self) -> None:
         # Accept lists (e.g. from JSON/YAML) but store tuples (hashable, frozen).
@@ -138,7 +145,8 @@ class DualFocusConfig:
         p = self.surface_dropout
         if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0 <= p < 1:
             raise ValueError(f"DualFocusConfig.surface_dropout must be a number in [0, 1), got {p!r}")
-        for name in ("focal_differences", "surface_branch", "head_isolation", "head_context", "surface_norm"):
+        for name in ("focal_differences", "surface_branch", "head_isolation", "head_context", "surface_norm",
+                     "surface_to_decoder"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"DualFocusConfig.{name} must be a bool, got {getattr(self, name)!r}")
 

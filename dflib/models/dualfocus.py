@@ -197,7 +197,9 @@ class DualFocus(nn.Module):
                                 self.surface_mix.weight.to(z.dtype)).view(b, n, hf, wf)
                 zfeat = z * torch.rsqrt(z.square().mean(dim=(-2, -1), keepdim=True) + 1e-4) if c.surface_norm else z
             surface_features = zfeat.transpose(1, 2).to(vstar.dtype)  # [B, C2, N, H', W'], after V*
-            if self.training and c.surface_dropout > 0:
+            if not c.surface_to_decoder:  # the branch trains, the depth never sees it
+                surface_features = torch.zeros_like(surface_features)
+            elif self.training and c.surface_dropout > 0:
                 keep = torch.rand(b, 1, 1, 1, 1, device=vstar.device) >= c.surface_dropout
                 surface_features = surface_features * keep.to(surface_features.dtype)
             # Crop to the feature pixels that overlap the unpadded input.

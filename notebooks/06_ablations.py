@@ -357,7 +357,11 @@ print("\n".join(pair_lines(graft, {"dualfocus_graft-dfv+fv_cont": "grafted − c
 # of three on both scorings but stays behind DFV + $L_{fv}$ on average, winning back 20–40 % of the branch's deficit,
 # with no interval excluding 0. A test-time intervention on validation stacks (`surface_reliance_sdrop.md`) shows
 # that its decoder no longer uses the surfaces at all, yet read without them it still trails DFV + $L_{fv}$: leaning
-# on the surfaces explains at most half of what the branch costs.
+# on the surfaces explains at most half of what the branch costs. The tiny test is inconclusive too (dropout better
+# than DualFocus in 3 seeds of 5, the rule asks 4), and its retrained rungs show DualFocus-tiny behind DFV + $L_{fv}$
+# in every seed, where the recorded tiny ladder above had them level: the tiny ladder does not replicate across
+# revisions (README). The next test, pre-registered, is the blind rung (`dualfocus_blind`: zeros in place of the
+# surfaces in the decoder, in training and at test time).
 
 # %%
 how_sdrop = {

@@ -261,10 +261,12 @@ def main() -> int:
         with ThreadPoolExecutor(args.jobs) as pool:
             return dict(zip(configs, pool.map(lambda c: run_training(c, Path(c.out_dir + ".log")), configs.values())))
 
+    # the steps of the runs that will be scored (stage 2's with --stage2), checked against --recorded before training
+    steps = TrainConfig.recipe(stage2[names[0]], **changes).steps if args.stage2 else next(iter(configs.values())).steps
     recorded = json.loads(Path(args.recorded).read_text()) if args.recorded else None
-    if recorded is not None and (recorded.get("study") != args.study or recorded.get("steps") != next(iter(configs.values())).steps):
+    if recorded is not None and (recorded.get("study") != args.study or recorded.get("steps") != steps):
         p.error(f"--recorded {args.recorded}: study {recorded.get('study')!r}, {recorded.get('steps')} steps; "
-                f"this invocation: {args.study!r}, {next(iter(configs.values())).steps} steps")
+                f"this invocation: {args.study!r}, {steps} steps")
 
     t0 = time.perf_counter()
     seconds = train_all(configs)
@@ -328,7 +330,7 @@ def main() -> int:
                           "variants": variants_d, "paired": paired_differences(variants_d, pairs)}
     result = {
         "study": args.study,
-        "split": split, "test_stacks": len(data), "steps": next(iter(configs.values())).steps,
+        "split": split, "test_stacks": len(data), "steps": steps,
         "cpu": cpu_model(), "command": " ".join(["python", *map(shlex.quote, sys.argv)]),
         "train_wall_seconds_this_invocation": wall,
         "variants": variants, "paired": paired, "best_sff": sff,

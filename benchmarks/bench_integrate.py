@@ -2,7 +2,8 @@
 
 1. DCT solve (b -> L⁺b) and the whole projection (gx, gy -> z, PᵀΓ
    included), forward and forward+backward, vs one ``torch.fft.rfft2`` of a
-   tensor of the same shape on the same device (target: projection <= 4x).
+   tensor of the same shape on the same device, on one thread and on all of torch's threads
+   (target: projection <= 4x).
    On a CPU the solve takes the DCT matrices (float32, H + W <= 96) or scipy's
    pocketfft DCT; every CPU route, and the torch-FFT route CUDA takes, is
    timed beside it. CUDA timings synchronise the device

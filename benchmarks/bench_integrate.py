@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import statistics
 import sys
@@ -213,6 +214,8 @@ def main(argv: list[str] | None = None) -> dict:
         "benchmark": "integrate",
         "torch": torch.__version__, "scipy": scipy.__version__, "numpy": np.__version__,
         "threads": torch.get_num_threads(), "device": str(device),  # "vs_rfft2" also on one thread
+        # libgomp's waiting policy (unset: its threads spin after each parallel region; README, "Speed")
+        "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"),
         "cuda_device": torch.cuda.get_device_name(device) if device.type == "cuda" else None,
         "cpu": cpu_model(), "machine": platform.machine(), "fft": fft_backends(),
         "command": " ".join(["python", *sys.argv]),

@@ -105,14 +105,27 @@ def plane_errors(model: torch.nn.Module, stack: torch.Tensor, focus: torch.Tenso
         return {"in_focus": (si / ci).numpy(), "out_of_focus": (so / co).numpy(), "in_focus_count": ci.numpy()}
 
 
+@contextlib.contextmanager
+def _training_pass(model: torch.nn.Module) -> Iterator[None]:
+    """Training mode for one forward (and backward) that leaves no trace: the normalisation statistics, the
+    mode and the global RNG (surface dropout draws from it) are as they were afterwards."""
+    names = dict(model.named_parameters())
+    buffers = copy.deepcopy({k: v for k, v in model.state_dict().items() if k not in names})
+    rng, was_training = torch.get_rng_state(), model.training
+    model.train()
+    try:
+        yield
+    finally:
+        model.load_state_dict(buffers, strict=False)
+        model.train(was_training)
+        torch.set_rng_state(rng)
+
+
 def _encoder_grad_share(model: torch.nn.Module, stack: torch.Tensor, focus: torch.Tensor, depth: torch.Tensor,
                         mask: torch.Tensor | None, loss: DualFocusLoss) -> float:
     """‖g_sv‖ / (‖g_sv‖ + ‖g_rest‖) on the encoder, from a training-mode pass that changes nothing."""
     params = [p for p in model.encoder.parameters() if p.requires_grad]
-    buffers = copy.deepcopy({k: v for k, v in model.state_dict().items() if k not in dict(model.named_parameters())})
-    was_training = model.training
-    model.train()
-    try:
+    with _training_pass(model):
         out = model(stack, focus)
         terms = loss(out, depth, focus, mask)
         sv = loss.lambda_sv * terms["sv"]
@@ -125,9 +138,6 @@ def _encoder_grad_share(model: torch.nn.Module, stack: torch.Tensor, focus: torc
             return math.sqrt(sum(float(g.double().square().sum()) for g in gs if g is not None))
 
         g_sv, g_rest = norm(sv), norm(rest)
-    finally:
-        model.load_state_dict(buffers, strict=False)  # normalisation statistics as they were
-        model.train(was_training)
     total = g_sv + g_rest
     return g_sv / total if total > 0 else float("nan")
 
@@ -155,18 +165,10 @@ def clip_coupling(model: torch.nn.Module, stack: torch.Tensor, focus: torch.Tens
         training batch; ``loss``: the run's criterion (:func:`dflib.train.build_loss`).
     """
     named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
-    buffers = copy.deepcopy({k: v for k, v in model.state_dict().items() if k not in dict(named)})
-    rng = torch.get_rng_state()  # surface dropout draws in training mode
-    was_training = model.training
-    model.train()
-    try:
+    with _training_pass(model):
         out = model(stack, focus)
         total = loss(out, depth, focus, mask)["total"]
         grads = torch.autograd.grad(total, [p for _, p in named], allow_unused=True)
-    finally:
-        model.load_state_dict(buffers, strict=False)
-        model.train(was_training)
-        torch.set_rng_state(rng)
     sq = {"branch": 0.0, "rest": 0.0}
     for (name, _), g in zip(named, grads):
         if g is not None:

@@ -10,6 +10,7 @@ from dflib.models.graft import graft_surface_branch
 from dflib.train import TrainConfig, load_model, train
 
 BRANCH = dict(surface_units="planes", head_isolation=True, surface_norm=True)
+_FIRST = "decoder.down.0.0.0.weight"
 
 
 def _pair(seed: int = 0):
@@ -38,6 +39,34 @@ def test_the_grafted_model_predicts_what_its_baseline_predicts():
     assert torch.equal(w[:, :cv], baseline.decoder.down[0][0][0].weight) and torch.count_nonzero(w[:, cv:]) == 0
     assert torch.equal(model.encoder.stem[0].weight, baseline.encoder.stem[0].weight)
     assert all(torch.equal(v, head_before[k]) for k, v in model.gradient_head.state_dict().items())  # fresh head
+
+
+@pytest.mark.parametrize("preset", ["tiny", "mid"])
+def test_baseline_init_starts_as_the_fresh_baseline_of_the_same_seed(preset):
+    """DualFocusConfig.baseline_init: same draws as the baseline for every shared layer, surface inputs at zero."""
+    from dflib.checkpoint import build_model
+
+    cfg = {**BRANCH, "baseline_init": True}
+    baseline, model = build_model(f"dfv_{preset}", 7, BRANCH), build_model(preset, 7, cfg)
+    default = build_model(preset, 7, BRANCH)
+    base_state, state = baseline.state_dict(), model.state_dict()
+    cv = base_state[_FIRST].shape[1]
+    assert state[_FIRST].shape[1] == cv + model.config.surface_channels
+    assert torch.equal(state[_FIRST][:, :cv], base_state[_FIRST]) and torch.count_nonzero(state[_FIRST][:, cv:]) == 0
+    assert all(torch.equal(state[k], v) for k, v in base_state.items() if k != _FIRST)
+    # without it the decoder draws after the head, from a first convolution of another fan-in
+    assert not torch.equal(default.state_dict()["decoder.head.weight"], base_state["decoder.head.weight"])
+    stack, focus = torch.rand(2, 5, 3, 32, 32), torch.tensor([[0.1, 0.15, 0.3, 0.7, 1.5]] * 2)
+    for mode in (True, False):
+        baseline.train(mode), model.train(mode)
+        with torch.no_grad():
+            a, b = baseline(stack, focus), model(stack, focus)
+        assert b["surfaces"].abs().max() > 0
+        torch.testing.assert_close(b["depth"], a["depth"], rtol=0, atol=1e-5)
+    # and the surface inputs get a gradient, so training can open them
+    model.train()
+    model(stack, focus)["depth"].mean().backward()
+    assert model.decoder.down[0][0][0].weight.grad[:, cv:].abs().sum() > 0
 
 
 def test_graft_refuses_what_is_not_a_baseline_of_the_model():

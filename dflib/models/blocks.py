@@ -199,6 +199,18 @@ class VolumeDecoder(nn.Module):
         self.up = nn.ModuleList(up)
         self.head = Conv3d(widths[0], 1, 3, padding=1)
 
+    def add_zero_inputs(self, extra: int) -> None:
+        """Append ``extra`` input channels whose weights in the first convolution are zero (in place).
+
+        The decoder then computes for ``[x, anything]`` what it computed for ``x`` before, and it draws
+        nothing from the RNG: a decoder built for ``cin`` channels and widened keeps that decoder's draws.
+        """
+        conv = self.down[0][0][0]
+        with torch.no_grad():
+            w = conv.weight
+            conv.weight = nn.Parameter(torch.cat([w, w.new_zeros(w.shape[0], extra, *w.shape[2:])], dim=1))
+        conv.in_channels += extra
+
     def forward(self, x: torch.Tensor, extra: torch.Tensor | None = None) -> torch.Tensor:
         x = channels_last_on_cpu(x)
         if extra is not None:

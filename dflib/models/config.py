@@ -76,6 +76,17 @@ class DualFocusConfig:
             initialisation, but no surface information reaches the depth
             (the ladder's ``dualfocus_blind`` rung). True (default): as the
             paper.
+        baseline_init: start as the DFV-style baseline of the same seed
+            (``surface_branch`` off, all else equal): the encoder and the
+            decoder draw exactly the baseline's initial weights, the decoder's
+            weights on the surfaces start at zero and the gradient head draws
+            after them, so at initialisation the depth is the baseline's and
+            the surfaces enter only as far as training moves those zeros (a
+            zero-initialised fusion; :mod:`dflib.models.graft` does the same
+            from a trained baseline). False (default): the layers draw in
+            data-flow order and the decoder's first convolution is drawn
+            whole, so at the same seed the decoder starts elsewhere than the
+            baseline's (the ladder's ``dualfocus_binit`` rung tests it).
     """
 
     in_channels: int = 3
@@ -99,6 +110,7 @@ class DualFocusConfig:
     surface_backward_gain: float | None = None
     surface_dropout: float = 0.0
     surface_to_decoder: bool = True
+    baseline_init: bool = False
 
     def __post_init__(self) -> None:
         # Accept lists (e.g. from JSON/YAML) but store tuples (hashable, frozen).
@@ -146,7 +158,7 @@ class DualFocusConfig:
         if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0 <= p < 1:
             raise ValueError(f"DualFocusConfig.surface_dropout must be a number in [0, 1), got {p!r}")
         for name in ("focal_differences", "surface_branch", "head_isolation", "head_context", "surface_norm",
-                     "surface_to_decoder"):
+                     "surface_to_decoder", "baseline_init"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"DualFocusConfig.{name} must be a bool, got {getattr(self, name)!r}")
 

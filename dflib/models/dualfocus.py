@@ -125,16 +125,19 @@ class DualFocus(nn.Module):
         c = config
         self.encoder = FeatureEncoder(c.in_channels, c.stem_width, c.stem_kernel, c.encoder_widths,
                                       c.encoder_blocks, c.feature_channels, c.feature_stride, c.norm)
-        dec_in = c.volume_channels
         self.gradient_head: GradientHead | None = None
         self.surface_mix: nn.Conv2d | None = None
+        if c.surface_branch and c.baseline_init:  # the baseline's draws, then the surface inputs at zero
+            self.decoder = VolumeDecoder(c.volume_channels, c.decoder_widths, c.decoder_convs, c.norm)
+            self.decoder.add_zero_inputs(c.surface_channels)
         if c.surface_branch:
             self.gradient_head = GradientHead(c.volume_channels, c.head_width, c.surface_channels, c.norm,
                                               context=c.head_context)
             self.surface_mix = nn.Conv2d(c.surface_channels, 1, 1, bias=False)
             nn.init.constant_(self.surface_mix.weight, 1.0 / c.surface_channels)
-            dec_in += c.surface_channels
-        self.decoder = VolumeDecoder(dec_in, c.decoder_widths, c.decoder_convs, c.norm)
+        if not (c.surface_branch and c.baseline_init):
+            self.decoder = VolumeDecoder(c.volume_channels + c.surface_channels * c.surface_branch,
+                                         c.decoder_widths, c.decoder_convs, c.norm)
 
     def num_parameters(self, trainable_only: bool = True) -> int:
         """Number of (trainable) parameters."""

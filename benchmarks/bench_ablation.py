@@ -175,10 +175,11 @@ def run_training(cfg: TrainConfig, log: Path) -> float:
 
 def score(checkpoint: Path, dataset, protocol: str, diag_items: int) -> dict:
     """Metrics, per-region RMSE, RMSE per focus span (``rmse_span``: :func:`dflib.generalisation.span_rmse`,
-    comparable across cameras) and surface diagnostics of one checkpoint on one dataset."""
+    comparable across cameras), surface diagnostics and :func:`dflib.diagnostics.surface_input_weight` of one
+    checkpoint on one dataset."""
     import torch
 
-    from dflib.diagnostics import dataset_diagnostics
+    from dflib.diagnostics import dataset_diagnostics, surface_input_weight
     from dflib.generalisation import span_rmse
     from dflib.metrics import REGION_NAMES, depth_metrics, region_masks, region_rmse
     from dflib.train import build_loss, load_model
@@ -201,7 +202,8 @@ def score(checkpoint: Path, dataset, protocol: str, diag_items: int) -> dict:
     row = {"params": model.num_parameters(), **m, "rmse_span": span_rmse(preds, dataset, protocol),
            **{f"rmse_{k}": float(np.nanmean(v)) for k, v in regions.items()}, "rmse_per_stack": per_stack}
     if model.config.surface_branch:
-        row.update(dataset_diagnostics(model, dataset, items=diag_items, loss=build_loss(cfg, model)))
+        row.update(dataset_diagnostics(model, dataset, items=diag_items, loss=build_loss(cfg, model)),
+                   surface_input_weight=surface_input_weight(model))
     return row
 
 

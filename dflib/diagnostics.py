@@ -29,6 +29,8 @@ beside ``err_zero`` and ``err_depth_ref``, and look at ``corr_in_focus``.
 :func:`surface_reliance` asks the converse question, at test time: how much
 the depth rests on the surfaces the decoder reads (own, rotated or zeroed).
 
+:func:`surface_input_weight` reads from the weights alone how far the decoder opened its surface inputs.
+
 :func:`clip_coupling` asks whether the branch reaches the rest of the network
 through the optimiser even when no gradient of L_sv does: training clips the
 gradient of *all* parameters to one global norm (``TrainConfig.max_grad_norm``),
@@ -51,7 +53,7 @@ from dflib.loss_targets import full_mask, surface_target
 from dflib.losses import DualFocusLoss
 
 __all__ = ["surface_diagnostics", "dataset_diagnostics", "plane_errors", "surface_reliance", "swapped_surfaces",
-           "clip_coupling", "SURFACE_SWAPS", "DIAGNOSTIC_KEYS", "BRANCH_PREFIXES"]
+           "clip_coupling", "surface_input_weight", "SURFACE_SWAPS", "DIAGNOSTIC_KEYS", "BRANCH_PREFIXES"]
 
 DIAGNOSTIC_KEYS = ("err_in_focus", "err_out_of_focus", "err_zero", "corr_in_focus", "err_depth_ref",
                    "encoder_grad_share")
@@ -275,6 +277,21 @@ SURFACE_SWAPS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
     "rotated": lambda s: torch.rot90(s, 2, dims=(-2, -1)),
     "zero": torch.zeros_like,
 }
+
+
+def surface_input_weight(model: torch.nn.Module) -> float:
+    """RMS of the decoder's first-convolution weights on the C2 surfaces over the RMS of those on V*.
+
+    The first convolution's weight is ``[Cout, Cv + C2, 3, 3, 3]``, V*'s slice first. 0 means the decoder
+    ignores its surfaces (as :attr:`~dflib.models.DualFocusConfig.baseline_init` starts); about 1, that it
+    weighs them as a V* channel (as the default initialisation starts). A reading of the weights, not of the
+    data: with ``surface_norm`` the surfaces enter at unit RMS, while V*'s channels have their own scales.
+    """
+    if getattr(model, "gradient_head", None) is None:
+        raise ValueError("model has no surface branch (config.surface_branch is False)")
+    w = model.decoder.down[0][0][0].weight.detach()
+    cv = model.config.volume_channels
+    return float(w[:, cv:].square().mean().sqrt() / w[:, :cv].square().mean().sqrt())
 
 
 @contextlib.contextmanager

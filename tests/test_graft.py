@@ -95,3 +95,18 @@ def test_a_grafted_run_trains_the_decoders_surface_inputs(tmp_path):
                           out_dir=str(tmp_path / "bad"), **small), progress=False)
     with pytest.raises(ValueError, match="TrainConfig.init_graft: there is nothing to graft onto"):
         train(TrainConfig(steps=1, init_graft=True, out_dir=str(tmp_path / "bad2"), **small), progress=False)
+
+
+def test_surface_input_weight_reads_how_far_the_decoder_opened_its_surface_inputs():
+    from dflib.checkpoint import build_model
+    from dflib.diagnostics import surface_input_weight
+
+    assert surface_input_weight(build_model("tiny", 0, {"baseline_init": True})) == 0.0
+    default = build_model("tiny", 0)
+    assert 0.7 < surface_input_weight(default) < 1.3  # both slices drawn from one uniform distribution
+    w = default.decoder.down[0][0][0].weight
+    with torch.no_grad():
+        w[:, default.config.volume_channels:] *= 3.0
+    assert 2.1 < surface_input_weight(default) < 3.9
+    with pytest.raises(ValueError, match="no surface branch"):
+        surface_input_weight(build_model("dfv_tiny", 0))

@@ -31,7 +31,8 @@ interleaved with the normal step.
 
 Usage::
 
-    python benchmarks/bench_throughput.py [--quick] [--device cpu|cuda] [--out benchmarks/results/throughput.json]
+    python benchmarks/bench_throughput.py [--quick] [--device cpu|cuda] [--threads N] [--out benchmarks/results/throughput.json]
+    python benchmarks/bench_throughput.py --threads 1 --out benchmarks/results/throughput_1thread.json  # as the ladders train
 
 Timings on a shared machine are provisional: compare only within one run.
 """
@@ -182,11 +183,17 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--quick", action="store_true", help="fewer rounds")
     parser.add_argument("--rounds", type=int, default=None, help="timed steps per recipe (default 12, quick 3)")
     parser.add_argument("--device", default="auto", help="cpu, cuda or auto (default)")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch threads (default: torch's own, all cores); the ladders train on 1 each")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
     rounds = args.rounds or (3 if args.quick else 12)
     if rounds < 1:
         parser.error(f"--rounds must be >= 1, got {rounds}")
+    if args.threads is not None:
+        if args.threads < 1:
+            parser.error(f"--threads must be >= 1, got {args.threads}")
+        torch.set_num_threads(args.threads)
     device = default_device(args.device)
 
     steps = {r: _Step(r, device) for r in RECIPES}

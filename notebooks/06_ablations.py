@@ -381,6 +381,45 @@ print("\n".join(pair_lines(sdrop, {"dualfocus_sdrop-dualfocus": "dropout − Dua
                                    "dualfocus_sdrop-dfv+fv": "dropout − DFV+L_fv"})))
 
 # %% [markdown]
+# ### Is it the starting point?
+#
+# At one seed DualFocus and the baseline share the encoder's initial draw but not the decoder's (DualFocus builds
+# its gradient head first, and its decoder's first convolution reads C2 more channels). Two rungs take the
+# starting point apart from the surfaces' information, each by a rule written down before its runs
+# (`docs/prereg/`):
+#
+# - `dualfocus_binit` (`DualFocusConfig.baseline_init`) starts DualFocus as the baseline of its seed: encoder and
+#   decoder drawn exactly as DFV's, the decoder's weights on the surfaces at zero, so at step 0 it predicts the
+#   baseline's depth. On the tiny ladder (five seeds) it wins back less than a quarter of DualFocus-tiny's
+#   deficit: **by its rule, the initialisation is not the cost**, narrowly and with a wide interval. Started
+#   from the same network and fed the same batches, it and DFV + $L_{fv}$ still end up to ±0.006 m apart from
+#   seed to seed: at this budget the training path, more than the start, sets a run's score.
+# - `dualfocus_blind` (`DualFocusConfig.surface_to_decoder` false) keeps DualFocus's network and initialisation
+#   and trains its branch, but hands the decoder zeros in place of the surfaces, in training and at test time.
+
+# %%
+how_start = {
+    "ablation_binit": "python benchmarks/bench_ablation.py --variants dfv+fv dualfocus dualfocus_binit --seeds 0 1 2 3 4 "
+                      "--stem ablation_binit",
+    "ablation_mid_blind": "python benchmarks/bench_ablation.py --size mid --variants dualfocus_blind --seeds 0 1 2 "
+                          "--recorded benchmarks/results/ablation_mid_fv.json --stem ablation_mid_blind",
+    "ablation_mid_blind_fresh": "python benchmarks/bench_ablation.py --size mid --variants dualfocus_blind --seeds 0 1 2 "
+                                "--split-seed 900012 --test-size 144 --recorded benchmarks/results/ablation_mid_fv_fresh.json "
+                                "--stem ablation_mid_blind_fresh",
+}
+start = {stem: show_ladder(stem, how) for stem, how in how_start.items()}
+
+# %%
+# Check: the starting-point ladders are sound; what each rung does against DualFocus and against DFV + L_fv, per split
+assert not ladders_problems(start), ladders_problems(start)
+binit = {k: v for k, v in start.items() if "binit" in k}
+blind = {k: v for k, v in start.items() if "blind" in k}
+print("\n".join(pair_lines(binit, {"dualfocus_binit-dualfocus": "binit − DualFocus",
+                                   "dualfocus_binit-dfv+fv": "binit − DFV+L_fv"})
+                + pair_lines(blind, {"dualfocus-dualfocus_blind": "DualFocus − blind",
+                                     "dualfocus_blind-dfv+fv": "blind − DFV+L_fv"})))
+
+# %% [markdown]
 # ## Which lever moved what
 #
 # Taken literally, the paper's spatial constraint does not train at this scale (notebook 04, and the README's

@@ -364,14 +364,17 @@ print("\n".join(pair_lines(graft, {"dualfocus_graft-dfv+fv_cont": "grafted − c
 # surfaces in the decoder, in training and at test time).
 
 # %%
-how_sdrop = {
-    "ablation_sdrop": "python benchmarks/bench_ablation.py --variants dfv dfv+fv dualfocus dualfocus_sdrop --stem ablation_sdrop",
-    "ablation_mid_sdrop": "python benchmarks/bench_ablation.py --size mid --variants dualfocus_sdrop --seeds 0 1 2 "
-                          "--recorded benchmarks/results/ablation_mid_fv.json --stem ablation_mid_sdrop",
-    "ablation_mid_sdrop_fresh": "python benchmarks/bench_ablation.py --size mid --variants dualfocus_sdrop --seeds 0 1 2 "
-                                "--split-seed 900012 --test-size 144 --recorded benchmarks/results/ablation_mid_fv_fresh.json "
-                                "--stem ablation_mid_sdrop_fresh",
-}
+def mid_rung_commands(variant: str, stem: str) -> dict[str, str]:
+    """The two commands that score a new mid rung against the recorded ones: test split and fresh stacks."""
+    run = f"python benchmarks/bench_ablation.py --size mid --variants {variant} --seeds 0 1 2"
+    return {stem: f"{run} --recorded benchmarks/results/ablation_mid_fv.json --stem {stem}",
+            f"{stem}_fresh": f"{run} --split-seed 900012 --test-size 144 "
+                             f"--recorded benchmarks/results/ablation_mid_fv_fresh.json --stem {stem}_fresh"}
+
+
+how_sdrop = {"ablation_sdrop": "python benchmarks/bench_ablation.py --variants dfv dfv+fv dualfocus dualfocus_sdrop "
+                               "--stem ablation_sdrop",
+             **mid_rung_commands("dualfocus_sdrop", "ablation_mid_sdrop")}
 sdrop = {stem: show_ladder(stem, how) for stem, how in how_sdrop.items()}
 
 # %%
@@ -398,15 +401,9 @@ print("\n".join(pair_lines(sdrop, {"dualfocus_sdrop-dualfocus": "dropout − Dua
 #   and trains its branch, but hands the decoder zeros in place of the surfaces, in training and at test time.
 
 # %%
-how_start = {
-    "ablation_binit": "python benchmarks/bench_ablation.py --variants dfv+fv dualfocus dualfocus_binit --seeds 0 1 2 3 4 "
-                      "--stem ablation_binit",
-    "ablation_mid_blind": "python benchmarks/bench_ablation.py --size mid --variants dualfocus_blind --seeds 0 1 2 "
-                          "--recorded benchmarks/results/ablation_mid_fv.json --stem ablation_mid_blind",
-    "ablation_mid_blind_fresh": "python benchmarks/bench_ablation.py --size mid --variants dualfocus_blind --seeds 0 1 2 "
-                                "--split-seed 900012 --test-size 144 --recorded benchmarks/results/ablation_mid_fv_fresh.json "
-                                "--stem ablation_mid_blind_fresh",
-}
+how_start = {"ablation_binit": "python benchmarks/bench_ablation.py --variants dfv+fv dualfocus dualfocus_binit "
+                               "--seeds 0 1 2 3 4 --stem ablation_binit",
+             **mid_rung_commands("dualfocus_blind", "ablation_mid_blind")}
 start = {stem: show_ladder(stem, how) for stem, how in how_start.items()}
 
 # %%

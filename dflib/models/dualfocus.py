@@ -127,17 +127,17 @@ class DualFocus(nn.Module):
                                       c.encoder_blocks, c.feature_channels, c.feature_stride, c.norm)
         self.gradient_head: GradientHead | None = None
         self.surface_mix: nn.Conv2d | None = None
-        if c.surface_branch and c.baseline_init:  # the baseline's draws, then the surface inputs at zero
+        c2 = c.surface_channels if c.surface_branch else 0
+        decoder_first = c.surface_branch and c.baseline_init  # the baseline's draws, then zero surface inputs
+        if decoder_first:
             self.decoder = VolumeDecoder(c.volume_channels, c.decoder_widths, c.decoder_convs, c.norm)
-            self.decoder.add_zero_inputs(c.surface_channels)
+            self.decoder.add_zero_inputs(c2)
         if c.surface_branch:
-            self.gradient_head = GradientHead(c.volume_channels, c.head_width, c.surface_channels, c.norm,
-                                              context=c.head_context)
-            self.surface_mix = nn.Conv2d(c.surface_channels, 1, 1, bias=False)
-            nn.init.constant_(self.surface_mix.weight, 1.0 / c.surface_channels)
-        if not (c.surface_branch and c.baseline_init):
-            self.decoder = VolumeDecoder(c.volume_channels + c.surface_channels * c.surface_branch,
-                                         c.decoder_widths, c.decoder_convs, c.norm)
+            self.gradient_head = GradientHead(c.volume_channels, c.head_width, c2, c.norm, context=c.head_context)
+            self.surface_mix = nn.Conv2d(c2, 1, 1, bias=False)
+            nn.init.constant_(self.surface_mix.weight, 1.0 / c2)
+        if not decoder_first:
+            self.decoder = VolumeDecoder(c.volume_channels + c2, c.decoder_widths, c.decoder_convs, c.norm)
 
     def num_parameters(self, trainable_only: bool = True) -> int:
         """Number of (trainable) parameters."""

@@ -403,10 +403,14 @@ print("\n".join(pair_lines(sdrop, {"dualfocus_sdrop-dualfocus": "dropout − Dua
 #   comes from the surfaces reaching the decoder during training, not from the network's shape or start. The
 #   three mid rungs line up by how often the decoder sees the surfaces: always (DualFocus), half the time
 #   (dropout), never (blind), cost +0.0089, +0.0051, +0.0005 of the span (test split; each tested on its own).
+#   On the tiny ladder the blind rung is level with DFV + $L_{fv}$ too (+0.0003 m against DualFocus-tiny's
+#   +0.0047): information flow again.
 
 # %%
 how_start = {"ablation_binit": "python benchmarks/bench_ablation.py --variants dfv+fv dualfocus dualfocus_binit "
                                "--seeds 0 1 2 3 4 --stem ablation_binit",
+             "ablation_blind": "python benchmarks/bench_ablation.py --variants dfv+fv dualfocus dualfocus_blind "
+                               "--seeds 0 1 2 3 4 --stem ablation_blind",
              **mid_rung_commands("dualfocus_blind", "ablation_mid_blind")}
 start = {stem: show_ladder(stem, how) for stem, how in how_start.items()}
 
@@ -430,7 +434,7 @@ print("\n".join(pair_lines(binit, {"dualfocus_binit-dualfocus": "binit − DualF
 # | plane-unit, Huber $L_{sv}$, head isolated, normalised surfaces (the lever study below) | the surfaces learn in-focus geometry (corr_in_focus ≥ 0.5); the depth does not improve on DFV + $L_{fv}$ |
 # | graft onto a trained DFV + $L_{fv}$ | nothing measurable (under 0.001 of the span either way) |
 # | surface dropout 0.5 | a fifth (fresh stacks) to two fifths (test split) of DualFocus-mid's deficit back; inconclusive |
-# | blind decoder (surfaces never read) | the deficit gone on the held-out split: the cost is the surfaces reaching the decoder in training |
+# | blind decoder (surfaces never read) | the deficit gone (mid: held-out split; tiny: test split): the cost is the surfaces reaching the decoder in training |
 # | baseline initialisation (tiny) | nothing measurable: the starting point is not the cost |
 #
 # Taken literally, the paper's spatial constraint does not train at this scale (notebook 04, and the README's

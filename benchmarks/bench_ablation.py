@@ -18,6 +18,8 @@ one thread each):
   (``DualFocusConfig.surface_to_decoder`` False): DualFocus's network, branch trained, no surface information;
 - ``dualfocus_binit``: ``dualfocus`` that starts as the baseline of its seed (``DualFocusConfig.baseline_init``:
   the encoder and decoder draw the baseline's initial weights, the decoder's surface inputs start at zero);
+- ``dualfocus_twopath``: ``dualfocus`` whose training also supervises the depth read with zeros in place of the
+  surfaces (``DualFocusConfig.surface_two_path``); test time unchanged;
 
 and scores every checkpoint on the embedded **test** split (``--test-size``
 seeded, noisy 256² stacks, Middlebury crops among them, ``fod500`` protocol):
@@ -103,7 +105,8 @@ LADDER = {
     size: {"dfv": f"{size}_dfv", "dfv+fv": f"{size}_dfv_fv", "dualfocus_nosv": f"{size}_dualfocus_nosv",
            "dualfocus": f"{size}_dualfocus", "dualfocus_nofv": f"{size}_dualfocus_nofv",
            "dualfocus_paper": f"{size}_dualfocus_paper", "dualfocus_sdrop": f"{size}_dualfocus_sdrop",
-           "dualfocus_blind": f"{size}_dualfocus_blind", "dualfocus_binit": f"{size}_dualfocus_binit"}
+           "dualfocus_blind": f"{size}_dualfocus_blind", "dualfocus_binit": f"{size}_dualfocus_binit",
+           "dualfocus_twopath": f"{size}_dualfocus_twopath"}
     for size in ("tiny", "mid")
 }
 #: the rungs trained without --variants (the recorded ladders); the others are opt-in
@@ -114,7 +117,8 @@ PAIRS = [("dualfocus", "dfv"), ("dualfocus", "dfv+fv"), ("dualfocus", "dualfocus
          ("dualfocus", "dualfocus_paper"), ("dualfocus_nofv", "dfv"), ("dualfocus", "dualfocus_nofv"),
          ("dualfocus_sdrop", "dualfocus"), ("dualfocus_sdrop", "dfv+fv"),
          ("dualfocus_blind", "dfv+fv"), ("dualfocus", "dualfocus_blind"),
-         ("dualfocus_binit", "dualfocus"), ("dualfocus_binit", "dfv+fv")]
+         ("dualfocus_binit", "dualfocus"), ("dualfocus_binit", "dfv+fv"),
+         ("dualfocus_twopath", "dualfocus"), ("dualfocus_twopath", "dfv+fv")]
 #: ``--graft``: the two arms that continue each seed's trained dfv+fv run -> their recipe's stem after graft_<size>_
 GRAFT = {"dfv+fv_cont": "dfv_fv", "dualfocus_graft": "dualfocus"}
 PAIRS += [("dualfocus_graft", "dfv+fv_cont"), ("dfv+fv_cont", "dfv+fv"), ("dualfocus_graft", "dfv+fv")]

@@ -254,7 +254,9 @@ class DualFocusLoss(nn.Module):
 
     Call ``loss(out, depth_gt, focus, mask=None)`` with ``out`` the model's
     output dict; returns ``{"total", "depth", "sv", "fv"}`` float32 (or
-    float64) scalars, also when the model ran under bfloat16 autocast.
+    float64) scalars, also when the model ran under bfloat16 autocast. When
+    ``out`` has ``depth_blind`` (``DualFocusConfig.surface_two_path``), its
+    L_depth joins the total; ``depth`` stays the main path's.
 
     >>> out = {"depth": torch.zeros(1, 1, 1, 2), "prob": torch.tensor([0.2, 0.5, 0.3]).view(1, 3, 1, 1).expand(1, 3, 1, 2)}
     >>> terms = DualFocusLoss(lambda_sv=0.0)(out, torch.full((1, 1, 1, 2), 0.5), torch.tensor([[0.3, 0.5, 0.7]]))
@@ -297,6 +299,9 @@ class DualFocusLoss(nn.Module):
             # invalid pixels stay invalid (they are selected out by the mask)
             target = torch.where(valid_mask(depth_gt), torch.minimum(torch.maximum(depth_gt, lo), hi), depth_gt)
         ld = depth_loss(pred, target, full_mask(depth_gt, mask), beta=self.beta)
+        blind_ld = ld.new_zeros(())
+        if out.get("depth_blind") is not None:  # DualFocusConfig.surface_two_path: in the total, not in "depth"
+            blind_ld = depth_loss(out["depth_blind"].to(pred.dtype), target, full_mask(depth_gt, mask), beta=self.beta)
         zero = ld.new_zeros(())
         lsv, lfv = zero, zero
         lam_sv = self.lambda_sv if lambda_sv is None else float(lambda_sv)
@@ -308,7 +313,7 @@ class DualFocusLoss(nn.Module):
             prob = out["prob"]
             lfv = focal_variational_loss(prob.float() if prob.dtype in (torch.float16, torch.bfloat16) else prob,
                                          full_mask(depth_gt, mask))
-        total = ld + lam_sv * lsv + self.lambda_fv * lfv
+        total = ld + blind_ld + lam_sv * lsv + self.lambda_fv * lfv
         return {"total": total, "depth": ld, "sv": lsv, "fv": lfv}
 
     def extra_repr(self) -> str:

@@ -110,3 +110,30 @@ def test_surface_input_weight_reads_how_far_the_decoder_opened_its_surface_input
     assert 2.1 < surface_input_weight(default) < 3.9
     with pytest.raises(ValueError, match="no surface branch"):
         surface_input_weight(build_model("dfv_tiny", 0))
+
+
+def test_two_path_training_supervises_the_depth_read_without_surfaces():
+    """surface_two_path: in training the decoder also reads zeros in place of the surfaces, and that depth's
+    L_depth joins the total; in evaluation nothing changes."""
+    from dflib.checkpoint import build_model
+    from dflib.losses import DualFocusLoss
+    from dflib.diagnostics import swapped_surfaces
+
+    one, two = build_model("tiny", 3, BRANCH), build_model("tiny", 3, {**BRANCH, "surface_two_path": True})
+    stack, focus = torch.rand(2, 5, 3, 32, 32), torch.tensor([[0.1, 0.15, 0.3, 0.7, 1.5]] * 2)
+    depth_gt = torch.full((2, 1, 32, 32), 0.4)
+    for m in (one, two):
+        m.eval()
+    with torch.no_grad():
+        assert "depth_blind" not in two(stack, focus)
+        torch.testing.assert_close(two(stack, focus)["depth"], one(stack, focus)["depth"], rtol=0, atol=0)
+    two.train()
+    out = two(stack, focus)
+    with torch.no_grad(), swapped_surfaces(two, torch.zeros_like):
+        ref = two(stack, focus)["depth"]  # the same network read with zeros in place of its surfaces
+    torch.testing.assert_close(out["depth_blind"], ref, rtol=0, atol=1e-6)
+    assert not torch.allclose(out["depth_blind"], out["depth"])
+    loss = DualFocusLoss(lambda_sv=0.0, lambda_fv=0.0)
+    terms = loss(out, depth_gt, focus)
+    blind = loss({"depth": out["depth_blind"], "prob": out["prob"]}, depth_gt, focus)["depth"]
+    torch.testing.assert_close(terms["total"], terms["depth"] + blind)

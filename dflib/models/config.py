@@ -87,6 +87,14 @@ class DualFocusConfig:
             data-flow order and the decoder's first convolution is drawn
             whole, so at the same seed the decoder starts elsewhere than the
             baseline's (the ladder's ``dualfocus_binit`` rung tests it).
+        surface_two_path: in training mode only, the decoder runs a second
+            time with zeros in place of the surfaces, and the model returns
+            that depth as ``depth_blind``; :class:`~dflib.losses.DualFocusLoss`
+            adds its depth loss to the total. The V* pathway is then trained
+            as in a network that never reads its surfaces (the ladder's
+            ``dualfocus_blind`` rung, level with DFV + L_fv), while the
+            decoder still learns to read them. Evaluation runs one pass.
+            Costs one more decoder pass per training step. False (default).
     """
 
     in_channels: int = 3
@@ -111,6 +119,7 @@ class DualFocusConfig:
     surface_dropout: float = 0.0
     surface_to_decoder: bool = True
     baseline_init: bool = False
+    surface_two_path: bool = False
 
     def __post_init__(self) -> None:
         # Accept lists (e.g. from JSON/YAML) but store tuples (hashable, frozen).
@@ -158,7 +167,7 @@ class DualFocusConfig:
         if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0 <= p < 1:
             raise ValueError(f"DualFocusConfig.surface_dropout must be a number in [0, 1), got {p!r}")
         for name in ("focal_differences", "surface_branch", "head_isolation", "head_context", "surface_norm",
-                     "surface_to_decoder", "baseline_init"):
+                     "surface_to_decoder", "baseline_init", "surface_two_path"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"DualFocusConfig.{name} must be a bool, got {getattr(self, name)!r}")
 

@@ -165,7 +165,8 @@ class DualFocus(nn.Module):
 
         Returns:
             dict with ``depth [B,1,H,W]``, ``prob [B,N,H,W]``, ``logits [B,N,H,W]``,
-            ``sigma [B,1,H,W]``, ``aif [B,C,H,W]``, and with the surface branch
+            ``sigma [B,1,H,W]``, ``aif [B,C,H,W]``, in training mode with ``surface_two_path`` also
+            ``depth_blind [B,1,H,W]`` (the depth read with zeros in place of the surfaces), and with the surface branch
             on also ``surface [B,N,H',W']`` (z̄_n, zero-mean per plane over the
             padded grid), ``surface_grad`` = (gx ``[B,N,H',W'-1]``,
             gy ``[B,N,H'-1,W']``) (θ_grad, depth units per feature pixel) and ``surfaces
@@ -211,13 +212,19 @@ class DualFocus(nn.Module):
             gx, gy = forward_differences(zbar_c)
             out.update(surface=zbar_c, surface_grad=(gx, gy), surfaces=z[..., :hc, :wc])
 
-        logits = self.decoder(vstar, surface_features)  # [B, N, H', W'] from [V*, surfaces]
-        logits = F.interpolate(logits, size=(hp, wp), mode="bilinear", align_corners=False)
-        logits = logits[..., :h, :w]
-        if logits.dtype in (torch.float16, torch.bfloat16):
-            logits = logits.float()  # the readout (and so every loss) runs in float32 under autocast
+        def decode(features: torch.Tensor | None) -> torch.Tensor:
+            """Logits ``[B, N, H, W]`` from [V*, features], upsampled to the padded input and cropped."""
+            logits = self.decoder(vstar, features)  # [B, N, H', W']
+            logits = F.interpolate(logits, size=(hp, wp), mode="bilinear", align_corners=False)[..., :h, :w]
+            # the readout (and so every loss) runs in float32 under autocast
+            return logits.float() if logits.dtype in (torch.float16, torch.bfloat16) else logits
+
+        logits = decode(surface_features)
         prob = torch.softmax(logits, dim=1)
         depth, sigma, aif = focus_readout(prob, focus, stack)
         assert aif is not None
         out.update(depth=depth, prob=prob, logits=logits, sigma=sigma, aif=aif)
+        if self.training and c.surface_two_path and surface_features is not None:
+            blind = torch.softmax(decode(torch.zeros_like(surface_features)), dim=1)
+            out["depth_blind"] = focus_readout(blind, focus)[0]
         return out

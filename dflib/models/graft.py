@@ -23,7 +23,7 @@ __all__ = ["BRANCH_FIELDS", "graft_surface_branch"]
 #: DualFocusConfig fields that configure only the surface branch (the baseline's values of these are unused)
 BRANCH_FIELDS = ("surface_branch", "surface_channels", "head_width", "surface_units", "head_isolation",
                  "head_context", "surface_norm", "surface_backward_gain", "surface_dropout",
-                 "surface_to_decoder", "baseline_init")
+                 "surface_to_decoder", "baseline_init", "surface_two_path")
 
 _FIRST_CONV = "decoder.down.0.0.0.weight"
 

@@ -405,12 +405,17 @@ print("\n".join(pair_lines(sdrop, {"dualfocus_sdrop-dualfocus": "dropout − Dua
 #   (dropout), never (blind), cost +0.0089, +0.0051, +0.0005 of the span (test split; each tested on its own).
 #   On the tiny ladder the blind rung is level with DFV + $L_{fv}$ too (+0.0003 m against DualFocus-tiny's
 #   +0.0047): information flow again.
+# - `dualfocus_twopath` (`DualFocusConfig.surface_two_path`) acts on that flow: in training it supervises the depth
+#   read with and without the surfaces. On the tiny ladder it beats DualFocus-tiny in all five seeds (−0.0030 m)
+#   but stays 0.0017 m behind DFV + $L_{fv}$: inconclusive by its rule.
 
 # %%
 how_start = {"ablation_binit": "python benchmarks/bench_ablation.py --variants dfv+fv dualfocus dualfocus_binit "
                                "--seeds 0 1 2 3 4 --stem ablation_binit",
              "ablation_blind": "python benchmarks/bench_ablation.py --variants dfv+fv dualfocus dualfocus_blind "
                                "--seeds 0 1 2 3 4 --stem ablation_blind",
+             "ablation_twopath": "python benchmarks/bench_ablation.py --variants dfv+fv dualfocus dualfocus_twopath "
+                                 "--seeds 0 1 2 3 4 --stem ablation_twopath",
              **mid_rung_commands("dualfocus_blind", "ablation_mid_blind")}
 start = {stem: show_ladder(stem, how) for stem, how in how_start.items()}
 
@@ -419,10 +424,13 @@ start = {stem: show_ladder(stem, how) for stem, how in how_start.items()}
 assert not ladders_problems(start), ladders_problems(start)
 binit = {k: v for k, v in start.items() if "binit" in k}
 blind = {k: v for k, v in start.items() if "blind" in k}
+twopath = {k: v for k, v in start.items() if "twopath" in k}
 print("\n".join(pair_lines(binit, {"dualfocus_binit-dualfocus": "binit − DualFocus",
                                    "dualfocus_binit-dfv+fv": "binit − DFV+L_fv"})
                 + pair_lines(blind, {"dualfocus-dualfocus_blind": "DualFocus − blind",
-                                     "dualfocus_blind-dfv+fv": "blind − DFV+L_fv"})))
+                                     "dualfocus_blind-dfv+fv": "blind − DFV+L_fv"})
+                + pair_lines(twopath, {"dualfocus_twopath-dualfocus": "two-path − DualFocus",
+                                       "dualfocus_twopath-dfv+fv": "two-path − DFV+L_fv"})))
 
 # %% [markdown]
 # ## Which lever moved what
@@ -436,6 +444,7 @@ print("\n".join(pair_lines(binit, {"dualfocus_binit-dualfocus": "binit − DualF
 # | surface dropout 0.5 | a fifth (fresh stacks) to two fifths (test split) of DualFocus-mid's deficit back; inconclusive |
 # | blind decoder (surfaces never read) | the deficit gone (mid: held-out split; tiny: test split): the cost is the surfaces reaching the decoder in training |
 # | baseline initialisation (tiny) | nothing measurable: the starting point is not the cost |
+# | two-path training (tiny) | about 60 % of DualFocus-tiny's deficit back, every seed; still behind DFV + $L_{fv}$; inconclusive |
 #
 # Taken literally, the paper's spatial constraint does not train at this scale (notebook 04, and the README's
 # "Where dflib departs from the paper"). The lever study tried each way to make the surface branch learn, one

@@ -298,12 +298,12 @@ class DualFocusLoss(nn.Module):
             lo, hi = f.amin(dim=1).view(-1, 1, 1, 1), f.amax(dim=1).view(-1, 1, 1, 1)
             # invalid pixels stay invalid (they are selected out by the mask)
             target = torch.where(valid_mask(depth_gt), torch.minimum(torch.maximum(depth_gt, lo), hi), depth_gt)
-        ld = depth_loss(pred, target, full_mask(depth_gt, mask), beta=self.beta)
-        blind_ld = ld.new_zeros(())
-        if out.get("depth_blind") is not None:  # DualFocusConfig.surface_two_path: in the total, not in "depth"
-            blind_ld = depth_loss(out["depth_blind"].to(pred.dtype), target, full_mask(depth_gt, mask), beta=self.beta)
+        valid = full_mask(depth_gt, mask)
+        ld = depth_loss(pred, target, valid, beta=self.beta)
         zero = ld.new_zeros(())
-        lsv, lfv = zero, zero
+        lsv, lfv, blind_ld = zero, zero, zero
+        if out.get("depth_blind") is not None:  # DualFocusConfig.surface_two_path: in the total, not in "depth"
+            blind_ld = depth_loss(out["depth_blind"].to(pred.dtype), target, valid, beta=self.beta)
         lam_sv = self.lambda_sv if lambda_sv is None else float(lambda_sv)
         if lam_sv > 0 and out.get("surface_grad") is not None:
             gx, gy = (g.float() if g.dtype in (torch.float16, torch.bfloat16) else g for g in out["surface_grad"])
@@ -311,8 +311,7 @@ class DualFocusLoss(nn.Module):
                                            penalty=self.sv_penalty, tau=self.sv_tau, delta=self.sv_delta)
         if self.lambda_fv > 0:
             prob = out["prob"]
-            lfv = focal_variational_loss(prob.float() if prob.dtype in (torch.float16, torch.bfloat16) else prob,
-                                         full_mask(depth_gt, mask))
+            lfv = focal_variational_loss(prob.float() if prob.dtype in (torch.float16, torch.bfloat16) else prob, valid)
         total = ld + blind_ld + lam_sv * lsv + self.lambda_fv * lfv
         return {"total": total, "depth": ld, "sv": lsv, "fv": lfv}
 

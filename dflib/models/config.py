@@ -90,10 +90,11 @@ class DualFocusConfig:
         surface_two_path: in training mode only, the decoder runs a second
             time with zeros in place of the surfaces, and the model returns
             that depth as ``depth_blind``; :class:`~dflib.losses.DualFocusLoss`
-            adds its depth loss to the total. The V* pathway is then trained
+            adds its depth loss to the total. The V* pathway then also learns
             as in a network that never reads its surfaces (the ladder's
             ``dualfocus_blind`` rung, level with DFV + L_fv), while the
-            decoder still learns to read them. Evaluation runs one pass.
+            decoder still learns to read them (the ladder's
+            ``dualfocus_twopath`` rung). Evaluation runs one pass.
             Costs one more decoder pass per training step. False (default).
     """
 

@@ -54,6 +54,14 @@ DualFocus surface branch grafted on (``dualfocus_graft``, ``graft_<size>_dualfoc
 It asks whether the branch adds anything on top of a trained V* pathway; written to
 ``ablation_<size>_graft.{json,md}``.
 
+``--probe`` asks where a rung's cost sits: each seed's run of every ``--variants`` rung lends its 2-D feature
+encoder, frozen, to a fresh DFV + L_fv network of the seed (recipe ``<size>_dfv_fv`` with
+``TrainConfig.probe_encoder``; :func:`dflib.models.graft.freeze_encoder_from`), whose decoder then trains alone,
+into ``RUNS/probe``. At a seed every probe's decoder starts from the same draw and sees the same batches, so
+``X_probe − dfv+fv_probe`` compares how well depth can be read from the two runs' V* by a reader that never saw
+surfaces. Only the probes are scored (give the rungs themselves with ``--recorded``); written to
+``ablation_<size>_probe.{json,md}`` (``ablation_probe`` for tiny).
+
 ``--study levers`` is the lever study of issue 12: DualFocus variants that
 each change one thing about the surface branch, scored on the **validation**
 split only (``VAL_SEED``; the test split is never used to choose), written to
@@ -64,6 +72,7 @@ split only (``VAL_SEED``; the test split is never used to choose), written to
     python benchmarks/bench_ablation.py --size mid --variants dfv dualfocus --seeds 0 1 2 --stage2
     python benchmarks/bench_ablation.py ... --stage2 --split-seed 900012 --test-size 144 --stem ablation_mid_stage2_fresh
     python benchmarks/bench_ablation.py --size mid --variants dfv+fv --seeds 0 1 2 --graft
+    python benchmarks/bench_ablation.py --variants dfv+fv dualfocus --probe --recorded benchmarks/results/ablation_twopath.json
     python benchmarks/bench_ablation.py --study levers --steps 1000 --seeds 0 1
     python benchmarks/bench_ablation.py --size mid --variants dualfocus_sdrop --seeds 0 1 2 \
         --recorded benchmarks/results/ablation_mid_fv.json --stem ablation_mid_sdrop
@@ -122,6 +131,9 @@ PAIRS = [("dualfocus", "dfv"), ("dualfocus", "dfv+fv"), ("dualfocus", "dualfocus
 #: ``--graft``: the two arms that continue each seed's trained dfv+fv run -> their recipe's stem after graft_<size>_
 GRAFT = {"dfv+fv_cont": "dfv_fv", "dualfocus_graft": "dualfocus"}
 PAIRS += [("dualfocus_graft", "dfv+fv_cont"), ("dfv+fv_cont", "dfv+fv"), ("dualfocus_graft", "dfv+fv")]
+#: ``--probe``: every rung's frozen encoder read by a fresh dfv+fv decoder (rung ``<variant>_probe``)
+PAIRS += ([(f"{v}_probe", "dfv+fv_probe") for v in LADDER["tiny"] if v != "dfv+fv"]
+          + [("dualfocus_twopath_probe", "dualfocus_probe")] + [(f"{v}_probe", v) for v in LADDER["tiny"]])
 #: the 2 x 2 design of the mid ladder: (with L_fv, with the surface branch) -> rung
 DESIGN_2X2 = {(False, False): "dfv", (True, False): "dfv+fv", (False, True): "dualfocus_nofv", (True, True): "dualfocus"}
 
@@ -234,6 +246,9 @@ def main() -> int:
                    help="continue each seed's trained dfv+fv run twice, as it is (dfv+fv_cont, recipe graft_<size>_dfv_fv) "
                         "and with a surface branch grafted on (dualfocus_graft, graft_<size>_dualfocus), into RUNS/graft; "
                         "score both beside dfv+fv")
+    p.add_argument("--probe", action="store_true",
+                   help="train a fresh dfv+fv decoder on each run's frozen encoder (recipe <size>_dfv_fv with "
+                        "probe_encoder) into RUNS/probe and score those probes only (rungs <variant>_probe)")
     p.add_argument("--stage2", action="store_true",
                    help="mid ladder: also train and score each seed's stage 2 (recipes finetune_<stage-1 recipe>)")
     p.add_argument("--recorded", help="a recorded ladder JSON whose rungs (those not trained here) are paired with "
@@ -265,6 +280,8 @@ def main() -> int:
         p.error(f"--stage2 needs the ladder and a stage-2 recipe per variant; missing {missing}")
     if args.graft and (args.study != "ladder" or args.stage2 or names != ["dfv+fv"]):
         p.error("--graft continues the ladder's dfv+fv runs: give --variants dfv+fv, without --stage2")
+    if args.probe and (args.study != "ladder" or args.stage2 or args.graft):
+        p.error("--probe reads the ladder's stage-1 runs: give it without --stage2, --graft or --study levers")
 
     def train_all(configs: dict) -> dict:
         with ThreadPoolExecutor(args.jobs) as pool:
@@ -293,6 +310,13 @@ def main() -> int:
                 for (_, s), c in configs.items() for n in GRAFT}
         seconds.update(train_all(arms))
         configs.update(arms)
+    if args.probe:  # each run's encoder, frozen, read by a fresh dfv+fv decoder of its seed; only those are scored
+        reader = LADDER[args.size]["dfv+fv"]
+        table = {f"{n}_probe": (reader, {"probe_encoder": f"the {n} run of the seed"}) for n in names}
+        configs = {(f"{n}_probe", s): TrainConfig.recipe(reader, **changes, probe_encoder=str(Path(c.out_dir) / "last.pt"),
+                                                         seed=s, out_dir=str(Path(args.runs) / "probe" / f"{n}_s{s}"))
+                   for (n, s), c in configs.items()}
+        seconds = train_all(configs)
     wall = time.perf_counter() - t0
     if args.train_only:
         return 0
@@ -352,7 +376,7 @@ def main() -> int:
     stem = args.stem or (args.study + ("_quick" if args.quick else ""))
     if args.study == "ladder" and not args.stem and not args.quick:
         stem = (("ablation" if args.size == "tiny" else f"ablation_{args.size}") + ("_stage2" if args.stage2 else "")
-                + ("_graft" if args.graft else ""))
+                + ("_graft" if args.graft else "") + ("_probe" if args.probe else ""))
     (out / f"{stem}.json").write_text(json.dumps(result, indent=1))
     (out / f"{stem}.md").write_text(markdown(result))
     for k, v in paired.items():

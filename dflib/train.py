@@ -67,11 +67,12 @@ def _lr_lambda(cfg: TrainConfig):
 
 
 def _optimizer(cfg: TrainConfig, model: torch.nn.Module) -> torch.optim.Optimizer:
-    """Adam(W) over two groups: the surface branch at ``lr * branch_lr_scale``, the rest at ``lr``."""
+    """Adam(W) over two groups of the trainable parameters: the surface branch at ``lr * branch_lr_scale``, the
+    rest at ``lr``."""
     cls = torch.optim.AdamW if cfg.optimizer == "adamw" else torch.optim.Adam
-    branch = [p for n, p in model.named_parameters() if n.startswith(("gradient_head.", "surface_mix."))]
+    branch = [p for n, p in model.named_parameters() if n.startswith(("gradient_head.", "surface_mix.")) and p.requires_grad]
     ids = {id(p) for p in branch}
-    groups = [{"params": [p for p in model.parameters() if id(p) not in ids]}]
+    groups = [{"params": [p for p in model.parameters() if id(p) not in ids and p.requires_grad]}]
     if branch:
         groups.append({"params": branch, "lr": cfg.lr * cfg.branch_lr_scale})
     return cls(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
@@ -185,6 +186,8 @@ def _start(cfg: TrainConfig, resume: bool) -> _Run:
         raise ValueError("TrainConfig.init_graft: there is nothing to graft onto without init (the baseline's weights)")
     if cfg.init is not None:
         _init_weights(model, cfg)  # before the data: a wrong init fails before minutes of rendering
+    if cfg.probe_encoder is not None:
+        _freeze_probe_encoder(model, cfg)
     train_set, val_set = build_datasets(cfg)
     model = model.to(device)
     optimizer = _optimizer(cfg, model)
@@ -283,6 +286,18 @@ def _init_weights(model: torch.nn.Module, cfg: TrainConfig) -> None:
         raise ValueError(f"TrainConfig.init: {cfg.init!r} holds a different model than this run builds "
                          f"(model {cfg.model!r}, model_overrides {cfg.model_overrides}): {src.config} vs {model.config}")
     model.load_state_dict(src.state_dict())
+
+
+def _freeze_probe_encoder(model: torch.nn.Module, cfg: TrainConfig) -> None:
+    """Copy the encoder of ``cfg.probe_encoder`` into ``model`` and freeze it (a resumed run loads the same
+    weights back, and this freezes them again)."""
+    from dflib.models.graft import freeze_encoder_from
+    from dflib.models.pretrained import load_checkpoint_or_name
+
+    try:
+        freeze_encoder_from(model, load_checkpoint_or_name(cfg.probe_encoder, "cpu"))
+    except ValueError as e:
+        raise ValueError(f"TrainConfig.probe_encoder: {cfg.probe_encoder!r}: {e}") from None
 
 
 def _resume(run: _Run) -> None:

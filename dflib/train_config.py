@@ -69,6 +69,9 @@ class TrainConfig:
     #: onto it (:func:`dflib.models.graft.graft_surface_branch`: shared weights copied, the decoder's surface
     #: inputs zeroed, so training starts from the baseline's predictions)
     init_graft: bool = False
+    #: a probe (issue 12): copy the 2-D feature encoder of this checkpoint (or shipped name) into the run's model
+    #: and freeze it, so only the rest trains (:func:`dflib.models.graft.freeze_encoder_from`)
+    probe_encoder: str | None = None
     seed: int = 0
     device: str = "auto"  #: auto (CUDA when present), cpu, cuda, cuda:1, …
     amp: bool = True  #: bfloat16 autocast, used on CUDA only
@@ -112,6 +115,7 @@ class TrainConfig:
             "num_workers": self.num_workers >= 0,
             "init": self.init is None or (isinstance(self.init, str) and self.init != ""),
             "init_graft": isinstance(self.init_graft, bool),
+            "probe_encoder": self.probe_encoder is None or (isinstance(self.probe_encoder, str) and self.probe_encoder != ""),
         }
         expected = {
             "model": f"one of {MODEL_PRESETS}",
@@ -121,6 +125,7 @@ class TrainConfig:
             "schedule": "cosine or constant",
             "init": "None, a checkpoint file or a shipped model name",
             "init_graft": "a bool",
+            "probe_encoder": "None, a checkpoint file or a shipped model name",
         }
         if isinstance(self.model_overrides, dict):
             from dflib.models import DualFocusConfig

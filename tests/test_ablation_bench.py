@@ -196,6 +196,37 @@ def test_graft_continues_each_dfv_fv_run_in_two_arms_that_start_alike(tmp_path):
     assert trained.config.surface_branch and torch.count_nonzero(trained.decoder.down[0][0][0].weight[:, 32:]) > 0
 
 
+@pytest.mark.slow
+def test_probe_reads_each_runs_frozen_encoder_with_a_fresh_baseline_decoder(tmp_path):
+    """bench_ablation.py --probe --quick: one probe per rung and seed, on that run's encoder; only probes scored."""
+    import json
+    import subprocess
+    import sys
+
+    import torch
+
+    from dflib.train import TrainConfig, load_model
+
+    script = Path(__file__).parents[1] / "benchmarks" / "bench_ablation.py"
+    args = [sys.executable, str(script), "--size", "tiny", "--quick", "--jobs", "1", "--runs", str(tmp_path / "runs"),
+            "--out", str(tmp_path / "out"), "--variants", "dfv+fv", "dualfocus"]
+    bad = subprocess.run([*args, "--probe", "--graft"], capture_output=True, text=True)
+    assert bad.returncode == 2 and "--probe" in bad.stderr
+    subprocess.run([*args, "--probe"], check=True, capture_output=True, text=True)
+    result = json.loads((tmp_path / "out" / "ladder_quick.json").read_text())
+    assert set(result["variants"]) == {"dfv+fv_probe", "dualfocus_probe"}
+    assert result["variants"]["dualfocus_probe"]["recipe"] == "tiny_dfv_fv"
+    assert "dualfocus_probe-dfv+fv_probe" in result["paired"]
+    for rung in ("dfv+fv", "dualfocus"):
+        cfg = TrainConfig.load(tmp_path / "runs" / "probe" / f"{rung}_s0" / "config.json")
+        source = tmp_path / "runs" / "ladder" / f"{rung}_s0" / "last.pt"
+        assert cfg.probe_encoder == str(source) and cfg.model == "dfv_tiny" and cfg.seed == 0
+        probe = load_model(tmp_path / "runs" / "probe" / f"{rung}_s0" / "last.pt", "cpu")
+        assert not probe.config.surface_branch
+        assert all(torch.equal(v, load_model(source, "cpu").encoder.state_dict()[k])
+                   for k, v in probe.encoder.state_dict().items())
+
+
 def test_recorded_rungs_join_a_new_one_only_on_the_same_split(bench):
     new = {"dualfocus_sdrop": {"seeds": [0, 1, 2], "rmse": [0.29, 0.30, 0.31]}}
     recorded = {"split": "test (embedded, TEST_SEED)", "test_stacks": 96,

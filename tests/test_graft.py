@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from dflib.models import DualFocus, DualFocusConfig
-from dflib.models.graft import graft_surface_branch
+from dflib.models.graft import freeze_encoder_from, graft_surface_branch
 from dflib.train import TrainConfig, load_model, train
 
 BRANCH = dict(surface_units="planes", head_isolation=True, surface_norm=True)
@@ -79,6 +79,54 @@ def test_graft_refuses_what_is_not_a_baseline_of_the_model():
         graft_surface_branch(model, DualFocus(DualFocusConfig.dfv_tiny().replace(feature_channels=8)))
     with pytest.raises(ValueError, match="TrainConfig.init_graft"):
         TrainConfig(init_graft="yes")
+
+
+def test_a_probe_gets_a_frozen_copy_of_the_source_encoder_and_nothing_else():
+    source = DualFocus(DualFocusConfig.tiny().replace(**BRANCH))  # a DualFocus lends its encoder to a baseline
+    with torch.no_grad():
+        for p in source.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    torch.manual_seed(3)
+    reader = DualFocus(DualFocusConfig.dfv_tiny())
+    fresh = {k: v.clone() for k, v in reader.state_dict().items()}
+    freeze_encoder_from(reader, source)
+    assert all(torch.equal(v, source.state_dict()[k]) for k, v in reader.state_dict().items() if k.startswith("encoder."))
+    assert all(torch.equal(v, fresh[k]) for k, v in reader.state_dict().items() if not k.startswith("encoder."))
+    assert not any(p.requires_grad for p in reader.encoder.parameters())
+    assert all(p.requires_grad for p in reader.decoder.parameters())
+    with pytest.raises(ValueError, match="feature_channels"):
+        freeze_encoder_from(DualFocus(DualFocusConfig.dfv_tiny().replace(feature_channels=8)), source)
+    with pytest.raises(ValueError, match="batch"):
+        freeze_encoder_from(DualFocus(DualFocusConfig.dfv_tiny().replace(norm="batch")),
+                            DualFocus(DualFocusConfig.tiny().replace(norm="batch")))
+    with pytest.raises(ValueError, match="TrainConfig.probe_encoder"):
+        TrainConfig(probe_encoder="")
+
+
+@pytest.mark.slow
+def test_a_probe_run_trains_its_decoder_on_the_frozen_encoder(tmp_path):
+    small = dict(size=(32, 32), train_scenes=4, val_scenes=0, batch_size=2, warmup_steps=0, log_every=1,
+                 ckpt_every=2, cache_dir=str(tmp_path / "cache"))
+    source = train(TrainConfig(model="tiny", steps=2, lambda_sv=0.3, model_overrides=BRANCH, out_dir=str(tmp_path / "df"),
+                               **small), progress=False)
+    probe = TrainConfig(model="dfv_tiny", steps=3, probe_encoder=str(source.out_dir / "last.pt"),
+                        out_dir=str(tmp_path / "probe"), **small)
+    train(probe, progress=False)
+    src, trained = (load_model(r / "last.pt", "cpu").state_dict() for r in (source.out_dir, tmp_path / "probe"))
+    from dflib.checkpoint import build_model
+
+    fresh = build_model("dfv_tiny", probe.seed).state_dict()
+    assert all(torch.equal(v, src[k]) for k, v in trained.items() if k.startswith("encoder."))  # frozen, all 3 steps
+    assert not torch.equal(trained["decoder.head.weight"], fresh["decoder.head.weight"])  # the decoder learnt
+    import dataclasses
+
+    more = train(dataclasses.replace(probe, steps=5), resume=True, progress=False)  # resumed: frozen again
+    assert more.step == 5
+    assert all(torch.equal(v, src[k]) for k, v in load_model(tmp_path / "probe" / "last.pt", "cpu").state_dict().items()
+               if k.startswith("encoder."))
+    with pytest.raises(ValueError, match="TrainConfig.probe_encoder"):
+        train(TrainConfig(model="dfv_tiny", steps=1, probe_encoder=str(source.out_dir / "last.pt"),
+                          model_overrides={"feature_channels": 8}, out_dir=str(tmp_path / "bad"), **small), progress=False)
 
 
 @pytest.mark.slow

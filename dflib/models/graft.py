@@ -8,6 +8,10 @@ convolution in the V* slice and zeros in the surface slice, and leaves the branc
 surface slice zero the decoder ignores the surfaces, so the grafted model predicts what the baseline predicts
 (to rounding) until training moves that slice: whatever the branch then changes, it changes on top of a
 trained V* pathway instead of alongside an untrained one.
+
+:func:`freeze_encoder_from` is the converse transplant, a *probe*: a fresh network gets a trained run's 2-D
+feature encoder (the layers that make V; V* has no weights of its own), frozen, so that training it measures how
+well depth can be read from that run's V* by a decoder that never read surfaces (the ladder's ``--probe``).
 """
 
 from __future__ import annotations
@@ -18,12 +22,16 @@ import torch
 
 from dflib.models.dualfocus import DualFocus
 
-__all__ = ["BRANCH_FIELDS", "graft_surface_branch"]
+__all__ = ["BRANCH_FIELDS", "ENCODER_FIELDS", "freeze_encoder_from", "graft_surface_branch"]
 
 #: DualFocusConfig fields that configure only the surface branch (the baseline's values of these are unused)
 BRANCH_FIELDS = ("surface_branch", "surface_channels", "head_width", "surface_units", "head_isolation",
                  "head_context", "surface_norm", "surface_backward_gain", "surface_dropout",
                  "surface_to_decoder", "baseline_init", "surface_two_path")
+
+#: DualFocusConfig fields that shape the 2-D feature encoder (what makes the focal volume V)
+ENCODER_FIELDS = ("in_channels", "stem_width", "stem_kernel", "encoder_widths", "encoder_blocks",
+                  "feature_channels", "feature_stride", "norm")
 
 _FIRST_CONV = "decoder.down.0.0.0.weight"
 
@@ -65,4 +73,33 @@ def graft_surface_branch(model: DualFocus, baseline: DualFocus) -> DualFocus:
                 w[:, : value.shape[1]] = value
             else:
                 state[name].copy_(value)
+    return model
+
+
+def freeze_encoder_from(model: DualFocus, source: DualFocus) -> DualFocus:
+    """Copy ``source``'s feature encoder into ``model`` (in place) and freeze it (``requires_grad`` off).
+
+    Args:
+        model: any DualFocus network (usually a fresh baseline, the probe's reader).
+        source: a trained network whose config equals ``model``'s in :data:`ENCODER_FIELDS`.
+
+    Returns:
+        ``model``, whose ``encoder`` holds ``source``'s weights and no longer trains; the rest is untouched.
+
+    Raises:
+        ValueError: the encoders differ in shape, or they use batch normalisation (whose running statistics
+            would still move in training mode, so the encoder would not stay frozen).
+    """
+    if not isinstance(model, DualFocus) or not isinstance(source, DualFocus):
+        raise TypeError("model and source must be DualFocus networks")
+    differ = [n for n in ENCODER_FIELDS if getattr(model.config, n) != getattr(source.config, n)]
+    if differ:
+        raise ValueError("freeze_encoder_from: the encoders differ in "
+                         + ", ".join(f"{n} ({getattr(model.config, n)!r} vs {getattr(source.config, n)!r})"
+                                     for n in differ))
+    if model.config.norm == "batch":
+        raise ValueError("freeze_encoder_from: a batch-normalised encoder would keep updating its running statistics "
+                         "in training mode; probe a group-normalised (or unnormalised) one")
+    model.encoder.load_state_dict(source.encoder.state_dict())
+    model.encoder.requires_grad_(False)
     return model

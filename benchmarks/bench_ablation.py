@@ -20,6 +20,8 @@ one thread each):
   the encoder and decoder draw the baseline's initial weights, the decoder's surface inputs start at zero);
 - ``dualfocus_twopath``: ``dualfocus`` whose training also supervises the depth read with zeros in place of the
   surfaces (``DualFocusConfig.surface_two_path``); test time unchanged;
+- ``dualfocus_blindenc``: ``dualfocus_twopath`` whose shared encoder learns from the blind path alone
+  (``DualFocusConfig.blind_encoder``): the encoder gets the blind rung's losses, the decoder still reads the surfaces;
 
 and scores every checkpoint on the embedded **test** split (``--test-size``
 seeded, noisy 256² stacks, Middlebury crops among them, ``fod500`` protocol):
@@ -115,7 +117,7 @@ LADDER = {
            "dualfocus": f"{size}_dualfocus", "dualfocus_nofv": f"{size}_dualfocus_nofv",
            "dualfocus_paper": f"{size}_dualfocus_paper", "dualfocus_sdrop": f"{size}_dualfocus_sdrop",
            "dualfocus_blind": f"{size}_dualfocus_blind", "dualfocus_binit": f"{size}_dualfocus_binit",
-           "dualfocus_twopath": f"{size}_dualfocus_twopath"}
+           "dualfocus_twopath": f"{size}_dualfocus_twopath", "dualfocus_blindenc": f"{size}_dualfocus_blindenc"}
     for size in ("tiny", "mid")
 }
 #: the rungs trained without --variants (the recorded ladders); the others are opt-in
@@ -127,7 +129,8 @@ PAIRS = [("dualfocus", "dfv"), ("dualfocus", "dfv+fv"), ("dualfocus", "dualfocus
          ("dualfocus_sdrop", "dualfocus"), ("dualfocus_sdrop", "dfv+fv"),
          ("dualfocus_blind", "dfv+fv"), ("dualfocus", "dualfocus_blind"),
          ("dualfocus_binit", "dualfocus"), ("dualfocus_binit", "dfv+fv"),
-         ("dualfocus_twopath", "dualfocus"), ("dualfocus_twopath", "dfv+fv")]
+         ("dualfocus_twopath", "dualfocus"), ("dualfocus_twopath", "dfv+fv"),
+         ("dualfocus_blindenc", "dualfocus"), ("dualfocus_blindenc", "dfv+fv"), ("dualfocus_blindenc", "dualfocus_twopath")]
 #: ``--graft``: the two arms that continue each seed's trained dfv+fv run -> their recipe's stem after graft_<size>_
 GRAFT = {"dfv+fv_cont": "dfv_fv", "dualfocus_graft": "dualfocus"}
 PAIRS += [("dualfocus_graft", "dfv+fv_cont"), ("dfv+fv_cont", "dfv+fv"), ("dualfocus_graft", "dfv+fv")]

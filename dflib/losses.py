@@ -256,7 +256,8 @@ class DualFocusLoss(nn.Module):
     output dict; returns ``{"total", "depth", "sv", "fv"}`` float32 (or
     float64) scalars, also when the model ran under bfloat16 autocast. When
     ``out`` has ``depth_blind`` (``DualFocusConfig.surface_two_path``), its
-    L_depth joins the total; ``depth`` stays the main path's.
+    L_depth joins the total, and with ``prob_blind`` (``blind_encoder``) that path's
+    λ_fv L_fv too; ``depth`` and ``fv`` stay the main path's.
 
     >>> out = {"depth": torch.zeros(1, 1, 1, 2), "prob": torch.tensor([0.2, 0.5, 0.3]).view(1, 3, 1, 1).expand(1, 3, 1, 2)}
     >>> terms = DualFocusLoss(lambda_sv=0.0)(out, torch.full((1, 1, 1, 2), 0.5), torch.tensor([[0.3, 0.5, 0.7]]))
@@ -309,10 +310,13 @@ class DualFocusLoss(nn.Module):
             gx, gy = (g.float() if g.dtype in (torch.float16, torch.bfloat16) else g for g in out["surface_grad"])
             lsv = spatial_variational_loss((gx, gy), depth_gt, focus, mask, units=self.sv_units,
                                            penalty=self.sv_penalty, tau=self.sv_tau, delta=self.sv_delta)
+        blind_lfv = zero
         if self.lambda_fv > 0:
             prob = out["prob"]
             lfv = focal_variational_loss(prob.float() if prob.dtype in (torch.float16, torch.bfloat16) else prob, valid)
-        total = ld + blind_ld + lam_sv * lsv + self.lambda_fv * lfv
+            if out.get("prob_blind") is not None:  # DualFocusConfig.blind_encoder: the encoder's L_fv
+                blind_lfv = focal_variational_loss(out["prob_blind"].to(prob.dtype), valid)
+        total = ld + blind_ld + lam_sv * lsv + self.lambda_fv * (lfv + blind_lfv)
         return {"total": total, "depth": ld, "sv": lsv, "fv": lfv}
 
     def extra_repr(self) -> str:

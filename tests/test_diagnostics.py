@@ -340,7 +340,8 @@ def test_every_recipe_loads_and_the_ladder_changes_one_thing_at_a_time():
     for size in ("tiny", "mid"):
         r = {p.stem[len(size) + 1:]: TrainConfig.load(p).to_dict() for p in root.glob(f"{size}_*.yaml")}
         assert set(r) == {"dfv", "dfv_fv", "dualfocus_nosv", "dualfocus", "dualfocus_nofv", "dualfocus_paper",
-                          "dualfocus_sdrop", "dualfocus_blind", "dualfocus_binit", "dualfocus_twopath"}
+                          "dualfocus_sdrop", "dualfocus_blind", "dualfocus_binit", "dualfocus_twopath",
+                          "dualfocus_blindenc"}
 
         def diff(a, b):
             return {k for k in r[a] if r[a][k] != r[b][k]}
@@ -357,6 +358,8 @@ def test_every_recipe_loads_and_the_ladder_changes_one_thing_at_a_time():
         assert r["dualfocus_binit"]["model_overrides"] == {**r["dualfocus"]["model_overrides"], "baseline_init": True}
         assert diff("dualfocus", "dualfocus_twopath") == {"model_overrides"}
         assert r["dualfocus_twopath"]["model_overrides"] == {**r["dualfocus"]["model_overrides"], "surface_two_path": True}
+        assert diff("dualfocus_twopath", "dualfocus_blindenc") == {"model_overrides"}
+        assert r["dualfocus_blindenc"]["model_overrides"] == {**r["dualfocus_twopath"]["model_overrides"], "blind_encoder": True}
         # the same budget and data everywhere
         budget = ("steps", "batch_size", "size", "lr", "train_scenes", "depth_clip", "schedule")
         assert len({tuple(str(c[k]) for k in budget) for c in r.values()}) == 1

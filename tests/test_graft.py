@@ -185,3 +185,38 @@ def test_two_path_training_supervises_the_depth_read_without_surfaces():
     terms = loss(out, depth_gt, focus)
     blind = loss({"depth": out["depth_blind"], "prob": out["prob"]}, depth_gt, focus)["depth"]
     torch.testing.assert_close(terms["total"], terms["depth"] + blind)
+
+
+def test_blind_encoder_trains_the_encoder_on_the_blind_path_alone():
+    """blind_encoder: the encoder's gradient is that of the blind path's L_depth + λ_fv L_fv; the decoder still
+    learns from the path that reads the surfaces; evaluation is unchanged."""
+    from dflib.checkpoint import build_model
+    from dflib.losses import DualFocusLoss
+
+    two = {**BRANCH, "surface_two_path": True}
+    ref, model = build_model("tiny", 5, two), build_model("tiny", 5, {**two, "blind_encoder": True})
+    stack, focus = torch.rand(2, 5, 3, 32, 32), torch.tensor([[0.1, 0.15, 0.3, 0.7, 1.5]] * 2)
+    depth_gt = 0.1 + 1.4 * torch.rand(2, 1, 32, 32)
+    for m in (ref, model):
+        m.eval()
+    with torch.no_grad():
+        torch.testing.assert_close(model(stack, focus)["depth"], ref(stack, focus)["depth"], rtol=0, atol=0)
+    loss = DualFocusLoss(lambda_sv=0.3, lambda_fv=1.0, sv_units="planes", sv_penalty="huber", depth_clip=True)
+
+    def grads(m, terms_of):
+        m.zero_grad()
+        terms_of(m(stack, focus)).backward()
+        return {n: p.grad.clone() for n, p in m.named_parameters() if p.grad is not None}
+
+    model.train(), ref.train()
+    full = grads(model, lambda out: loss(out, depth_gt, focus)["total"])
+    blind_only = grads(model, lambda out: loss({"depth": out["depth_blind"], "prob": out["prob_blind"]},
+                                               depth_gt, focus)["total"])
+    enc = [n for n in full if n.startswith("encoder.")]
+    assert enc and all(torch.allclose(full[n], blind_only[n], rtol=1e-4, atol=1e-7) for n in enc)
+    # the decoder learns from both paths; in plain two-path training the main path reaches the encoder too
+    assert not torch.allclose(full["decoder.head.weight"], blind_only["decoder.head.weight"])
+    plain = grads(ref, lambda out: loss(out, depth_gt, focus)["total"])
+    assert not all(torch.allclose(plain[n], full[n], rtol=1e-4, atol=1e-7) for n in enc)
+    with pytest.raises(ValueError, match="blind_encoder needs surface_two_path"):
+        DualFocusConfig.tiny().replace(blind_encoder=True)

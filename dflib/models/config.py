@@ -96,6 +96,13 @@ class DualFocusConfig:
             decoder still learns to read them (the ladder's
             ``dualfocus_twopath`` rung). Evaluation runs one pass.
             Costs one more decoder pass per training step. False (default).
+        blind_encoder: with ``surface_two_path``, the shared encoder learns from the blind path alone: in
+            training the main path (the one that reads the surfaces) reads V* detached, and the model also
+            returns the blind path's focus probabilities as ``prob_blind``, which
+            :class:`~dflib.losses.DualFocusLoss` gives the focal constraint L_fv too. With the head isolated
+            the encoder then gets exactly the losses of the ladder's ``dualfocus_blind`` rung, while the
+            decoder (trained by both paths) still learns to read the surfaces (rung
+            ``dualfocus_blindenc``). Evaluation is unchanged. False (default).
     """
 
     in_channels: int = 3
@@ -121,6 +128,7 @@ class DualFocusConfig:
     surface_to_decoder: bool = True
     baseline_init: bool = False
     surface_two_path: bool = False
+    blind_encoder: bool = False
 
     def __post_init__(self) -> None:
         # Accept lists (e.g. from JSON/YAML) but store tuples (hashable, frozen).
@@ -168,9 +176,12 @@ class DualFocusConfig:
         if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0 <= p < 1:
             raise ValueError(f"DualFocusConfig.surface_dropout must be a number in [0, 1), got {p!r}")
         for name in ("focal_differences", "surface_branch", "head_isolation", "head_context", "surface_norm",
-                     "surface_to_decoder", "baseline_init", "surface_two_path"):
+                     "surface_to_decoder", "baseline_init", "surface_two_path", "blind_encoder"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"DualFocusConfig.{name} must be a bool, got {getattr(self, name)!r}")
+        if self.blind_encoder and not self.surface_two_path:
+            raise ValueError("DualFocusConfig.blind_encoder needs surface_two_path: the encoder learns from the "
+                             "blind path, which only two-path training runs")
 
     # -------------------------------------------------------------- derived
     @property

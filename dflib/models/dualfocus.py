@@ -166,7 +166,8 @@ class DualFocus(nn.Module):
         Returns:
             dict with ``depth [B,1,H,W]``, ``prob [B,N,H,W]``, ``logits [B,N,H,W]``,
             ``sigma [B,1,H,W]``, ``aif [B,C,H,W]``, in training mode with ``surface_two_path`` also
-            ``depth_blind [B,1,H,W]`` (the depth read with zeros in place of the surfaces), and with the surface branch
+            ``depth_blind [B,1,H,W]`` (the depth read with zeros in place of the surfaces; with ``blind_encoder``
+            also its probabilities ``prob_blind [B,N,H,W]``), and with the surface branch
             on also ``surface [B,N,H',W']`` (z̄_n, zero-mean per plane over the
             padded grid), ``surface_grad`` = (gx ``[B,N,H',W'-1]``,
             gy ``[B,N,H'-1,W']``) (θ_grad, depth units per feature pixel) and ``surfaces
@@ -212,19 +213,22 @@ class DualFocus(nn.Module):
             gx, gy = forward_differences(zbar_c)
             out.update(surface=zbar_c, surface_grad=(gx, gy), surfaces=z[..., :hc, :wc])
 
-        def decode(features: torch.Tensor | None) -> torch.Tensor:
-            """Logits ``[B, N, H, W]`` from [V*, features], upsampled to the padded input and cropped."""
-            logits = self.decoder(vstar, features)  # [B, N, H', W']
+        def decode(v: torch.Tensor, features: torch.Tensor | None) -> torch.Tensor:
+            """Logits ``[B, N, H, W]`` from [v, features], upsampled to the padded input and cropped."""
+            logits = self.decoder(v, features)  # [B, N, H', W']
             logits = F.interpolate(logits, size=(hp, wp), mode="bilinear", align_corners=False)[..., :h, :w]
             # the readout (and so every loss) runs in float32 under autocast
             return logits.float() if logits.dtype in (torch.float16, torch.bfloat16) else logits
 
-        logits = decode(surface_features)
+        two_path = self.training and c.surface_two_path and surface_features is not None
+        logits = decode(vstar.detach() if two_path and c.blind_encoder else vstar, surface_features)
         prob = torch.softmax(logits, dim=1)
         depth, sigma, aif = focus_readout(prob, focus, stack)
         assert aif is not None
         out.update(depth=depth, prob=prob, logits=logits, sigma=sigma, aif=aif)
-        if self.training and c.surface_two_path and surface_features is not None:
-            blind = torch.softmax(decode(torch.zeros_like(surface_features)), dim=1)
+        if two_path:
+            blind = torch.softmax(decode(vstar, torch.zeros_like(surface_features)), dim=1)
             out["depth_blind"] = focus_readout(blind, focus)[0]
+            if c.blind_encoder:
+                out["prob_blind"] = blind
         return out

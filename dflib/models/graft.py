@@ -27,7 +27,7 @@ __all__ = ["BRANCH_FIELDS", "ENCODER_FIELDS", "freeze_encoder_from", "graft_surf
 #: DualFocusConfig fields that configure only the surface branch (the baseline's values of these are unused)
 BRANCH_FIELDS = ("surface_branch", "surface_channels", "head_width", "surface_units", "head_isolation",
                  "head_context", "surface_norm", "surface_backward_gain", "surface_dropout",
-                 "surface_to_decoder", "baseline_init", "surface_two_path")
+                 "surface_to_decoder", "baseline_init", "surface_two_path", "blind_encoder")
 
 #: DualFocusConfig fields that shape the 2-D feature encoder (what makes the focal volume V)
 ENCODER_FIELDS = ("in_channels", "stem_width", "stem_kernel", "encoder_widths", "encoder_blocks",

@@ -396,6 +396,9 @@ print("\n".join(pair_lines(sdrop, {"dualfocus_sdrop-dualfocus": "dropout − Dua
 #   deficit: **by its rule, the initialisation is not the cost**, narrowly and with a wide interval. Started
 #   from the same network and fed the same batches, it and DFV + $L_{fv}$ still end up to ±0.006 m apart from
 #   seed to seed: at this budget the training path, more than the start, sets a run's score.
+#   On the mid ladder (three seeds, held-out split) the same zero-initialised fusion beats DualFocus-mid in every
+#   seed on both scorings (−0.0037 and −0.0032 of the span) but stays behind DFV + $L_{fv}$ (+0.0051, interval
+#   above 0, and +0.0032): inconclusive, the same partial repair as surface dropout.
 # - `dualfocus_blind` (`DualFocusConfig.surface_to_decoder` false) keeps DualFocus's network and initialisation
 #   and trains its branch, but hands the decoder zeros in place of the surfaces, in training and at test time.
 #   On the mid ladder (three seeds, held-out split, both scorings) it is level with DFV + $L_{fv}$ (+0.0005 and
@@ -416,7 +419,8 @@ how_start = {"ablation_binit": "python benchmarks/bench_ablation.py --variants d
                                "--seeds 0 1 2 3 4 --stem ablation_blind",
              "ablation_twopath": "python benchmarks/bench_ablation.py --variants dfv+fv dualfocus dualfocus_twopath "
                                  "--seeds 0 1 2 3 4 --stem ablation_twopath",
-             **mid_rung_commands("dualfocus_blind", "ablation_mid_blind")}
+             **mid_rung_commands("dualfocus_blind", "ablation_mid_blind"),
+             **mid_rung_commands("dualfocus_binit", "ablation_mid_binit")}
 start = {stem: show_ladder(stem, how) for stem, how in how_start.items()}
 
 # %%
@@ -433,6 +437,46 @@ print("\n".join(pair_lines(binit, {"dualfocus_binit-dualfocus": "binit − DualF
                                        "dualfocus_twopath-dfv+fv": "two-path − DFV+L_fv"})))
 
 # %% [markdown]
+# ### Where does the cost sit: in the encoder or in the decoder?
+#
+# With the head isolated, the shared encoder learns only through the decoder, so surfaces reaching the decoder can
+# cost in two places: the encoder learns a V* from which depth is harder to read, or the decoder that learnt to
+# lean on the surfaces reads worse. A **probe** separates them (`bench_ablation.py --probe`,
+# `TrainConfig.probe_encoder`): each trained run's encoder, frozen, is read by a fresh DFV + $L_{fv}$ decoder of
+# the same seed, trained alone; at a seed every probe's decoder starts from the same draw and sees the same
+# batches. On the tiny ladder (five seeds, rule fixed before the probe existed) the probe on DualFocus's encoder
+# trails the one on DFV + $L_{fv}$'s by +0.0013 m, between a quarter and a half of DualFocus-tiny's deficit
+# (+0.0047 m): **inconclusive by its rule**. Read descriptively, most of the deficit goes with DualFocus's own
+# decoder: a fresh decoder that never saw surfaces reads DualFocus's V* 0.0049 m better than DualFocus itself
+# does (every seed), against 0.0015 m for the baseline's V*. Two-path training left the encoder where it was
+# (its probe level with DualFocus's): its gain came from the decoder.
+#
+# `dualfocus_blindenc` (`DualFocusConfig.blind_encoder`) then gives the encoder exactly the blind rung's losses in
+# two-path training (the path that reads the surfaces reads V* detached). On the tiny ladder four seeds of five
+# are level with DFV + $L_{fv}$, but seed 2 ends 0.016 m behind: +0.0029 m on average, inconclusive by its rule.
+# Its mid test is pre-registered and under way.
+
+# %%
+how_where = {"ablation_probe": "python benchmarks/bench_ablation.py --variants dfv+fv dualfocus dualfocus_blind "
+                               "dualfocus_twopath --seeds 0 1 2 3 4 --probe "
+                               "--recorded benchmarks/results/ablation_twopath.json --stem ablation_probe",
+             "ablation_blindenc": "python benchmarks/bench_ablation.py --variants dfv+fv dualfocus dualfocus_twopath "
+                                  "dualfocus_blindenc --seeds 0 1 2 3 4 --stem ablation_blindenc"}
+where = {stem: show_ladder(stem, how) for stem, how in how_where.items()}
+
+# %%
+# Check: the probe and blind-encoder ladders are sound; the probes against each other and their networks
+assert not ladders_problems(where), ladders_problems(where)
+print("\n".join(pair_lines({k: v for k, v in where.items() if "probe" in k}, {
+    "dualfocus_probe-dfv+fv_probe": "probe: DualFocus − DFV+L_fv",
+    "dualfocus_probe-dualfocus": "DualFocus: probe − itself",
+    "dfv+fv_probe-dfv+fv": "DFV+L_fv: probe − itself",
+    "dualfocus_twopath_probe-dualfocus_probe": "probe: two-path − DualFocus"})
+                + pair_lines({k: v for k, v in where.items() if "blindenc" in k}, {
+                    "dualfocus_blindenc-dualfocus": "blind enc. − DualFocus",
+                    "dualfocus_blindenc-dfv+fv": "blind enc. − DFV+L_fv"})))
+
+# %% [markdown]
 # ## Which lever moved what
 #
 # In short (each line a pre-registered test; numbers in the README and the files above):
@@ -444,7 +488,10 @@ print("\n".join(pair_lines(binit, {"dualfocus_binit-dualfocus": "binit − DualF
 # | surface dropout 0.5 | a fifth (fresh stacks) to two fifths (test split) of DualFocus-mid's deficit back; inconclusive |
 # | blind decoder (surfaces never read) | the deficit gone (mid: held-out split; tiny: test split): the cost is the surfaces reaching the decoder in training |
 # | baseline initialisation (tiny) | nothing measurable: the starting point is not the cost |
+# | baseline initialisation (mid) | 40–50 % of DualFocus-mid's held-out deficit back, every seed, both scorings; still behind DFV + $L_{fv}$; inconclusive |
 # | two-path training (tiny) | about 60 % of DualFocus-tiny's deficit back, every seed; still behind DFV + $L_{fv}$; inconclusive |
+# | two-path with the encoder blind (tiny) | four seeds level with DFV + $L_{fv}$, one 0.016 m behind; inconclusive |
+# | frozen-encoder probe (a diagnostic, tiny) | a fresh decoder reads DualFocus's V* 0.0049 m better than DualFocus does; the encoder's share (+0.0013 m) unresolved |
 #
 # Taken literally, the paper's spatial constraint does not train at this scale (notebook 04, and the README's
 # "Where dflib departs from the paper"). The lever study tried each way to make the surface branch learn, one

@@ -479,7 +479,7 @@ print("\n".join(pair_lines({k: v for k, v in where.items() if "probe" in k}, {
 # %% [markdown]
 # ## Which lever moved what
 #
-# In short (each line a pre-registered test; numbers in the README and the files above):
+# In short (each line a pre-registered test; numbers in `docs/ablations.md` and the files above):
 #
 # | lever | what it moved |
 # |---|---|

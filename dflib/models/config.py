@@ -68,8 +68,8 @@ class DualFocusConfig:
         surface_dropout: in training mode only, the probability that an item's
             surfaces reach the decoder as zeros (all planes and channels at
             once, no rescaling), so that the decoder keeps reading depth from
-            V* alone (the README's "Does DualFocus-mid's decoder use its
-            surfaces?"). 0 (default): off; evaluation never drops.
+            V* alone (``docs/ablations.md``: "Does DualFocus-mid's decoder use
+            its surfaces?"). 0 (default): off; evaluation never drops.
         surface_to_decoder: False hands the decoder zeros in place of the
             surfaces, in training and evaluation alike: the branch still
             trains (L_sv) and the network keeps DualFocus's shape and

@@ -458,6 +458,9 @@ print("\n".join(pair_lines(binit, {"dualfocus_binit-dualfocus": "binit − DualF
 # DFV + $L_{fv}$ and 0.007–0.010 of the span ahead of DualFocus-mid, seed 2 behind DFV + $L_{fv}$. It repairs on the
 # fresh stacks (+0.0001 of the span against DFV + $L_{fv}$) but not on the test split (+0.0042, more than a quarter
 # of DualFocus-mid's +0.0089): inconclusive by its rule, which asks both.
+# Afterwards, on validation stacks (`surface_reliance_blindenc.md`, descriptive): its decoder reads geometry from
+# the surfaces in every seed (rotating them costs +0.0067 of the span), but read with zeros, as its blind path was
+# trained, it trails DFV + $L_{fv}$ in two seeds of three (one decoder serves both paths; whether that is why is untested).
 
 # %%
 how_where = {"ablation_probe": "python benchmarks/bench_ablation.py --variants dfv+fv dualfocus dualfocus_blind "

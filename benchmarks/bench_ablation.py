@@ -130,7 +130,8 @@ PAIRS = [("dualfocus", "dfv"), ("dualfocus", "dfv+fv"), ("dualfocus", "dualfocus
          ("dualfocus_blind", "dfv+fv"), ("dualfocus", "dualfocus_blind"),
          ("dualfocus_binit", "dualfocus"), ("dualfocus_binit", "dfv+fv"),
          ("dualfocus_twopath", "dualfocus"), ("dualfocus_twopath", "dfv+fv"),
-         ("dualfocus_blindenc", "dualfocus"), ("dualfocus_blindenc", "dfv+fv"), ("dualfocus_blindenc", "dualfocus_twopath")]
+         ("dualfocus_blindenc", "dualfocus"), ("dualfocus_blindenc", "dfv+fv"), ("dualfocus_blindenc", "dualfocus_twopath"),
+         ("dualfocus_blindenc", "dfv")]
 #: ``--graft``: the two arms that continue each seed's trained dfv+fv run -> their recipe's stem after graft_<size>_
 GRAFT = {"dfv+fv_cont": "dfv_fv", "dualfocus_graft": "dualfocus"}
 PAIRS += [("dualfocus_graft", "dfv+fv_cont"), ("dfv+fv_cont", "dfv+fv"), ("dualfocus_graft", "dfv+fv")]

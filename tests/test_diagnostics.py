@@ -307,7 +307,8 @@ def test_every_stage2_recipe_keeps_its_stage1_model_and_losses():
     root = Path(dflib.__file__).parent / "recipes"
     stage2 = sorted(root.glob("finetune_*.yaml"))
     assert {p.stem for p in stage2} >= {"finetune_mid_dfv", "finetune_mid_dfv_fv", "finetune_mid_dualfocus",
-                                        "finetune_mid_dualfocus_nofv", "finetune_mid_dualfocus_sdrop"}
+                                        "finetune_mid_dualfocus_nofv", "finetune_mid_dualfocus_sdrop",
+                                        "finetune_mid_dualfocus_blindenc"}
     kept = ("model", "model_overrides", "lambda_sv", "lambda_fv", "sv_penalty", "sv_tau", "sv_delta", "depth_clip",
             "batch_size", "size")
     for p in stage2:

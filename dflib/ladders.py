@@ -69,13 +69,16 @@ def pair_lines(ladders: dict[str, dict | None], pairs: dict[str, str]) -> list[s
     """One line per recorded ladder, split and pair: the seed-paired difference's mean and 95 % interval.
 
     ``pairs`` maps ``"a-b"`` to what the difference measures; the metric is each split's (:func:`ladder_parts`:
-    metres, or per focus span on the held-out split). Ladders that are ``None`` are skipped.
+    metres, or per focus span on the held-out split). Ladders that are ``None`` are skipped, and so are the
+    pairs a split lacks (a rung it did not score).
     """
     lines = []
     for stem, ladder in ladders.items():
         for label, part, metric in ladder_parts(ladder) if ladder is not None else []:
             for pair, what in pairs.items():
-                d = part["paired"][pair + ("" if metric == "rmse" else f":{metric}")]
+                d = part["paired"].get(pair + ("" if metric == "rmse" else f":{metric}"))
+                if d is None:
+                    continue
                 lines.append(f"{stem:25s} {label:9s} {what:19s} {d['mean']:+.4f} [{d['ci95'][0]:+.4f}, "
                              f"{d['ci95'][1]:+.4f}] ({'m' if metric == 'rmse' else 'of the span'}) over seeds {d['seeds']}")
     return lines

@@ -243,8 +243,11 @@ def load_stack(
         f = check_focus_values([e["subject_distance_m"] for e in exif], "m", monotonic=False,
                                arg="focus (from EXIF SubjectDistance)")
     else:
+        order_only = " ".join(str(i) for i in range(1, len(files) + 1))
         raise ValueError(f"focus: not given, and the {len(files)} images carry no focus distance (no focus.json, "
-                         "no EXIF SubjectDistance); give one focus position per image (--focus ...)")
+                         "no EXIF SubjectDistance); give one focus position per image (--focus ...), or, if only "
+                         f"their order is known, their plane numbers near to far (--focus {order_only} "
+                         "--focus-unit index)")
     if f.size != len(files):
         raise ValueError(f"focus: got {len(files)} images but {f.size} focus distances; give one focus position per image")
     if len(files) < 2:

@@ -5,7 +5,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
+#       jupytext_version: 1.19.7
 #   kernelspec:
 #     display_name: Python 3 (ipykernel)
 #     language: python
@@ -293,8 +293,8 @@ viz.focal_plane_explorer(aligned, io.diopters_to_metres(focus), depth=best.depth
 # %% [markdown]
 # ## 6. What to expect from weights trained on synthetic stacks
 #
-# The default weights (`weights/dfv_mid.pt`, 1.7 M parameters, the DFV-style twin of `dualfocus_mid`, which it
-# measured better than on unseen stacks: README) learned from diverse synthetic stacks: many
+# The default weights (`weights/dfv_mid.pt`, 1.7 M parameters, the DFV-style twin of `dualfocus_mid`; README: "The
+# default model is DFV-mid" says why it is the default) learned from diverse synthetic stacks: many
 # scene families textured with photographs, random cameras (largest blur 3–25 px), 3–10 focus planes, sensor
 # noise, then a short second stage that adds FoD500's camera, scenes reaching past the focus set and crops of
 # the Middlebury scene (README: "What the shipped weights were trained for"). Expect:

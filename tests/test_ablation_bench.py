@@ -69,7 +69,7 @@ def test_recorded_ladders_are_read_split_by_split_and_flaws_are_named(bench):
     assert ladders_problems({"ok": ladder, "missing": None}) == []
     assert ladders_problems({"bad": {**flawed, "held_out": part}})[0] == "bad embedded: 24 test stacks < 96"
     # one line per ladder, split and pair, in metres on the embedded split and per span on the held-out one
-    lines = pair_lines({"x": ladder, "missing": None}, {"dualfocus-dfv": "branch"})
+    lines = pair_lines({"x": ladder, "missing": None}, {"dualfocus-dfv": "branch", "dualfocus-unscored": "no rung"})
     assert len(lines) == 2 and "(m)" in lines[0] and "(of the span)" in lines[1]
     # the per-seed differences are -0.01, -0.03, +0.01: mean -0.01
     assert "-0.0100 [" in lines[0] and "over seeds [0, 1, 2]" in lines[0]

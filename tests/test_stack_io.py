@@ -98,8 +98,10 @@ def test_load_stack_errors(tmp_path):
         io.load_stack(tmp_path, focus=[0.1, 0.2, 0.3])
     with pytest.raises(ValueError, match="focus: got 3 images but 2 focus distances"):
         io.load_stack(tmp_path, focus=[0.1, 0.2])
-    with pytest.raises(ValueError, match="focus: not given"):
+    with pytest.raises(ValueError, match=r"focus: not given.*\(--focus 1 2 --focus-unit index\)"):
         io.load_stack([tmp_path / "a.png", tmp_path / "c.png"])
+    hinted = io.load_stack([tmp_path / "a.png", tmp_path / "c.png"], focus=[1, 2], focus_unit="index")  # what it says works
+    assert hinted.focus.tolist() == [1.0, 2.0] and hinted.focus_unit == "index"
     with pytest.raises(FileNotFoundError, match="nope.png"):
         io.load_stack([tmp_path / "a.png", tmp_path / "nope.png"], focus=[0.1, 0.2])
     empty = tmp_path / "empty"

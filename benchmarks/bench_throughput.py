@@ -1,7 +1,7 @@
 """Training throughput: optimiser steps per second at the README's recipe, and the projection's share.
 
-For each recipe (``tiny_dualfocus``, ``tiny_dfv`` and ``mid_dualfocus``, the
-generalisation preset for now) one training step is what ``dflib.train.train``
+For each recipe (``tiny_dualfocus``, ``tiny_dfv``, and the generalisation preset's two shipped recipes
+``mid_dualfocus_blindenc`` and ``mid_dfv``) one training step is what ``dflib.train.train``
 does per batch: forward, the recipe's loss (:func:`dflib.train.build_loss`),
 backward, gradient clipping at ``max_grad_norm``, an AdamW step. The batch is
 the recipe's (4 stacks of 5 planes, 128 x 128 crops), rendered once by
@@ -57,7 +57,7 @@ import dflib.models.dualfocus as dualfocus_module
 from dflib.train import TrainConfig, build_loss, build_model
 from dflib.utils import cpu_model, default_device
 
-RECIPES = ("tiny_dualfocus", "tiny_dfv", "mid_dualfocus")
+RECIPES = ("tiny_dualfocus", "tiny_dfv", "mid_dualfocus_blindenc", "mid_dfv")
 RESULTS = Path(__file__).resolve().parent / "results" / "throughput.json"
 
 

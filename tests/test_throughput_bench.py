@@ -18,7 +18,7 @@ def test_throughput_bench_times_on_the_threads_it_was_given(tmp_path):
                     "--out", str(out)], check=True, capture_output=True, text=True)
     result = json.loads(out.read_text())
     assert result["threads"] == 1 and result["rounds"] == 1 and result["cpu"]
-    assert set(result["recipes"]) == {"tiny_dualfocus", "tiny_dfv", "mid_dualfocus"}
+    assert set(result["recipes"]) == {"tiny_dualfocus", "tiny_dfv", "mid_dualfocus_blindenc", "mid_dfv"}
     tiny = result["recipes"]["tiny_dualfocus"]
     assert 0 < tiny["projection_share"] < 1 and tiny["median_step_s"] > 0
     assert "projection_share" not in result["recipes"]["tiny_dfv"]  # no surface branch, nothing to project

@@ -417,7 +417,9 @@ def score_all(configs: dict, table: dict, seconds: dict, data, protocol: str, di
 
 def with_recorded(variants: dict, recorded: dict | None, split: str, stacks: int, source: str | None) -> dict:
     """``variants`` (scored here) plus the rungs of a recorded ladder's matching split that were not scored here,
-    each marked ``"recorded": source``.
+    each marked ``"recorded": source``. A rung scored here for other seeds than the recorded ones (more seeds of
+    a recorded rung) is merged with it seed by seed (:func:`merge_seeds`); one scored here for any recorded seed
+    replaces the recorded rung.
 
     Raises ``SystemExit`` when the recorded split is missing or is not the one scored here (its description or
     number of stacks differ): seed-paired differences need the same stacks on both sides.
@@ -427,7 +429,32 @@ def with_recorded(variants: dict, recorded: dict | None, split: str, stacks: int
     if recorded is None or recorded.get("split") != split or recorded.get("test_stacks") != stacks:
         have = None if recorded is None else (recorded.get("split"), recorded.get("test_stacks"))
         raise SystemExit(f"--recorded {source}: its split {have} is not the one scored here ({split!r}, {stacks})")
-    return {**variants, **{n: {**v, "recorded": source} for n, v in recorded["variants"].items() if n not in variants}}
+    merged = {**variants, **{n: {**v, "recorded": source} for n, v in recorded["variants"].items() if n not in variants}}
+    for n, v in recorded["variants"].items():
+        if n in variants and not set(v["seeds"]) & set(variants[n]["seeds"]):
+            merged[n] = merge_seeds(v, variants[n], source)
+    return merged
+
+
+def merge_seeds(recorded: dict, here: dict, source: str) -> dict:
+    """One rung from its recorded seeds and the other seeds scored here, in seed order.
+
+    Every per-seed list both have is joined; values that are not per-seed (the recipe, its changes) must agree,
+    and per-seed lists only one side has are dropped. ``"recorded_seeds"`` says which seeds came from ``source``.
+
+    Raises ``SystemExit`` when the two are not the same rung (another recipe or other changes).
+    """
+    if (recorded.get("recipe"), recorded.get("changes")) != (here.get("recipe"), here.get("changes")):
+        raise SystemExit(f"--recorded {source}: rung {here.get('recipe')!r} was recorded with another recipe or changes")
+    n_rec, n_here = len(recorded["seeds"]), len(here["seeds"])
+    order = sorted(range(n_rec + n_here), key=lambda i: (recorded["seeds"] + here["seeds"])[i])
+    out = {k: v for k, v in here.items() if not isinstance(v, list)}
+    for k, v in here.items():
+        r = recorded.get(k)
+        if isinstance(v, list) and len(v) == n_here and isinstance(r, list) and len(r) == n_rec:
+            joined = r + v
+            out[k] = [joined[i] for i in order]
+    return {**out, "recorded_seeds": {"seeds": sorted(recorded["seeds"]), "source": source}}
 
 
 def paired_differences(variants: dict, pairs: list[tuple[str, str]]) -> dict:

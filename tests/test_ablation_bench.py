@@ -238,6 +238,16 @@ def test_recorded_rungs_join_a_new_one_only_on_the_same_split(bench):
     d = bench.paired_differences(merged, [("dualfocus_sdrop", "dualfocus")])["dualfocus_sdrop-dualfocus"]
     assert d["mean"] == pytest.approx(-0.01) and d["seeds"] == [0, 1, 2]
     assert bench.with_recorded(new, None, "x", 96, None) is new  # no --recorded: unchanged
+    # more seeds of a recorded rung: merged seed by seed, every per-seed list kept in seed order
+    more = {"dualfocus": {"recipe": "r", "changes": {}, "seeds": [4, 3], "rmse": [0.5, 0.4], "only_here": [1, 2]}}
+    old = {**recorded, "variants": {"dualfocus": {"recipe": "r", "changes": {}, "seeds": [0, 1, 2],
+                                                  "rmse": [0.30, 0.32, 0.31]}}}
+    five = bench.with_recorded(more, old, "test (embedded, TEST_SEED)", 96, "old.json")["dualfocus"]
+    assert five["seeds"] == [0, 1, 2, 3, 4] and five["rmse"] == [0.30, 0.32, 0.31, 0.4, 0.5]
+    assert "only_here" not in five and five["recorded_seeds"] == {"seeds": [0, 1, 2], "source": "old.json"}
+    with pytest.raises(SystemExit, match="another recipe"):
+        bench.with_recorded({"dualfocus": {**more["dualfocus"], "recipe": "other"}}, old,
+                            "test (embedded, TEST_SEED)", 96, "old.json")
     for split, stacks, part in (("test (embedded, TEST_SEED)", 144, recorded), ("other", 96, recorded),
                                 ("test (embedded, TEST_SEED)", 96, None)):
         with pytest.raises(SystemExit, match="not the one scored here"):

@@ -86,6 +86,8 @@ Every split must be the one FILE was scored on (same description and number of s
 Pairing by seed keeps its meaning (same initial draw and data order), but a recorded run trained at an earlier
 revision of dflib differs from a retrained one by floating-point rounding amplified over training, so the
 intervals are wider than those of a ladder trained in one go; the JSON names which rungs were recorded.
+It also adds seeds: a rung trained here for seeds FILE does not have joins FILE's seeds of it
+(``"recorded_seeds"`` in the JSON), e.g. ``--variants dfv --seeds 3 4 --recorded FILE`` for five seeds.
 """
 
 from __future__ import annotations

@@ -363,12 +363,13 @@ print("\n".join(pair_lines(graft, {"dualfocus_graft-dfv+fv_cont": "grafted − c
 # revisions (README). The next section tells the two remaining causes apart.
 
 # %%
-def mid_rung_commands(variant: str, stem: str) -> dict[str, str]:
-    """The two commands that score a new mid rung against the recorded ones: test split and fresh stacks."""
-    run = f"python benchmarks/bench_ablation.py --size mid --variants {variant} --seeds 0 1 2"
-    return {stem: f"{run} --recorded benchmarks/results/ablation_mid_fv.json --stem {stem}",
-            f"{stem}_fresh": f"{run} --split-seed 900012 --test-size 144 "
-                             f"--recorded benchmarks/results/ablation_mid_fv_fresh.json --stem {stem}_fresh"}
+def mid_rung_commands(variant: str, stem: str, stage2: bool = False) -> dict[str, str]:
+    """The two commands that score a new mid rung against the recorded ones: test split and fresh stacks
+    (after stage 2 against the recorded stage-2 rungs)."""
+    run = f"python benchmarks/bench_ablation.py --size mid --variants {variant} --seeds 0 1 2" + " --stage2" * stage2
+    recorded = "benchmarks/results/ablation_mid_" + ("stage2" if stage2 else "fv")
+    return {stem: f"{run} --recorded {recorded}.json --stem {stem}",
+            f"{stem}_fresh": f"{run} --split-seed 900012 --test-size 144 --recorded {recorded}_fresh.json --stem {stem}_fresh"}
 
 
 how_sdrop = {"ablation_sdrop": "python benchmarks/bench_ablation.py --variants dfv dfv+fv dualfocus dualfocus_sdrop "
@@ -474,8 +475,7 @@ how_where = {"ablation_probe": "python benchmarks/bench_ablation.py --variants d
              "ablation_blindenc": "python benchmarks/bench_ablation.py --variants dfv+fv dualfocus dualfocus_twopath "
                                   "dualfocus_blindenc --seeds 0 1 2 3 4 --stem ablation_blindenc",
              **mid_rung_commands("dualfocus_blindenc", "ablation_mid_blindenc"),
-             **{stem: how.replace("--seeds 0 1 2", "--seeds 0 1 2 --stage2").replace("ablation_mid_fv", "ablation_mid_stage2")
-                for stem, how in mid_rung_commands("dualfocus_blindenc", "ablation_mid_blindenc_stage2").items()}}
+             **mid_rung_commands("dualfocus_blindenc", "ablation_mid_blindenc_stage2", stage2=True)}
 where = {stem: show_ladder(stem, how) for stem, how in how_where.items()}
 
 # %%

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["ladder_parts", "ladder_problems", "ladders_problems", "pair_lines", "paired_ci"]
+__all__ = ["ladder_parts", "ladder_problems", "ladders_problems", "pair_lines", "paired_ci", "seed_stack_noise"]
 
 
 def paired_ci(a: dict[int, float], b: dict[int, float]) -> dict:
@@ -26,6 +26,31 @@ def paired_ci(a: dict[int, float], b: dict[int, float]) -> dict:
         return {"mean": mean, "ci95": [float("nan"), float("nan")], "seeds": seeds}
     half = float(stats.t.ppf(0.975, len(d) - 1) * d.std(ddof=1) / np.sqrt(len(d)))
     return {"mean": mean, "ci95": [mean - half, mean + half], "seeds": seeds}
+
+
+def seed_stack_noise(d: np.ndarray) -> dict:
+    """How much of the spread of per-seed mean differences is the training path, and how much the stacks.
+
+    ``d [S, N]`` holds the paired differences a − b of S seeds on the same N stacks. With the two-way model
+    d_si = μ + α_s + β_i + ε_si (seed, stack, and their interaction; one value per cell), the per-seed means
+    spread by SD(α) and by the interaction's noise on a mean over N stacks, SD(ε)/√N. From the mean squares
+    MS_seed = N · var(per-seed means) and MS_res (residuals after removing seed and stack means), the estimates
+    are SD(ε)/√N = √(MS_res / N) and SD(α) = √(max(0, MS_seed − MS_res) / N). β, the stacks' own effect, is common
+    to all seeds: it moves the mean over seeds but not its seed-paired interval.
+
+    Returns ``{"seeds", "stacks", "between_seed_sd", "seed_sd", "stack_noise_sd"}`` (the last: ε's SD on one seed's
+    mean over the N stacks; scoring k times as many stacks divides it by √k).
+    """
+    d = np.asarray(d, float)
+    if d.ndim != 2 or min(d.shape) < 2:
+        raise ValueError(f"d must be [seeds, stacks] with at least 2 of each, got shape {d.shape}")
+    s, n = d.shape
+    per_seed = d.mean(1)
+    resid = d - per_seed[:, None] - d.mean(0)[None, :] + d.mean()
+    ms_seed = n * per_seed.var(ddof=1)
+    ms_res = float((resid ** 2).sum() / ((s - 1) * (n - 1)))
+    return {"seeds": s, "stacks": n, "between_seed_sd": float(per_seed.std(ddof=1)),
+            "seed_sd": float(np.sqrt(max(0.0, ms_seed - ms_res) / n)), "stack_noise_sd": float(np.sqrt(ms_res / n))}
 
 
 def ladder_parts(ladder: dict) -> list[tuple[str, dict, str]]:

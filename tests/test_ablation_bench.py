@@ -97,6 +97,31 @@ def test_heldout_family_breakdown_is_the_per_span_difference_grouped_by_family()
         idx = [i for i, s in enumerate(specs) if s.family == family]
         assert out[family]["per_seed"] == pytest.approx(diff[:, idx].mean(1).tolist())
         assert out[family]["ci95"][0] <= out[family]["mean"] <= out[family]["ci95"][1]
+    # the two-way split of the same per-span differences, paired by seed
+    from dflib.ladders import seed_stack_noise
+
+    assert module.noise_split(ladder, seed=7) == pytest.approx(seed_stack_noise(diff))
+
+
+def test_seed_stack_noise_splits_the_spread_of_per_seed_means():
+    from dflib.ladders import seed_stack_noise
+
+    # by hand: per-seed means 2, 5; stack means 1.5, 5.5; residuals ±1, so MS_res = 4 and MS_seed = 2 · 4.5 = 9
+    out = seed_stack_noise(np.array([[1.0, 3.0], [2.0, 8.0]]))
+    assert out == pytest.approx({"seeds": 2, "stacks": 2, "between_seed_sd": np.sqrt(4.5),
+                                 "seed_sd": np.sqrt((9 - 4) / 2), "stack_noise_sd": np.sqrt(4 / 2)})
+    rng = np.random.default_rng(0)
+    alpha, beta = rng.normal(0, 0.01, (5, 1)), rng.normal(0, 0.05, (1, 96))
+    # seed and stack effects without interaction: all of the spread is the training path's
+    out = seed_stack_noise(0.002 + alpha + beta)
+    assert out["stack_noise_sd"] == pytest.approx(0, abs=1e-12)
+    assert out["seed_sd"] == pytest.approx(alpha.std(ddof=1)) == pytest.approx(out["between_seed_sd"])
+    # interaction noise only (sigma 0.04 per stack): on a mean over 400 stacks 0.002, and no seed effect beyond it
+    out = seed_stack_noise(beta.mean() + rng.normal(0, 0.04, (40, 400)))
+    assert out["stack_noise_sd"] == pytest.approx(0.04 / np.sqrt(400), rel=0.05)
+    assert out["seed_sd"] < out["stack_noise_sd"]
+    with pytest.raises(ValueError, match="seeds, stacks"):
+        seed_stack_noise(np.zeros(5))
 
 
 def test_two_by_two_effects_are_the_averaged_paired_differences(bench):

@@ -325,3 +325,20 @@ def test_non_contiguous_input_is_solved_correctly() -> None:
     b_t = b.T  # a strided view [10, 8]
     assert torch.allclose(neumann_poisson_solve(b_t), neumann_poisson_solve(b_t.contiguous()),
                           rtol=0, atol=1e-13)
+
+
+@pytest.mark.parametrize("h, w", [(6, 8), (7, 5), (2, 3)])
+def test_compiled_solve_benchmark_route_is_the_exact_solve(h, w):
+    """The route benchmarks/compiled_solve.py times (one real 2x2 map per bin and partner row) is L⁺, uncompiled."""
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location(
+        "compiled_solve", Path(__file__).parents[1] / "benchmarks" / "compiled_solve.py")
+    cs = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(cs)
+    b = torch.randn(3, h, w, generator=torch.Generator().manual_seed(1))
+    z = cs.route_solve(cs.compiled_route(h, w, compile_=False), b)
+    torch.testing.assert_close(z, _solve(b), atol=1e-5, rtol=1e-5)
+    lap = _adjoint_differences(*forward_differences(z))  # L z = b minus its mean
+    torch.testing.assert_close(lap, b - b.mean((-2, -1), keepdim=True), atol=1e-4, rtol=1e-4)

@@ -5,7 +5,8 @@ Reads a ladder's JSON written by ``bench_ablation.py`` (runs trained on the dive
 seed (:meth:`dflib.data.diverse.DiverseFocalStackDataset.spec`, nothing is rendered) and prints, per family,
 the mean over stacks of a − b (RMSE / focus span), per seed and with a 95 % Student-t interval over seeds.
 Then how much of the spread over seeds of the whole split's mean is the training path and how much the
-stacks (:func:`dflib.ladders.seed_stack_noise`).
+stacks (:func:`dflib.ladders.seed_stack_noise`), and how many seed pairs would give an interval of
+``--halfwidth`` at that spread (:func:`dflib.ladders.seeds_for_halfwidth`).
 
     python benchmarks/heldout_families.py benchmarks/results/ablation_mid_stage2.json
     python benchmarks/heldout_families.py benchmarks/results/ablation_mid_stage2_fresh.json --seed 900012
@@ -27,7 +28,7 @@ sys.path.insert(0, str(ROOT))
 
 from dflib.data.diverse import DiverseConfig, DiverseFocalStackDataset  # noqa: E402
 from dflib.data.synthetic import TEST_SEED  # noqa: E402
-from dflib.ladders import paired_ci, seed_stack_noise  # noqa: E402
+from dflib.ladders import paired_ci, seed_stack_noise, seeds_for_halfwidth  # noqa: E402
 
 
 def _per_span(ladder: dict, seed: int, a: str, b: str) -> tuple[list, dict[str, dict[int, np.ndarray]]]:
@@ -69,6 +70,8 @@ def main() -> int:
     p.add_argument("--seed", type=int, default=TEST_SEED, help="the held-out split's seed (bench_ablation --split-seed)")
     p.add_argument("--a", default="dualfocus")
     p.add_argument("--b", default="dfv")
+    p.add_argument("--halfwidth", type=float, default=0.004,
+                   help="report how many seed pairs give a 95 %% interval this narrow (of the span) at this spread")
     args = p.parse_args()
     ladder = json.loads(args.ladder.read_text())
     if "held_out" not in ladder:
@@ -84,7 +87,8 @@ def main() -> int:
     n = noise_split(ladder, args.seed, args.a, args.b)
     print(f"\nSpread of the per-seed means ('all'): SD {n['between_seed_sd']:.4f} over {n['seeds']} seeds. Two-way "
           f"split: the training path {n['seed_sd']:.4f}, the seed x stack noise on a mean over {n['stacks']} "
-          f"stacks {n['stack_noise_sd']:.4f} (4x the stacks halves it).")
+          f"stacks {n['stack_noise_sd']:.4f} (4x the stacks halves it). At this spread a 95 % interval of "
+          f"±{args.halfwidth} takes {seeds_for_halfwidth(n['between_seed_sd'], args.halfwidth)} seed pairs.")
     return 0
 
 

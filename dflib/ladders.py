@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["ladder_parts", "ladder_problems", "ladders_problems", "pair_lines", "paired_ci", "seed_stack_noise"]
+__all__ = ["ladder_parts", "ladder_problems", "ladders_problems", "pair_lines", "paired_ci", "seed_stack_noise",
+           "seeds_for_halfwidth"]
 
 
 def paired_ci(a: dict[int, float], b: dict[int, float]) -> dict:
@@ -51,6 +52,22 @@ def seed_stack_noise(d: np.ndarray) -> dict:
     ms_res = float((resid ** 2).sum() / ((s - 1) * (n - 1)))
     return {"seeds": s, "stacks": n, "between_seed_sd": float(per_seed.std(ddof=1)),
             "seed_sd": float(np.sqrt(max(0.0, ms_seed - ms_res) / n)), "stack_noise_sd": float(np.sqrt(ms_res / n))}
+
+
+def seeds_for_halfwidth(sd: float, halfwidth: float, max_seeds: int = 10_000) -> int:
+    """The fewest seed pairs n (>= 2) whose 95 % Student-t interval, t(0.975, n - 1) · sd / √n, is at most
+    ``halfwidth``, for per-seed differences that spread by ``sd`` (as :func:`paired_ci` computes it).
+
+    Raises ValueError for a non-positive ``halfwidth`` or when more than ``max_seeds`` would be needed.
+    """
+    from scipy import stats
+
+    if not halfwidth > 0 or not sd >= 0:
+        raise ValueError(f"need halfwidth > 0 and sd >= 0, got halfwidth={halfwidth!r}, sd={sd!r}")
+    for n in range(2, max_seeds + 1):
+        if stats.t.ppf(0.975, n - 1) * sd / np.sqrt(n) <= halfwidth:
+            return n
+    raise ValueError(f"more than {max_seeds} seed pairs would be needed for ±{halfwidth} at SD {sd}")
 
 
 def ladder_parts(ladder: dict) -> list[tuple[str, dict, str]]:

@@ -124,6 +124,22 @@ def test_seed_stack_noise_splits_the_spread_of_per_seed_means():
         seed_stack_noise(np.zeros(5))
 
 
+def test_seeds_for_halfwidth_is_the_first_n_whose_t_interval_fits():
+    from dflib.ladders import paired_ci, seeds_for_halfwidth
+
+    # by hand: n = 15 gives 2.1448 * 0.0075 / sqrt(15) = 0.00415, n = 16 gives 2.1314 * 0.0075 / 4 = 0.00400
+    assert seeds_for_halfwidth(0.0075, 0.004) == 16
+    assert seeds_for_halfwidth(0.0, 0.001) == 2
+    # the interval paired_ci draws over that many seeds with exactly that SD is as narrow as asked
+    d = np.resize([1.0, -1.0], 16) * 0.0075 * np.sqrt(15 / 16)  # 16 values of mean 0 and sample SD 0.0075
+    ci = paired_ci(dict(enumerate(d)), dict.fromkeys(range(16), 0.0))["ci95"]
+    assert ci[1] == pytest.approx(0.004, abs=5e-6)
+    with pytest.raises(ValueError, match="halfwidth"):
+        seeds_for_halfwidth(0.01, 0.0)
+    with pytest.raises(ValueError, match="more than 10"):
+        seeds_for_halfwidth(1.0, 0.01, max_seeds=10)
+
+
 def test_two_by_two_effects_are_the_averaged_paired_differences(bench):
     # x(fv, branch) per seed; seed 3 lacks one rung and is left out of every effect
     cells = {"dfv": (0.30, 0.40, 0.50, 9.0), "dfv+fv": (0.28, 0.36, 0.50, 9.0),

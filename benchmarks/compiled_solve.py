@@ -32,7 +32,7 @@ from pathlib import Path
 import torch
 import torch.utils.benchmark as tbench
 
-from dflib.dct import _flat_order2, _makhoul_inverse
+from dflib.dct import _flat_inverse2, _flat_order2
 from dflib.integrate import _pair_tables, _solve
 from dflib.utils import cpu_model
 
@@ -64,7 +64,7 @@ def compiled_route(h: int, w: int, compile_: bool = True) -> dict:
 
     ``compile_=False`` leaves them eager (the same numbers up to rounding; what the tests check)."""
     order = _flat_order2(h, w)
-    inverse = (_makhoul_inverse(h)[:, None] * w + _makhoul_inverse(w)).reshape(-1)
+    inverse = _flat_inverse2(h, w)
     t8 = real_map_tables(h, w)
     partner_row = (-torch.arange(h)) % h
 

@@ -142,8 +142,12 @@ def _unreorder2(v: torch.Tensor) -> torch.Tensor:
     The inverse of Makhoul's order has a closed form (sample n sits at n / 2
     if even, at N - (n + 1) / 2 if odd), so no argsort is needed.
     """
-    h, w = v.shape[-2:]
-    return _permute_plane(v, (_makhoul_inverse(h, v.device)[:, None] * w + _makhoul_inverse(w, v.device)).reshape(-1))
+    return _permute_plane(v, _flat_inverse2(*v.shape[-2:], v.device))
+
+
+def _flat_inverse2(h: int, w: int, device: torch.device | None = None) -> torch.Tensor:
+    """Indices ``[H*W]`` into a flattened ``[H, W]`` plane that undo :func:`_flat_order2`."""
+    return (_makhoul_inverse(h, device)[:, None] * w + _makhoul_inverse(w, device)).reshape(-1)
 
 
 def _makhoul_inverse(n: int, device: torch.device | None = None) -> torch.Tensor:

@@ -26,6 +26,8 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import shlex
+import sys
 import warnings
 from pathlib import Path
 
@@ -135,7 +137,7 @@ def main(argv: list[str] | None = None) -> dict:
     result = {
         "benchmark": "compiled_solve", "torch": torch.__version__, "cpu": cpu_model(),
         "machine": platform.machine(), "threads": 1, "torch_cpu_fft": "MKL" if torch.backends.mkl.is_available()
-        else "pocketfft", "command": "python benchmarks/compiled_solve.py",
+        else "pocketfft", "command": " ".join(["python", *map(shlex.quote, sys.argv)]),
         "shapes": [bench_shape(s, args.min_run_time) for s in SHAPES],
     }
     for row in result["shapes"]:

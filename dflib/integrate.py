@@ -286,8 +286,18 @@ def _solve_torch(b: torch.Tensor, floor: float = 0.0) -> torch.Tensor:
     gathers, two row flips on half the spectrum, no autograd (plain tensors).
     """
     h, w = b.shape[-2:]
-    tab = _pair_tables(h, w, b.dtype, b.device, floor)
     v = torch.fft.rfft2(_reorder2(b))
+    _pair_map_(v, _pair_tables(h, w, b.dtype, b.device, floor))
+    return _unreorder2(torch.fft.irfft2(v, s=(h, w)))
+
+
+def _pair_map_(v: torch.Tensor, tab: dict[str, torch.Tensor]) -> None:
+    """:func:`_solve_torch`'s per-frequency map, in place on the half spectrum ``v`` ``[..., H, W//2+1]``.
+
+    ``v`` may be a strided view (e.g. the transpose of an ``[..., W//2+1, H]`` tensor); ``tab`` is
+    :func:`_pair_tables` for the grid.
+    """
+    h = v.shape[-2]
     kk = (h - 1) // 2
     top, bottom = v[..., 1:kk + 1, :], v[..., h - kk:, :]
     p = top * tab["A"]
@@ -302,7 +312,6 @@ def _solve_torch(b: torch.Tensor, floor: float = 0.0) -> torch.Tensor:
         y = x * tab["G"]
         torch.view_as_real(y).mul_(tab["D"][i])
         torch.mul(y, tab["Gc"], out=x)
-    return _unreorder2(torch.fft.irfft2(v, s=(h, w)))
 
 
 def _solve(b: torch.Tensor, overwrite: bool = False, floor: float = 0.0) -> torch.Tensor:

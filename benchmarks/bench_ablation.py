@@ -32,7 +32,7 @@ are paired by seed (same seed = same initial encoder draw and data order), with
 a 95 % Student-t interval over seeds. It writes ``benchmarks/results/ablation.json``
 (``ablation_mid.json`` with ``--size mid``)::
 
-    {"test_stacks": int, "steps": int, "cpu": str, "command": str,
+    {"test_stacks": int, "stack_means": [...], "steps": int, "cpu": str, "command": str,
      "variants": {name: {"recipe": str, "seeds": [...], "rmse": [...], "bump": [...], ...}},
      "paired": {"dualfocus-dfv": {"mean": float, "ci95": [lo, hi], "metric": "rmse"}, ...}}
 
@@ -339,7 +339,8 @@ def main() -> int:
     pairs = PAIRS_LEVERS if args.study == "levers" else PAIRS
     split = "validation (VAL_SEED)" if args.study == "levers" else "test (embedded, TEST_SEED)"
     variants = score_all(configs, table, seconds, data, "fod500", args.diag_items)
-    variants = with_recorded(variants, recorded, split, len(data), args.recorded)
+    means = stack_means(data)
+    variants = with_recorded(variants, recorded, split, means, args.recorded)
     paired = paired_differences(variants, pairs)
     sff = {}
     if args.study == "ladder":
@@ -364,12 +365,13 @@ def main() -> int:
                                    desc=f"rendering the scored {label} stacks")
             split_d = f"{label} ({seed_name}, {cfg.to_dict()})"
             variants_d = score_all(configs, table, seconds, data_d, "default", args.diag_items)
-            variants_d = with_recorded(variants_d, recorded and recorded.get(key), split_d, len(data_d), args.recorded)
-            extra[key] = {"split": split_d, "test_stacks": len(data_d),
+            means_d = stack_means(data_d)
+            variants_d = with_recorded(variants_d, recorded and recorded.get(key), split_d, means_d, args.recorded)
+            extra[key] = {"split": split_d, "test_stacks": len(data_d), "stack_means": means_d,
                           "variants": variants_d, "paired": paired_differences(variants_d, pairs)}
     result = {
         "study": args.study,
-        "split": split, "test_stacks": len(data), "steps": steps,
+        "split": split, "test_stacks": len(data), "stack_means": means, "steps": steps,
         "cpu": cpu_model(), "command": " ".join(["python", *map(shlex.quote, sys.argv)]),
         "train_wall_seconds_this_invocation": wall,
         "variants": variants, "paired": paired, "best_sff": sff,
@@ -417,20 +419,41 @@ def score_all(configs: dict, table: dict, seconds: dict, data, protocol: str, di
     return variants
 
 
-def with_recorded(variants: dict, recorded: dict | None, split: str, stacks: int, source: str | None) -> dict:
+def stack_means(data) -> list[float]:
+    """The mean of each scored stack's values (float64): the fingerprint :func:`with_recorded` compares."""
+    return [float(data[i]["stack"].double().mean()) for i in range(len(data))]
+
+
+#: the largest difference of a stack's mean that still counts as the same stack: renderings on two CPUs differ
+#: in about 1e-5 of their values by one level (benchmarks/render_reproducibility.py), which moves a 256 x 256
+#: stack's mean by less than 1e-7; another draw of its noise moves it by ~1e-5
+SAME_STACK_ATOL = 1e-6
+
+
+def with_recorded(variants: dict, recorded: dict | None, split: str, means: list[float], source: str | None) -> dict:
     """``variants`` (scored here) plus the rungs of a recorded ladder's matching split that were not scored here,
     each marked ``"recorded": source``. A rung scored here for other seeds than the recorded ones (more seeds of
     a recorded rung) is merged with it seed by seed (:func:`merge_seeds`); one scored here for any recorded seed
-    replaces the recorded rung.
+    replaces the recorded rung. ``means`` are the scored stacks' means (:func:`stack_means`).
 
     Raises ``SystemExit`` when the recorded split is missing or is not the one scored here (its description or
-    number of stacks differ): seed-paired differences need the same stacks on both sides.
+    number of stacks differ, or its stacks' means, or it has none): seed-paired differences need the same stacks on
+    both sides.
     """
     if source is None:
         return variants
+    stacks = len(means)
     if recorded is None or recorded.get("split") != split or recorded.get("test_stacks") != stacks:
         have = None if recorded is None else (recorded.get("split"), recorded.get("test_stacks"))
         raise SystemExit(f"--recorded {source}: its split {have} is not the one scored here ({split!r}, {stacks})")
+    if "stack_means" not in recorded:
+        raise SystemExit(f"--recorded {source}: recorded without its stacks' means, so with shot noise drawn by "
+                         "rejection (exact Poisson), which neither this revision nor another CPU renders again; "
+                         "score its runs here instead")
+    off = max(abs(a - b) for a, b in zip(recorded["stack_means"], means))
+    if off > SAME_STACK_ATOL:
+        raise SystemExit(f"--recorded {source}: its stacks are not the ones scored here (a stack's mean differs by "
+                         f"{off:.2e}; another renderer revision)")
     merged = {**variants, **{n: {**v, "recorded": source} for n, v in recorded["variants"].items() if n not in variants}}
     for n, v in recorded["variants"].items():
         if n in variants and not set(v["seeds"]) & set(variants[n]["seeds"]):

@@ -15,6 +15,7 @@ import json
 import os
 import platform
 import statistics
+import sys
 import time
 from pathlib import Path
 
@@ -24,7 +25,7 @@ import torch
 from dflib.optics import FOD500_CAMERA, FOD500_FOCUS_M, NYU_CAMERA, focus_uniform_diopters
 from dflib.render import render_focal_stack, render_focal_stack_naive
 from dflib.scenes import middlebury_motorcycle, occluding_objects
-from dflib.utils import default_device
+from dflib.utils import cpu_model, default_device
 
 
 def _time(fn, repeats: int, sync) -> dict:
@@ -75,6 +76,8 @@ def main() -> None:
         "benchmark": "render_focal_stack",
         "device": str(dev),
         "device_name": torch.cuda.get_device_name(dev) if dev.type == "cuda" else platform.processor() or "cpu",
+        "cpu": cpu_model(),
+        "command": " ".join(["python", *sys.argv]),
         "cpu_count": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
         "torch": torch.__version__,

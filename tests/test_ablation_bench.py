@@ -270,26 +270,37 @@ def test_probe_reads_each_runs_frozen_encoder_with_a_fresh_baseline_decoder(tmp_
 
 def test_recorded_rungs_join_a_new_one_only_on_the_same_split(bench):
     new = {"dualfocus_sdrop": {"seeds": [0, 1, 2], "rmse": [0.29, 0.30, 0.31]}}
-    recorded = {"split": "test (embedded, TEST_SEED)", "test_stacks": 96,
+    means = [0.4 + 1e-3 * i for i in range(96)]
+    recorded = {"split": "test (embedded, TEST_SEED)", "test_stacks": 96, "stack_means": means,
                 "variants": {"dualfocus": {"seeds": [0, 1, 2], "rmse": [0.30, 0.32, 0.31]},
                              "dualfocus_sdrop": {"seeds": [0], "rmse": [9.0]}}}
-    merged = bench.with_recorded(new, recorded, "test (embedded, TEST_SEED)", 96, "old.json")
+    merged = bench.with_recorded(new, recorded, "test (embedded, TEST_SEED)", means, "old.json")
     assert merged["dualfocus_sdrop"] is new["dualfocus_sdrop"]  # a rung scored here wins over the recorded one
     assert merged["dualfocus"]["recorded"] == "old.json" and "recorded" not in recorded["variants"]["dualfocus"]
     d = bench.paired_differences(merged, [("dualfocus_sdrop", "dualfocus")])["dualfocus_sdrop-dualfocus"]
     assert d["mean"] == pytest.approx(-0.01) and d["seeds"] == [0, 1, 2]
-    assert bench.with_recorded(new, None, "x", 96, None) is new  # no --recorded: unchanged
+    assert bench.with_recorded(new, None, "x", means, None) is new  # no --recorded: unchanged
     # more seeds of a recorded rung: merged seed by seed, every per-seed list kept in seed order
     more = {"dualfocus": {"recipe": "r", "changes": {}, "seeds": [4, 3], "rmse": [0.5, 0.4], "only_here": [1, 2]}}
     old = {**recorded, "variants": {"dualfocus": {"recipe": "r", "changes": {}, "seeds": [0, 1, 2],
                                                   "rmse": [0.30, 0.32, 0.31]}}}
-    five = bench.with_recorded(more, old, "test (embedded, TEST_SEED)", 96, "old.json")["dualfocus"]
+    five = bench.with_recorded(more, old, "test (embedded, TEST_SEED)", means, "old.json")["dualfocus"]
     assert five["seeds"] == [0, 1, 2, 3, 4] and five["rmse"] == [0.30, 0.32, 0.31, 0.4, 0.5]
     assert "only_here" not in five and five["recorded_seeds"] == {"seeds": [0, 1, 2], "source": "old.json"}
     with pytest.raises(SystemExit, match="another recipe"):
         bench.with_recorded({"dualfocus": {**more["dualfocus"], "recipe": "other"}}, old,
-                            "test (embedded, TEST_SEED)", 96, "old.json")
-    for split, stacks, part in (("test (embedded, TEST_SEED)", 144, recorded), ("other", 96, recorded),
-                                ("test (embedded, TEST_SEED)", 96, None)):
+                            "test (embedded, TEST_SEED)", means, "old.json")
+    for split, m, part in (("test (embedded, TEST_SEED)", means + [0.5] * 48, recorded), ("other", means, recorded),
+                           ("test (embedded, TEST_SEED)", means, None)):
         with pytest.raises(SystemExit, match="not the one scored here"):
-            bench.with_recorded(new, part, split, stacks, "old.json")
+            bench.with_recorded(new, part, split, m, "old.json")
+    # the same split on other stacks (another draw of the noise moves a stack's mean by ~1e-5), or recorded before
+    # the stacks' means were: refused; a difference of rounding (1e-8) is the same stacks
+    redrawn = [*means[:5], means[5] + 2e-5, *means[6:]]
+    with pytest.raises(SystemExit, match="stacks are not the ones scored here"):
+        bench.with_recorded(new, recorded, "test (embedded, TEST_SEED)", redrawn, "old.json")
+    rounded = [m + 1e-8 for m in means]
+    assert "dualfocus" in bench.with_recorded(new, recorded, "test (embedded, TEST_SEED)", rounded, "old.json")
+    unfingerprinted = {k: v for k, v in recorded.items() if k != "stack_means"}
+    with pytest.raises(SystemExit, match="without its stacks' means"):
+        bench.with_recorded(new, unfingerprinted, "test (embedded, TEST_SEED)", means, "old.json")

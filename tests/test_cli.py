@@ -69,7 +69,7 @@ def test_predict_cli_matches_api(rendered, checkpoint, tmp_path):
                  "--out", str(out), "--device", "cpu"]) == 0
     api = predict([io.read_image(p) for p in images], meta["focus_m"], checkpoint=checkpoint, device="cpu")
     cli_depth = np.load(tmp_path / "depth.npy")
-    np.testing.assert_allclose(cli_depth, api.depth, rtol=0, atol=1e-6)
+    np.testing.assert_allclose(cli_depth, api.depth, rtol=0, atol=1e-5)  # float32 rounding (~2e-6 relative seen)
     png = iio.imread(out)
     assert png.dtype == np.uint16
     np.testing.assert_allclose(png / 1000.0, api.depth, atol=0.5e-3 + 1e-6)

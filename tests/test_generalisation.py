@@ -62,14 +62,15 @@ def test_scoring_end_to_end_on_tiny_splits():
 
 
 def test_middlebury_stacks_span_the_scene_and_blur_as_their_camera():
-    stacks = middlebury_cameras(shrink=8)
+    # shrunk 4 times, not 8: at 8 the compact camera's near and far frames are equally sharp to within a noise draw
+    stacks = middlebury_cameras(shrink=4)
     assert set(stacks) == set(MIDDLEBURY_CAMERAS)
     for name, ds in stacks.items():
         cam, n = MIDDLEBURY_CAMERAS[name]
         s = ds[0]
         f = s["focus"].double()
         d = s["depth"][s["mask"]].double()
-        assert s["stack"].shape == (n, 3, 62, 92) and len(f) == n
+        assert s["stack"].shape == (n, 3, 125, 185) and len(f) == n
         assert float(f[0]) == pytest.approx(float(d.min()), rel=1e-5) and float(f[-1]) == pytest.approx(float(d.max()), rel=1e-5)
         q = 1 / f
         assert torch.allclose(q[1:] - q[:-1], (q[1] - q[0]).expand(n - 1), rtol=1e-4)  # uniform in dioptres

@@ -10,6 +10,7 @@ import torch
 from dflib.optics import ThinLens
 from dflib.render import (
     NoiseConfig,
+    add_sensor_noise,
     disc_psf,
     linear_to_srgb,
     render_focal_stack,
@@ -176,6 +177,29 @@ def test_noise_is_seeded_and_has_the_configured_variance():
     assert torch.equal(torch.round(a.images * 255), a.images * 255)  # 8-bit levels
     quiet = render_focal_stack(rgb, depth, CAM, [1.0], noise=False)
     assert float(quiet.images.std()) < 1e-6
+
+
+@pytest.mark.parametrize("shot", ["gaussian", "poisson"])
+def test_sensor_noise_has_the_configured_mean_and_variance(shot):
+    x = torch.full((400, 400), 0.3)
+    cfg = NoiseConfig(shot=shot, bits=0)
+    y = add_sensor_noise(x, cfg, generator=1)
+    assert float(y.mean()) == pytest.approx(0.3, abs=3e-4)
+    assert float(y.var()) == pytest.approx(cfg.poisson_scale * 0.3 + cfg.gaussian_std**2, rel=0.02)
+
+
+def test_noise_field_depends_on_the_seed_not_on_the_clean_image():
+    """One normal draw per pixel: a clean image changed in one row keeps the noise of every other pixel
+    (the exact Poisson draw samples by rejection and can re-draw the pixels after a changed dark one)."""
+    x = 0.9 * torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(0)) ** 3  # dark pixels too
+    x2 = x.clone()
+    x2[0, 0, 3] += 0.001
+    cfg = NoiseConfig(bits=0)
+    n, n2 = add_sensor_noise(x, cfg, 5) - x, add_sensor_noise(x2, cfg, 5) - x2
+    others = torch.ones_like(x, dtype=torch.bool)
+    others[0, 0, 3] = False
+    assert torch.equal(n[others], n2[others])
+    assert float(n[others].std()) > 0.01  # there is noise to compare
 
 
 def test_input_layouts_and_types_agree():

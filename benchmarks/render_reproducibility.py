@@ -1,0 +1,145 @@
+"""Do the same seeds render the same stacks on another CPU? Both shot-noise samplers, two MKL code paths.
+
+The renderer blurs with torch's FFT, which on a CPU is MKL's, and MKL picks its code path by the CPU it runs on,
+so the clean images differ in the last bits from one machine to another. This script stands in for another
+machine by rendering the same stacks twice on this one: in a child process with MKL held to its AVX2 code path
+(``MKL_ENABLE_INSTRUCTIONS=AVX2``) and in one without that limit, each with both shot-noise samplers of
+:class:`dflib.sensor.NoiseConfig` (``"gaussian"``, the default, one normal draw per pixel; ``"poisson"``, the exact
+draw, by rejection). The stacks are the first ``--stacks`` of the embedded benchmark
+(:func:`dflib.evaluate.embedded_benchmark`) and of the diverse test split (``DiverseConfig()``, ``TEST_SEED``).
+For each sampler and split it reports:
+
+- the share of the stacks' values that differ by one 8-bit level or more between the two renderings, and the
+  largest difference in levels (the diverse data's noise-free stacks are not quantised: their values differ by
+  rounding only);
+- how far apart the default model's (``dfv_mid``) depth maps of the two renderings are: the mean absolute
+  difference, in units of each stack's focus span.
+
+On a CPU where the limit changes nothing (without AVX-512) every figure is 0.
+
+Usage::
+
+    python benchmarks/render_reproducibility.py [--stacks 24] [--out benchmarks/results/render_reproducibility.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+SAMPLERS = ("gaussian", "poisson")
+MODEL = "dfv_mid"  # the default model, whose depth maps of the two renderings are compared
+
+
+def render(out: Path, stacks: int) -> None:
+    """Render the stacks with each sampler into ``out`` (``<split>_<sampler>.npy``, ``[stacks, ...]`` or a list)."""
+    import torch
+
+    from dflib.data.diverse import DiverseConfig, DiverseFocalStackDataset
+    from dflib.data.synthetic import TEST_SEED
+    from dflib.evaluate import embedded_benchmark
+    from dflib.sensor import NoiseConfig
+
+    torch.set_num_threads(1)
+    for shot in SAMPLERS:
+        # the datasets build their NoiseConfig without a sampler (RenderOptions, DiverseFocalStackDataset), so in
+        # this child process, which only renders, the default of the sampler argument is what picks it
+        NoiseConfig.__init__.__defaults__ = NoiseConfig.__init__.__defaults__[:-1] + (shot,)
+        assert NoiseConfig().shot == shot
+        splits = {"embedded": embedded_benchmark(length=stacks),
+                  "diverse": DiverseFocalStackDataset(stacks, (256, 256), DiverseConfig(), seed=TEST_SEED)}
+        for name, data in splits.items():
+            items = [data[i] for i in range(stacks)]
+            np.savez(out / f"{name}_{shot}.npz", *[it["stack"].numpy() for it in items])
+            np.savez(out / f"{name}_focus.npz", *[it["focus"].numpy() for it in items])
+
+
+def _depths(model, folder: Path, name: str, shot: str) -> list[np.ndarray]:
+    """``model``'s depth maps of the stacks rendered into ``folder``, in units of each stack's focus span."""
+    import torch
+
+    stacks, focus = np.load(folder / f"{name}_{shot}.npz"), np.load(folder / f"{name}_focus.npz")
+    out = []
+    with torch.no_grad():
+        for k in stacks.files:
+            f = torch.from_numpy(focus[k])
+            d = model(torch.from_numpy(stacks[k])[None], f[None])["depth"][0, 0].numpy()
+            out.append(d / float(f.max() - f.min()))
+    return out
+
+
+def compare(a: Path, b: Path, stacks: int) -> dict:
+    import torch
+
+    from dflib.models import load_pretrained
+
+    torch.set_num_threads(1)
+    model = load_pretrained(MODEL).eval()
+    result = {}
+    for shot in SAMPLERS:
+        for name in ("embedded", "diverse"):
+            x, y = np.load(a / f"{name}_{shot}.npz"), np.load(b / f"{name}_{shot}.npz")
+            depth_diff = [np.abs(p - q) for p, q in zip(_depths(model, a, name, shot), _depths(model, b, name, shot))]
+            levels = [np.abs(x[k].astype(np.float64) - y[k]) * 255 for k in x.files]
+            frac = [float((d >= 0.5).mean()) for d in levels]  # a level or more (the noise-free stacks are not quantised)
+            result.setdefault(shot, {})[name] = {
+                "stacks": stacks,
+                "values_off_by_a_level_or_more": float(np.mean(frac)),
+                "stacks_with_such_values": int(sum(f > 0 for f in frac)),
+                "worst_stack_values_off": max(frac),
+                "max_levels": max(float(d.max()) for d in levels),
+                "depth_mean_abs_diff_span": float(np.mean([d.mean() for d in depth_diff])),
+                "depth_worst_stack_mean_abs_diff_span": max(float(d.mean()) for d in depth_diff),
+            }
+    return result
+
+
+def main(argv: list[str] | None = None) -> dict:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--stacks", type=int, default=24, help="stacks of each split")
+    ap.add_argument("--out", type=Path, default=Path("benchmarks/results/render_reproducibility.json"))
+    ap.add_argument("--render-into", type=Path, help=argparse.SUPPRESS)  # the child processes' entry
+    args = ap.parse_args(argv)
+    if args.render_into:
+        render(args.render_into, args.stacks)
+        return {}
+    from dflib.utils import cpu_model
+
+    with tempfile.TemporaryDirectory() as tmp:
+        dirs = {"default": Path(tmp) / "default", "mkl_avx2": Path(tmp) / "avx2"}
+        for label, d in dirs.items():
+            d.mkdir()
+            env = {k: v for k, v in os.environ.items() if k != "MKL_ENABLE_INSTRUCTIONS"}
+            if label == "mkl_avx2":
+                env["MKL_ENABLE_INSTRUCTIONS"] = "AVX2"
+            subprocess.run([sys.executable, __file__, "--stacks", str(args.stacks), "--render-into", str(d)],
+                           env=env, check=True)
+        samplers = compare(dirs["default"], dirs["mkl_avx2"], args.stacks)
+    result = {
+        "benchmark": "render_reproducibility", "cpu": cpu_model(),
+        "command": " ".join(["python", *map(shlex.quote, sys.argv)]),
+        "compared": "MKL's default code path against MKL_ENABLE_INSTRUCTIONS=AVX2, same seeds, one thread each",
+        "samplers": samplers,
+    }
+    for shot, splits in samplers.items():
+        for name, r in splits.items():
+            print(f"{shot:9s} {name:9s} {r['stacks_with_such_values']}/{r['stacks']} stacks have values a level or more "
+                  f"apart: {100 * r['values_off_by_a_level_or_more']:.4f} % of values (worst stack "
+                  f"{100 * r['worst_stack_values_off']:.2f} %), by up to {r['max_levels']:.0f} levels; {MODEL}'s depth "
+                  f"differs by {r['depth_mean_abs_diff_span']:.1e} of the span on average "
+                  f"(worst stack {r['depth_worst_stack_mean_abs_diff_span']:.1e})")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=1) + "\n")
+    return result
+
+
+if __name__ == "__main__":
+    main()

@@ -351,7 +351,8 @@ print("\n".join(pair_lines(graft, {"dualfocus_graft-dfv+fv_cont": "grafted − c
 # sees them. Both tests and their decision rules were written down before any run (`docs/prereg/`). The tiny one
 # retrains every rung it compares with; the mid one pairs three new runs with the recorded rungs
 # (`--recorded`), on the very stacks those were scored on (checked: the shipped DFV-mid reproduces its recorded
-# scores to the bit).
+# scores to the bit). Those stacks were rendered with the exact Poisson shot noise on an AMD EPYC; since commit
+# 09454e9 the noise is drawn otherwise (README, "Reproducibility"), and `--recorded` refuses files from before it.
 #
 # At mid size the result is **inconclusive** by the rule: on the held-out split dropout beats DualFocus in two seeds
 # of three on both scorings but stays behind DFV + $L_{fv}$ on average, winning back 20–40 % of the branch's deficit,

@@ -46,13 +46,12 @@ class NoiseConfig:
     the number of random numbers a pixel consumes can depend on its value (at small
     counts: dark pixels), and a change in the last bit of one pixel of the clean
     image can re-draw the noise of the pixels after it. The clean image does change
-    in the last bits from one CPU to another
-    (MKL's FFT, which the renderer's blur uses, picks its code path by CPU), so with
-    the exact draw the same seed gives other stacks on other machines
-    (``benchmarks/render_reproducibility.py``). With the approximation every pixel
-    consumes one normal draw: the noise field depends on the seed and the shape
-    alone, and two renderings that differ in the last bits differ in a few pixels by
-    one level.
+    in the last bits from one CPU to another (MKL's FFT, which the renderer's blur
+    uses, picks its code path by CPU), so with the exact draw the same seed gives
+    other stacks on other machines (``benchmarks/render_reproducibility.py``). With
+    the approximation every pixel consumes one normal draw: the noise field depends
+    on the seed and the shape alone, and two renderings that differ in the last bits
+    differ in a few pixels by one level.
 
     Attributes:
         poisson_scale: ``a``, the signal-dependent (shot-noise) scale; 0 turns
@@ -81,7 +80,7 @@ class NoiseConfig:
 def add_sensor_noise(
     images: torch.Tensor, config: NoiseConfig = NoiseConfig(), generator: torch.Generator | int = 0
 ) -> torch.Tensor:
-    """Poisson-Gaussian noise (its Gaussian approximation) and quantisation (see :class:`NoiseConfig`).
+    """Poisson-Gaussian noise (by default its Gaussian approximation) and quantisation (see :class:`NoiseConfig`).
 
     Args:
         images: any shape, values in [0, 1].

@@ -14,7 +14,7 @@ import pytest
 def test_render_reproducibility_bench_compares_both_samplers(tmp_path):
     script = Path(__file__).parents[1] / "benchmarks" / "render_reproducibility.py"
     out = tmp_path / "rr.json"
-    subprocess.run([sys.executable, str(script), "--stacks", "2", "--out", str(out)],
+    subprocess.run([sys.executable, str(script), "--stacks", "2", "--draws", "1", "--scored", "2", "--out", str(out)],
                    check=True, capture_output=True, text=True)
     result = json.loads(out.read_text())
     assert result["cpu"] and set(result["samplers"]) == {"gaussian", "poisson"}
@@ -27,3 +27,9 @@ def test_render_reproducibility_bench_compares_both_samplers(tmp_path):
     for r in result["samplers"]["gaussian"].values():
         assert r["max_levels"] <= 1.0 + 1e-6 and r["values_off_by_a_level_or_more"] < 1e-3
         assert r["depth_mean_abs_diff_span"] < 1e-3
+    draws = result["draws"]
+    assert (draws["model"], draws["stacks"], draws["draws"]) == ("dfv_mid", 2, 1)
+    for split in ("embedded", "diverse", "held_out"):
+        d = draws[split]
+        assert len(d["gaussian"]) == len(d["poisson"]) == 1 and 0 < d["gaussian"][0] < 1
+        assert d["gaussian_minus_poisson"] == d["gaussian"][0] - d["poisson"][0] and d["ci95"] is None  # one draw

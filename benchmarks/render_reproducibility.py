@@ -45,21 +45,34 @@ SAMPLERS = ("gaussian", "poisson")
 MODEL = "dfv_mid"  # the default model, whose depth maps of the two renderings are compared
 
 
+def _use_noise(shot: str, offset: int = 0) -> None:
+    """In this (child) process, make the renderer draw its shot noise with ``shot`` and offset its noise seeds by
+    ``offset`` (another noise draw of the same scenes): the datasets build their NoiseConfig without a sampler."""
+    import dataclasses
+
+    import dflib.render
+    import dflib.sensor
+
+    add = dflib.sensor.add_sensor_noise
+
+    def noise(images, config=dflib.sensor.NoiseConfig(), generator=0):
+        generator = (generator + offset) % 2**62 if isinstance(generator, int) else generator
+        return add(images, dataclasses.replace(config, shot=shot), generator)
+
+    dflib.render.add_sensor_noise = noise  # the name the renderer calls
+
+
 def render(out: Path, stacks: int) -> None:
-    """Render the stacks with each sampler into ``out`` (``<split>_<sampler>.npy``, ``[stacks, ...]`` or a list)."""
+    """Render the stacks with each sampler into ``out``: ``<split>_<sampler>.npz`` and ``<split>_focus.npz``."""
     import torch
 
     from dflib.data.diverse import DiverseConfig, DiverseFocalStackDataset
     from dflib.data.synthetic import TEST_SEED
     from dflib.evaluate import embedded_benchmark
-    from dflib.sensor import NoiseConfig
 
     torch.set_num_threads(1)
     for shot in SAMPLERS:
-        # the datasets build their NoiseConfig without a sampler (RenderOptions, DiverseFocalStackDataset), so in
-        # this child process, which only renders, the default of the sampler argument is what picks it
-        NoiseConfig.__init__.__defaults__ = NoiseConfig.__init__.__defaults__[:-1] + (shot,)
-        assert NoiseConfig().shot == shot
+        _use_noise(shot)
         splits = {"embedded": embedded_benchmark(length=stacks),
                   "diverse": DiverseFocalStackDataset(stacks, (256, 256), DiverseConfig(), seed=TEST_SEED)}
         for name, data in splits.items():
@@ -71,12 +84,8 @@ def render(out: Path, stacks: int) -> None:
 def score_draw(out: Path, shot: str, offset: int, stacks: int) -> None:
     """:data:`MODEL`'s scores on ``stacks`` stacks of each test split, rendered with ``shot`` noise whose seeds are
     offset by ``offset`` (another noise draw of the same scenes), written to ``out`` as ``{split: score}``."""
-    import dataclasses
-
     import torch
 
-    import dflib.render
-    import dflib.sensor
     from dflib.data.cached import CachedDataset
     from dflib.data.diverse import DiverseConfig, DiverseFocalStackDataset, diverse_config
     from dflib.data.synthetic import TEST_SEED
@@ -87,13 +96,7 @@ def score_draw(out: Path, shot: str, offset: int, stacks: int) -> None:
     from bench_ablation import score
 
     torch.set_num_threads(1)
-    add = dflib.sensor.add_sensor_noise
-
-    def noise(images, config=dflib.sensor.NoiseConfig(), generator=0):
-        generator = (generator + offset) % 2**62 if isinstance(generator, int) else generator
-        return add(images, dataclasses.replace(config, shot=shot), generator)
-
-    dflib.render.add_sensor_noise = noise  # the name the renderer calls (this child process only scores)
+    _use_noise(shot, offset)
     trained = pretrained_train_config(MODEL)  # the diverse split as the model's last training stage drew it
     diverse = diverse_config(trained["data"], trained["data_options"])
     splits = {"embedded": (embedded_benchmark(length=stacks), "fod500", "rmse"),

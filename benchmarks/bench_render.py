@@ -19,7 +19,6 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from dflib.optics import FOD500_CAMERA, FOD500_FOCUS_M, NYU_CAMERA, focus_uniform_diopters

@@ -17,6 +17,14 @@ and its projection forward + backward (PᵀΓ included) is timed on its own
 once per round, right after the step; the share is its median over the
 step's median.
 
+Each recipe's arithmetic is counted once (``"gflop_per_step"``): one step under
+``torch.utils.flop_counter.FlopCounterMode`` (a multiply-add counts as two), with the 3-D convolutions
+routed through ``F.conv3d`` for the count, since the counter has no formula for oneDNN's
+``mkldnn_convolution`` that :func:`dflib.models.blocks.conv3d` calls on CPU. From it,
+``"arithmetic"`` gives the DualFocus-tiny / DFV-tiny ratio of operations, the rate (operations per second)
+at which DualFocus's extra work ran against the DFV step's own, and the rate that extra work would need for
+the 1.2 target.
+
 Target: a DualFocus-tiny step costs at most 1.2x a DFV-tiny step. Besides the
 ratio of the medians, the JSON gives the median of the per-round ratios (the
 two steps of a round run back to back) with its distribution-free 95 %
@@ -51,6 +59,7 @@ from pathlib import Path
 import scipy.stats
 import torch
 import torch.nn.functional as F
+from torch.utils.flop_counter import FlopCounterMode
 
 import dflib.models.blocks as blocks
 import dflib.models.dualfocus as dualfocus_module
@@ -148,6 +157,40 @@ def _default_layout():
         blocks.channels_last_on_cpu, dualfocus_module.channels_last_on_cpu = saved
 
 
+@contextlib.contextmanager
+def _countable_convolutions():
+    """Run :func:`blocks.conv3d` as ``F.conv3d``, whose operations ``FlopCounterMode`` counts (same values to rounding)."""
+    saved = blocks.conv3d
+    blocks.conv3d = lambda x, w, b, stride, padding: F.conv3d(x, w, b, stride=stride, padding=padding)
+    try:
+        yield
+    finally:
+        blocks.conv3d = saved
+
+
+def _step_gflop(step: _Step) -> dict[str, float]:
+    """Operations of one training step in GFLOP (a multiply-add counts as two), in all and by aten op."""
+    with _countable_convolutions(), FlopCounterMode(display=False) as counter:
+        _timed_phases(step)
+    by_op = {str(op): n / 1e9 for op, n in counter.get_flop_counts().get("Global", {}).items()}
+    return {"total": counter.get_total_flops() / 1e9, "by_op": by_op}
+
+
+def _arithmetic(dualfocus: dict, dfv: dict, target: float) -> dict[str, float]:
+    """DualFocus-tiny against DFV-tiny in operations: the ratio, and the rate of the extra work.
+
+    With F the operations and T the median time of a step, the extra work F_df - F_dv ran at
+    (F_df - F_dv) / (T_df - T_dv) operations per second, against F_dv / T_dv for the DFV step as a whole;
+    a step ratio of ``target`` needs the extra work to run at (F_df / F_dv - 1) / (target - 1) of that.
+    """
+    f_df, f_dv = dualfocus["gflop_per_step"]["total"], dfv["gflop_per_step"]["total"]
+    t_df, t_dv = dualfocus["median_step_s"], dfv["median_step_s"]
+    dfv_rate = f_dv / t_dv
+    return {"gflop_ratio": f_df / f_dv, "extra_gflop": f_df - f_dv,
+            "extra_rate_over_dfv_rate": (f_df - f_dv) / (t_df - t_dv) / dfv_rate if t_df > t_dv else math.inf,
+            "extra_rate_over_dfv_rate_for_target": (f_df / f_dv - 1) / (target - 1)}
+
+
 def _median_ms(fn, repeats: int) -> float:
     fn()
     times = []
@@ -199,6 +242,7 @@ def main(argv: list[str] | None = None) -> dict:
     steps = {r: _Step(r, device) for r in RECIPES}
     for s in steps.values():  # warm-up: allocator, first-call set-up
         _timed_phases(s)
+    gflop = {r: _step_gflop(s) for r, s in steps.items()}
     gammas = {r: _projection_input(s) for r, s in steps.items()}
     times: dict[str, list[dict[str, float]]] = {r: [] for r in RECIPES}
     for _ in range(rounds):
@@ -211,7 +255,7 @@ def main(argv: list[str] | None = None) -> dict:
         med = {k: statistics.median(t[k] for t in times[r]) for k in times[r][0]}
         per_recipe[r] = {
             "model": s.cfg.model, "batch": [s.cfg.batch_size, s.cfg.n_planes, 3, *s.cfg.size],
-            "parameters": sum(p.numel() for p in s.model.parameters()),
+            "parameters": sum(p.numel() for p in s.model.parameters()), "gflop_per_step": gflop[r],
             "steps_per_s": 1.0 / med["step_s"], **{f"median_{k}": v for k, v in med.items()},
             "step_s_all": [t["step_s"] for t in times[r]],
         }
@@ -219,6 +263,7 @@ def main(argv: list[str] | None = None) -> dict:
             per_recipe[r]["projection_shape"] = list(gammas[r][0].shape)
             per_recipe[r]["projection_share"] = med["projection_s"] / med["step_s"]
     cpu_paths = _cpu_paths(steps, rounds) if device.type == "cpu" else None
+    target = 1.2
     ratio = per_recipe["tiny_dualfocus"]["median_step_s"] / per_recipe["tiny_dfv"]["median_step_s"]
     # the two steps of one round ran back to back: their ratio cancels what the machine did meanwhile
     per_round = [a["step_s"] / b["step_s"] for a, b in zip(times["tiny_dualfocus"], times["tiny_dfv"])]
@@ -234,7 +279,8 @@ def main(argv: list[str] | None = None) -> dict:
             "median": statistics.median(per_round), "rounds": per_round,
             # None when there are too few rounds for a 95 % interval (fewer than 6)
             "ci95": [float(ci.low), float(ci.high)] if math.isfinite(ci.low) and math.isfinite(ci.high) else None},
-        "targets": {"dualfocus_tiny_over_dfv_tiny_max": 1.2},
+        "arithmetic": _arithmetic(per_recipe["tiny_dualfocus"], per_recipe["tiny_dfv"], target),
+        "targets": {"dualfocus_tiny_over_dfv_tiny_max": target},
         "note": "provisional if the machine was shared while measuring",
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
@@ -245,6 +291,10 @@ def main(argv: list[str] | None = None) -> dict:
     interval = (f"[{pr['ci95'][0]:.3f}, {pr['ci95'][1]:.3f}] (95 %, {rounds} rounds)" if pr["ci95"]
                 else f"({rounds} rounds: too few for an interval)")
     print(f"DualFocus-tiny / DFV-tiny step, per round: {pr['median']:.3f} {interval}")
+    a = result["arithmetic"]
+    print(f"DualFocus-tiny / DFV-tiny operations: {a['gflop_ratio']:.3f} ({a['extra_gflop']:.2f} GFLOP more a step); "
+          f"the extra ran at {a['extra_rate_over_dfv_rate']:.2f}x the DFV step's GFLOP/s, "
+          f"{target} needs {a['extra_rate_over_dfv_rate_for_target']:.2f}x")
     if cpu_paths:
         c = cpu_paths["head_conv_at_predict_shape"]
         print(f"head conv {c['shape'][0]}: PyTorch's dispatch {c['torch_dispatch_ms']:.1f} ms, "
@@ -254,6 +304,7 @@ def main(argv: list[str] | None = None) -> dict:
     for r, d in per_recipe.items():
         share = d.get("projection_share")
         print(f"{r:16s} {d['steps_per_s']:6.2f} steps/s  step {d['median_step_s'] * 1e3:7.1f} ms"
+              f" {d['gflop_per_step']['total']:5.1f} GFLOP"
               f" (forward {d['median_forward_s'] * 1e3:.0f}, loss {d['median_loss_s'] * 1e3:.0f},"
               f" backward+update {d['median_backward_update_s'] * 1e3:.0f})"
               + (f"  projection {100 * share:4.1f}% of a step" if share is not None else ""))

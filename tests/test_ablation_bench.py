@@ -2,20 +2,16 @@
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
+import benchmark_scripts
 import numpy as np
 import pytest
 
 
 @pytest.fixture(scope="module")
 def bench():
-    spec = importlib.util.spec_from_file_location(
-        "bench_ablation", Path(__file__).parents[1] / "benchmarks" / "bench_ablation.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return benchmark_scripts.load("bench_ablation")
 
 
 def test_paired_ci_is_the_student_t_interval_of_the_per_seed_differences(bench):
@@ -76,10 +72,7 @@ def test_recorded_ladders_are_read_split_by_split_and_flaws_are_named(bench):
 
 
 def test_heldout_family_breakdown_is_the_per_span_difference_grouped_by_family():
-    spec = importlib.util.spec_from_file_location(
-        "heldout_families", Path(__file__).parents[1] / "benchmarks" / "heldout_families.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = benchmark_scripts.load("heldout_families")
     from dflib.data.diverse import DiverseConfig, DiverseFocalStackDataset
 
     data = DiverseFocalStackDataset(6, (256, 256), DiverseConfig(split="heldout"), seed=7)
@@ -174,10 +167,7 @@ def test_generalisation_candidates_never_land_in_the_readme_table(tmp_path):
 
 
 def test_surface_reliance_by_family_pairs_per_family_means_over_seeds():
-    spec = importlib.util.spec_from_file_location(
-        "surface_reliance", Path(__file__).parents[1] / "benchmarks" / "surface_reliance.py")
-    sr = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(sr)
+    sr = benchmark_scripts.load("surface_reliance")
     families = {"held_out": ["crease", "relief", "crease"]}
     # variant "df": per stack own / zero / rotated; reference "ref": own only; seeds 0 and 1
     runs = {"df": {"0": {"held_out": {"per_stack": {"own": [0.1, 0.5, 0.3], "zero": [0.2, 0.5, 0.4],

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import benchmark_scripts
 import numpy as np
 import pytest
 import torch
@@ -108,15 +109,10 @@ def test_band_errors_by_hand():
 def test_validation_comparison_never_draws_the_test_stacks_or_the_training_runs_validation_pools():
     """benchmarks/compare_validation.py (how stage 2 of the shipped weights was chosen): its own seed, so none
     of its stacks is a test stack (the test split's first stacks differ) or one a run validated on."""
-    import importlib.util
-    from pathlib import Path
 
     from dflib.data.synthetic import TEST_SEED, VAL_SEED
 
-    spec = importlib.util.spec_from_file_location(
-        "compare_validation", Path(__file__).parents[1] / "benchmarks" / "compare_validation.py")
-    cv = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(cv)
+    cv = benchmark_scripts.load("compare_validation")
     assert cv.SEED not in (TEST_SEED, VAL_SEED)
     val = cv.validation_splits(length=1, size=256)  # the embedded test split's size
     test = generalisation_splits(length=1, size=(256, 256), embedded_length=1, middlebury=False)

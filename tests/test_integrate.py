@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import benchmark_scripts
 import numpy as np
 import pytest
 import scipy.sparse as sp
@@ -327,21 +328,10 @@ def test_non_contiguous_input_is_solved_correctly() -> None:
                           rtol=0, atol=1e-13)
 
 
-def _benchmark_module(name: str):
-    """A script of ``benchmarks/`` imported as a module (they are not a package)."""
-    import importlib.util
-    from pathlib import Path
-
-    spec = importlib.util.spec_from_file_location(name, Path(__file__).parents[1] / "benchmarks" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.mark.parametrize("h, w", [(6, 8), (7, 5), (2, 3)])
 def test_compiled_solve_benchmark_route_is_the_exact_solve(h, w):
     """The route benchmarks/compiled_solve.py times (one real 2x2 map per bin and partner row) is L⁺, uncompiled."""
-    cs = _benchmark_module("compiled_solve")
+    cs = benchmark_scripts.load("compiled_solve")
     b = torch.randn(3, h, w, generator=torch.Generator().manual_seed(1))
     z = cs.route_solve(cs.compiled_route(h, w, compile_=False), b)
     torch.testing.assert_close(z, _solve(b), atol=1e-5, rtol=1e-5)
@@ -352,7 +342,7 @@ def test_compiled_solve_benchmark_route_is_the_exact_solve(h, w):
 @pytest.mark.parametrize("h, w", [(6, 8), (7, 5), (2, 3)])
 def test_transposed_solve_benchmark_route_is_the_exact_solve(h, w):
     """The route benchmarks/transposed_solve.py times (every FFT along the last axis) is L⁺ (float64)."""
-    ts = _benchmark_module("transposed_solve")
+    ts = benchmark_scripts.load("transposed_solve")
     b = torch.randn(3, h, w, dtype=torch.float64, generator=torch.Generator().manual_seed(2))
     z = ts.transposed_solve(b)
     torch.testing.assert_close(z, _solve_pocketfft(b), atol=1e-12, rtol=1e-12)

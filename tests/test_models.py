@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import math
 
+import benchmark_scripts
 import pytest
 import torch
 
@@ -318,15 +319,10 @@ def test_tiny_model_overfits_one_rendered_batch():
 
 def test_channels_last_layout_changes_no_value_beyond_rounding():
     # benchmarks/bench_throughput.py times the model with the layout switched off; both must compute the same map
-    import importlib.util
-    from pathlib import Path
 
     import dflib.models.blocks as blocks
 
-    spec = importlib.util.spec_from_file_location(
-        "bench_throughput", Path(__file__).parents[1] / "benchmarks" / "bench_throughput.py")
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
+    bench = benchmark_scripts.load("bench_throughput")
     model = _model(DualFocusConfig.tiny()).eval()
     stack, focus = _inputs(1, 5, 48, 64)
     with torch.no_grad():

@@ -10,8 +10,8 @@ import subprocess
 import sys
 import threading
 import time
-from pathlib import Path
 
+import benchmark_scripts
 import pytest
 import torch
 
@@ -229,7 +229,6 @@ def test_read_log_gives_the_history_and_keeps_the_last_row_of_a_repeated_step(tm
 
 def test_a_fine_tuned_run_ships_with_its_weights_and_both_stages_of_its_curve(tmp_path):
     """ship_weights.py: weights only (same tensors, no optimiser), the curve of stage 1 then stage 2, shifted."""
-    import importlib.util
 
     from dflib.checkpoint import read_checkpoint
     from dflib.train import read_log, run_history
@@ -243,9 +242,7 @@ def test_a_fine_tuned_run_ships_with_its_weights_and_both_stages_of_its_curve(tm
         first.history[-1]["step"] + r["step"] for r in second.history]
     assert [r["total"] for r in rows[n1:]] == [r["total"] for r in second.history]
 
-    spec = importlib.util.spec_from_file_location("ship_weights", Path(__file__).parents[1] / "benchmarks" / "ship_weights.py")
-    ship_weights = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(ship_weights)
+    ship_weights = benchmark_scripts.load("ship_weights")
     path = ship_weights.ship(second.out_dir, "mine", weights=tmp_path / "w", results=tmp_path / "r")
     shipped, trained = read_checkpoint(path), read_checkpoint(second.out_dir / "last.pt")
     assert "optimizer" not in shipped and "optimizer" in trained and shipped["step"] == trained["step"] == 4

@@ -30,7 +30,6 @@ records which in ``self.variant``.
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from typing import Any
 
 import h5py

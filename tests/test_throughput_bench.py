@@ -37,16 +37,15 @@ def test_operation_count_sees_the_oneDNN_convolutions():
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
-    from dflib.models.blocks import Conv3d
+    import dflib.models.blocks as blocks
 
     bench = benchmark_scripts.load("bench_throughput")
-    conv = Conv3d(8, 4, 3, padding=1, bias=False)
+    conv = blocks.Conv3d(8, 4, 3, padding=1, bias=False)
     x = torch.randn(2, 8, 3, 6, 5, requires_grad=True)
     forward = 2 * (2 * 3 * 6 * 5) * 4 * 8 * 27
     with bench._countable_convolutions(), FlopCounterMode(display=False) as counter:
         conv(x).sum().backward()
     assert counter.get_total_flops() == 3 * forward
-    import dflib.models.blocks as blocks
     assert blocks.conv3d.__name__ == "conv3d"  # restored
 
 

@@ -57,7 +57,7 @@ from dflib.generalisation import (  # noqa: E402
     time_predict,
 )
 from dflib.models.pretrained import ALIASES, DEFAULT_MODEL, pretrained_names  # noqa: E402
-from dflib.utils import cpu_model  # noqa: E402
+from dflib.utils import benchmark_output, cpu_model  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results" / "generalisation.json"
 
@@ -204,7 +204,7 @@ def main() -> None:
         ap.error("--candidate needs --part scores and an --out of its own")
     if args.quick:
         args.length, args.size, args.embedded_length = 8, 128, 8
-    args.out = args.out or (RESULTS.with_name("generalisation_quick.json") if args.quick else RESULTS)
+    args.out = args.out or benchmark_output(RESULTS, args.quick)
     res = json.loads(args.out.read_text()) if args.out.is_file() else {}
     res.update({"benchmark": "generalisation: shipped models and classical SFF in and out of distribution",
                 "cpu": cpu_model(), "cpu_count": os.cpu_count(), "torch": torch.__version__,

@@ -49,7 +49,9 @@ from dflib.integrate import (
     integrable_projection,
     neumann_poisson_solve,
 )
-from dflib.utils import cpu_model, default_device
+from dflib.utils import benchmark_output, cpu_model, default_device
+
+RESULTS = Path(__file__).resolve().parent / "results" / "integrate.json"
 
 
 def _torch_median(fn, min_run_time: float, threads: int | None = None) -> float:
@@ -205,8 +207,10 @@ def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="shorter timing windows, no lsqr")
     parser.add_argument("--device", default="auto", help="cpu, cuda or auto (default)")
-    parser.add_argument("--out", type=Path, default=Path("benchmarks/results/integrate.json"))
+    parser.add_argument("--out", type=Path, default=None,
+                        help="default benchmarks/results/integrate.json (integrate_quick.json with --quick)")
     args = parser.parse_args(argv)
+    args.out = args.out or benchmark_output(RESULTS, args.quick)
 
     device = default_device(args.device)
     min_run = 0.3 if args.quick else 1.5

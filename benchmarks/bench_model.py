@@ -23,13 +23,15 @@ from __future__ import annotations
 import argparse
 import json
 import multiprocessing as mp
-import platform
 import resource
 import statistics
+import sys
 import time
 from pathlib import Path
 
 import torch
+
+from dflib.utils import benchmark_output, cpu_model
 
 CASES = {"tiny": (4, 5, 3, 128, 128), "paper": (1, 5, 3, 256, 256)}
 RESULTS = Path(__file__).resolve().parent / "results" / "model.json"
@@ -100,8 +102,12 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     p.add_argument("--presets", nargs="+", default=list(CASES), choices=list(CASES))
-    p.add_argument("--out", type=Path, default=RESULTS)
+    p.add_argument("--quick", action="store_true", help="the tiny preset, one timed repeat; writes model_quick.json")
+    p.add_argument("--out", type=Path, default=None, help="default benchmarks/results/model.json (model_quick.json with --quick)")
     a = p.parse_args(argv)
+    if a.quick:
+        a.presets, a.repeats = ["tiny"], 1
+    a.out = a.out or benchmark_output(RESULTS, a.quick)
     rows = []
     ctx = mp.get_context("spawn")
     for preset in a.presets:
@@ -120,7 +126,8 @@ def main(argv: list[str] | None = None) -> dict:
     result = {
         "benchmark": "bench_model",
         "device": a.device if a.device != "cuda" else torch.cuda.get_device_name(),
-        "cpu": platform.processor() or platform.machine(),
+        "cpu": cpu_model(),
+        "command": " ".join(["python", *sys.argv]),
         "torch": torch.__version__,
         "threads": a.threads or torch.get_num_threads(),
         "peak_memory_method": ("torch.cuda.max_memory_allocated" if a.device == "cuda"

@@ -94,8 +94,11 @@ def main() -> None:
     ap.add_argument("--sizes", type=float, nargs="+", default=[0.3, 3.0, 12.0], help="megapixels")
     ap.add_argument("--keep", help="folder to keep the stacks and outputs in (default: a temporary one)")
     ap.add_argument("--quick", action="store_true", help="0.3 MP only")
-    ap.add_argument("--out", default=str(RESULTS))
+    ap.add_argument("--out", default=None, help="default benchmarks/results/predict.json (predict_quick.json with --quick)")
     args = ap.parse_args()
+    from dflib.utils import benchmark_output
+
+    args.out = args.out or str(benchmark_output(RESULTS, args.quick))
     sizes = [0.3] if args.quick else args.sizes
     import torch
 

@@ -24,7 +24,7 @@ import torch
 from dflib.optics import FOD500_CAMERA, FOD500_FOCUS_M, NYU_CAMERA, focus_uniform_diopters
 from dflib.render import render_focal_stack, render_focal_stack_naive
 from dflib.scenes import middlebury_motorcycle, occluding_objects
-from dflib.utils import cpu_model, default_device
+from dflib.utils import benchmark_output, cpu_model, default_device
 
 
 def _time(fn, repeats: int, sync) -> dict:
@@ -45,8 +45,12 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--device", default=None)
-    ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "render.json"))
+    ap.add_argument("--quick", action="store_true", help="one timed repeat; writes render_quick.json")
+    ap.add_argument("--out", default=None, help="default benchmarks/results/render.json (render_quick.json with --quick)")
     args = ap.parse_args()
+    if args.quick:
+        args.repeats = 1
+    args.out = args.out or str(benchmark_output(Path(__file__).parent / "results" / "render.json", args.quick))
     dev = default_device(args.device)
     sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
 

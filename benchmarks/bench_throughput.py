@@ -64,7 +64,7 @@ from torch.utils.flop_counter import FlopCounterMode
 import dflib.models.blocks as blocks
 import dflib.models.dualfocus as dualfocus_module
 from dflib.train import TrainConfig, build_loss, build_model
-from dflib.utils import cpu_model, default_device
+from dflib.utils import benchmark_output, cpu_model, default_device
 
 RECIPES = ("tiny_dualfocus", "tiny_dfv", "mid_dualfocus_blindenc", "mid_dfv")
 RESULTS = Path(__file__).resolve().parent / "results" / "throughput.json"
@@ -228,8 +228,10 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--device", default="auto", help="cpu, cuda or auto (default)")
     parser.add_argument("--threads", type=int, default=None,
                         help="torch threads (default: torch's own, all cores); the ladders train on 1 each")
-    parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--out", type=Path, default=None,
+                        help="default benchmarks/results/throughput.json (throughput_quick.json with --quick)")
     args = parser.parse_args(argv)
+    args.out = args.out or benchmark_output(RESULTS, args.quick)
     rounds = args.rounds or (3 if args.quick else 12)
     if rounds < 1:
         parser.error(f"--rounds must be >= 1, got {rounds}")

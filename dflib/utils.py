@@ -1,7 +1,9 @@
-"""Small shared helpers: device choice and array conversion."""
+"""Small shared helpers: device choice, array conversion, and what benchmarks record."""
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -25,7 +27,6 @@ def to_numpy(x: Any) -> np.ndarray:
 def cpu_model() -> str:
     """The processor's model name (``/proc/cpuinfo``), else ``platform.processor()``; benchmarks record it."""
     import platform
-    from pathlib import Path
 
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -34,3 +35,16 @@ def cpu_model() -> str:
     except OSError:
         pass
     return platform.processor() or platform.machine()
+
+
+def benchmark_output(path: str | os.PathLike[str], quick: bool) -> Path:
+    """The file a benchmark writes: ``path``, or for a ``--quick`` (smoke) run ``<stem>_quick<suffix>`` beside it,
+    so that a smoke run never overwrites the recorded results (git ignores ``*_quick.*`` there).
+
+    >>> benchmark_output("results/integrate.json", quick=True).as_posix()
+    'results/integrate_quick.json'
+    >>> benchmark_output("results/integrate.json", quick=False).as_posix()
+    'results/integrate.json'
+    """
+    path = Path(path)
+    return path.with_name(f"{path.stem}_quick{path.suffix}") if quick else path

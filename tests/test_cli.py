@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import imageio.v3 as iio
 import numpy as np
@@ -262,3 +263,25 @@ def test_predict_bad_focus_is_a_one_line_error(rendered, checkpoint, tmp_path, c
     err = capsys.readouterr().err
     assert code == 2 and message in err and err.count("\n") == 1
     assert not (tmp_path / "d.png").exists()
+
+
+BENCH_SCRIPTS = sorted((Path(__file__).parents[1] / "benchmarks").glob("bench_*.py"))
+
+
+@pytest.mark.parametrize("script", BENCH_SCRIPTS, ids=lambda p: p.stem)
+def test_every_benchmark_takes_the_quick_flag_dflib_bench_passes(script):
+    # `dflib bench --quick` hands --quick to each bench_*.py; one that does not know it stops with status 2
+    out = subprocess.run([sys.executable, str(script), "--help"], capture_output=True, text=True, check=True).stdout
+    assert "--quick" in out
+
+
+def test_a_quick_bench_run_writes_beside_the_recorded_results(tmp_path):
+    # `dflib bench --quick` from a checkout's root: the smoke run writes render_quick.json, never render.json
+    bench = tmp_path / "benchmarks"
+    (bench / "results").mkdir(parents=True)
+    (bench / "bench_render.py").write_text((Path(__file__).parents[1] / "benchmarks" / "bench_render.py").read_text())
+    run = subprocess.run([sys.executable, "-m", "dflib", "bench", "--quick", "--only", "render"], cwd=tmp_path,
+                         capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    assert sorted(p.name for p in (bench / "results").iterdir()) == ["render_quick.json"]
+    assert json.loads((bench / "results" / "render_quick.json").read_text())["repeats"] == 1

@@ -119,6 +119,26 @@ def _blur_note(camera, focus_m) -> str:
     return line
 
 
+def _depth_range_note(depth, focus_m) -> str | None:
+    """A note when more than half of the scene lies outside the focus distances, else None.
+
+    Depth read from a stack (the expectation over its planes) never leaves [nearest, farthest focus distance],
+    so such a stack cannot show most of its scene's depth. Pixels with no depth (non-finite or <= 0) are left out.
+    """
+    import numpy as np
+
+    d = depth[np.isfinite(depth) & (depth > 0)]
+    lo, hi = min(float(f) for f in focus_m), max(float(f) for f in focus_m)
+    if d.size == 0 or np.mean((d < lo) | (d > hi)) <= 0.5:
+        return None
+    near, far = np.percentile(d, [1, 99])
+    parts = [f"{100 * frac:.0f} % {side} {f:.3g} m" for frac, side, f in
+             ((np.mean(d < lo), "nearer than", lo), (np.mean(d > hi), "farther than", hi)) if frac > 0]
+    line = (f"note: the scene spans {near:.3g}-{far:.3g} m (1st-99th percentile), {' and '.join(parts)}: depth read "
+            f"from this stack stays within {lo:.3g}-{hi:.3g} m")
+    return line + (f"; to cover the scene, focus over it (--near {near:.3g} --far {far:.3g})" if far > near else "")
+
+
 def cmd_render(args) -> int:
     from dflib import io, optics
     from dflib.render import render_focal_stack
@@ -148,6 +168,8 @@ def cmd_render(args) -> int:
     (out / "focus.json").write_text(json.dumps({"images": names, "focus_m": [float(f) for f in stack.focus_m]}, indent=2))
     print(f"wrote {len(names)} images, aif.png and focus.json to {out}")
     print(_blur_note(camera, stack.focus_m))
+    if (note := _depth_range_note(depth, stack.focus_m)) is not None:
+        print(note)
     print("depth from it:  dflib predict --images " + " ".join(str(out / n) for n in names)
           + " --focus " + " ".join(f"{float(f):.4g}" for f in stack.focus_m) + f" --out {out / 'depth.png'}")
     return 0

@@ -52,13 +52,32 @@ def test_render_writes_stack_and_focus(rendered):
 def test_render_says_how_much_blur_its_focus_set_gives(rendered, tmp_path, capsys):
     # FoD500's camera (2.9 mm f/1, 5.6 µm) at 0.1-1.5 m: the embedded data, inside 3-25 px; at 2.2-4.8 m almost none
     depth = tmp_path / "depth.npy"
-    np.save(depth, np.full((64, 80), 3.0, np.float32))
     for focus, blur, note in ((["0.1", "1.5"], "6.7 px", None), (["2.2", "4.8"], "0.17 px", "little focus information")):
+        np.save(depth, np.full((64, 80), float(focus[1]) - 0.5, np.float32))  # a scene within the focus distances
         assert main(["render", "--rgb", str(rendered / "aif.png"), "--depth", str(depth), "--camera", "fod500",
                      "--focus", *focus, "--out", str(tmp_path / focus[0])]) == 0
         out = capsys.readouterr().out
         assert f"is {blur} wide" in out
         assert (note in out) if note else ("note:" not in out)
+
+
+def test_render_says_when_most_of_the_scene_lies_outside_the_focus_distances(rendered, tmp_path, capsys):
+    # depth from the stack stays within [nearest, farthest focus distance]: a scene at 2-4 m focused at 0.1-1.5 m
+    # cannot show its depth, and the note says where to focus instead; 17 % outside is no note
+    depth = tmp_path / "depth.npy"
+    ramp = np.broadcast_to(np.linspace(2.0, 4.0, 80, dtype=np.float32), (64, 80)).copy()
+    ramp[:, :8] = 0.0  # holes (no depth) are left out
+    np.save(depth, ramp)
+    for focus, note in ((["0.1", "1.5"], "100 % farther than 1.5 m"), (["2.5", "4"], None),
+                        (["3.2", "4"], "56 % nearer than 3.2 m")):
+        assert main(["render", "--rgb", str(rendered / "aif.png"), "--depth", str(depth), "--camera", "fod500",
+                     "--focus", *focus, "--out", str(tmp_path / focus[0])]) == 0
+        lines = [line for line in capsys.readouterr().out.splitlines() if "the scene spans" in line]
+        if note is None:
+            assert not lines
+        else:
+            assert len(lines) == 1 and note in lines[0]
+    assert "spans 2.2-4 m" in lines[0] and "stays within 3.2-4 m" in lines[0] and "(--near 2.2 --far 4)" in lines[0]
 
 
 def test_predict_cli_matches_api(rendered, checkpoint, tmp_path):

@@ -370,7 +370,7 @@ def _add_train(sub) -> None:
     t.add_argument("--recipe", help="a recipe shipped in dflib/recipes/ (e.g. tiny_dualfocus); flags override it")
     t.add_argument("--model", help=f"preset: {', '.join(MODEL_PRESETS)}")
     t.add_argument("--data", help="synthetic (default), diverse, or a dataset of dflib.data.DATASETS (fod500, ddff12, nyu, ...)")
-    t.add_argument("--data-dir", dest="data_dir")
+    t.add_argument("--data-dir", dest="data_dir", help=_DATA_DIR_HELP)
     t.add_argument("--steps", type=int)
     t.add_argument("--batch-size", dest="batch_size", type=int)
     t.add_argument("--lr", type=float)
@@ -389,12 +389,16 @@ def _add_train(sub) -> None:
     t.set_defaults(func=cmd_train)
 
 
+_DATA_DIR_HELP = ("the dataset's own folder: DIR/NAME after `dflib fetch NAME --dest DIR` (default: $DFLIB_DATA_DIR/NAME, "
+                  "else the user cache)")
+
+
 def _add_eval(sub) -> None:
     e = sub.add_parser("eval", help="methods × datasets → results table (CSV/JSON/Markdown)")
     e.add_argument("--checkpoint", nargs="*", default=[], help="trained checkpoints to evaluate")
     e.add_argument("--sff", nargs="*", default=[], help="classical SFF focus measures (sml, tenengrad, lapv, lapd, glvar)")
     e.add_argument("--dataset", nargs="+", default=["embedded"], help="embedded (default; no download), or datasets of dflib.data.DATASETS: fod500, ddff12, nyu-gt_range, nyu-fixed, ...")
-    e.add_argument("--data-dir", dest="data_dir")
+    e.add_argument("--data-dir", dest="data_dir", help=_DATA_DIR_HELP + "; with several datasets, set DFLIB_DATA_DIR=DIR instead")
     e.add_argument("--limit", type=int, help="evaluate only the first N stacks")
     e.add_argument("--device", type=_device, default=None)
     e.add_argument("--out", default="results", help="output folder")

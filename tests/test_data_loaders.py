@@ -88,6 +88,12 @@ def test_dflib_fetch_verifies_and_unpacks_a_hand_downloaded_fod500(tmp_path, cap
     assert torch.equal((s["stack"] * 255).round().to(torch.uint8), torch.from_numpy(truth[420][0]).permute(0, 3, 1, 2))
     with pytest.raises(ValueError, match="option.*frames.*do not apply"):
         fetch("fod500", tmp_path, frames=3)
+    # then evaluate on it from the command line, as the error for a folder without it says
+    out = ["--out", str(tmp_path / "eval")]
+    assert main(["eval", "--sff", "lapv", "--dataset", "fod500", "--data-dir", str(tmp_path / "nope"), *out]) == 2
+    assert "--data-dir DIR/fod500" in capsys.readouterr().err
+    assert main(["eval", "--sff", "lapv", "--dataset", "fod500", "--data-dir", str(tmp_path / "fod500"), *out]) == 0
+    assert "| fod500 | sff-lapv | fod500 | 5 | 1 |" in capsys.readouterr().out
 
 
 # ------------------------------------------------------------------ DDFF-12

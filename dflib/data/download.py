@@ -66,7 +66,7 @@ class DatasetNotFoundError(FileNotFoundError):
             f"{dataset} not found at {self.path}"
             + (f" ({detail})" if detail else "")
             + f". Fetch it with: dflib fetch {name} --dest DIR (in a checkout, the same: python data_scripts/{script} "
-            f"--dest DIR), then pass root=DIR/{name}, or set {ENV_VAR}=DIR."
+            f"--dest DIR), then pass root=DIR/{name} (on the command line: --data-dir DIR/{name}), or set {ENV_VAR}=DIR."
         )
         super().__init__(msg)
 

@@ -364,6 +364,10 @@ def _add_predict(sub) -> None:
     q.set_defaults(func=cmd_predict)
 
 
+_DATA_DIR_HELP = ("the dataset's own folder: DIR/NAME after `dflib fetch NAME --dest DIR` (default: $DFLIB_DATA_DIR/NAME, "
+                  "else the user cache)")
+
+
 def _add_train(sub) -> None:
     t = sub.add_parser("train", help="train a model (config file and/or flags)")
     t.add_argument("--config", help="TrainConfig as .json or .yaml; flags override it")
@@ -387,10 +391,6 @@ def _add_train(sub) -> None:
     t.add_argument("--cache-dir", dest="cache_dir", help="keep rendered synthetic and diverse pools here, reused across runs")
     t.add_argument("--resume", action="store_true", help="continue from OUT_DIR/last.pt")
     t.set_defaults(func=cmd_train)
-
-
-_DATA_DIR_HELP = ("the dataset's own folder: DIR/NAME after `dflib fetch NAME --dest DIR` (default: $DFLIB_DATA_DIR/NAME, "
-                  "else the user cache)")
 
 
 def _add_eval(sub) -> None:

@@ -269,6 +269,38 @@ def training_range_note(focus: np.ndarray, focus_unit: str, n_frames: int,
             "depth (README: what the shipped weights were trained for)")
 
 
+def breathing_order_note(scales: np.ndarray, focus_unit: str, min_spread: float = 0.005) -> str | None:
+    """A warning when frames given by their order (``focus_unit="index"``) magnify toward far focus, or None.
+
+    A lens that focuses by moving away from the sensor (phones, most cameras) images the scene larger the
+    nearer it focuses (:func:`dflib.warp.breathing_scales`). Frames whose magnification grows steadily from
+    the first (nearest) to the last are therefore likely given far to near, which inverts the depth map,
+    unless they come from a focusing rail, which moves the camera: then the frames focused farther are
+    taken closer and larger. Metres, dioptres and disparities carry their own order, so only ``index`` is
+    checked.
+
+    Args:
+        scales: ``[N]`` magnification of each frame, near to far as read
+            (:attr:`dflib.registration.BreathingEstimate.scales`).
+        focus_unit: the stack's focus unit.
+        min_spread: smallest relative change of magnification over the stack worth a note.
+    """
+    s = np.asarray(scales, dtype=np.float64)
+    if focus_unit != "index" or len(s) < 3 or s.max() / s.min() - 1 < min_spread:
+        return None
+    ranks = np.argsort(np.argsort(s))
+    rho = np.corrcoef(np.arange(len(s)), ranks)[0, 1]  # Spearman: +1 for magnification growing toward far
+    if rho < 0.8:
+        return None
+    n = len(s)
+    reverse = " ".join(map(str, range(n, 0, -1))) if n <= 6 else f"{n} {n - 1} ... 1"
+    return (f"note: the frames magnify from the first to the last ({s[0]:.4f} to {s[-1]:.4f} of the reference). A "
+            "lens that focuses by moving (phones, most cameras) magnifies toward near focus, so these frames may be "
+            f"ordered far to near, and the depth map inverted: then give the focus the other way (--focus {reverse}). "
+            "Frames from a focusing rail, which moves the camera, magnify toward far focus: for them this order is "
+            "right.")
+
+
 def predict_files(
     images: Sequence[str | Path] | str | Path,
     focus: Sequence[float | str] | None = None,
@@ -314,6 +346,8 @@ def predict_files(
         say(f"camera: {camera}")
     al = align_if_needed(stack.images, align=align, model=align_model, inplace=True, progress=progress)
     say(al.message)
+    if al.estimate is not None and (note := breathing_order_note(al.estimate.scales, stack.focus_unit)):
+        say(note)
     if checkpoint is None:
         note = training_range_note(stack.focus, stack.focus_unit, n, pretrained_train_config())
         if note:

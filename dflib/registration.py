@@ -1,8 +1,9 @@
 """Estimating focus breathing and camera motion from the frames of a focal stack.
 
 Each frame is registered to its *neighbour in focus* (whose blur is similar),
-with ORB features matched both ways and a RANSAC fit (scikit-image), refined,
-then the neighbour-to-neighbour maps are chained to one reference frame
+with ORB features matched both ways and a RANSAC fit (scikit-image), refined
+by direct alignment of the two images (every pixel, Gauss-Newton on the map's
+parameters), then the neighbour-to-neighbour maps are chained to one reference frame
 (:func:`estimate_breathing`). The maps are homogeneous 3x3 matrices as in
 :mod:`dflib.warp`.
 """
@@ -13,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
-from dflib.warp import as_stack_array, displacement_px, matrix_scale, valid_region
+from dflib.warp import as_stack_array, displacement_px, matrix_scale
 
 __all__ = ["BreathingEstimate", "estimate_breathing"]
 
@@ -113,41 +114,75 @@ def _pair_transform(f0, f1, model: str, rng: np.random.Generator, residual_px: f
     return np.asarray(tform.params, dtype=np.float64), n_in
 
 
-def _refine_pair(g0: np.ndarray, g1: np.ndarray, tform: np.ndarray, model: str, rng: np.random.Generator,
-                 radius: int = 7) -> np.ndarray:
-    """Sharpen a map from frame 0's coordinates to frame 1's to a few hundredths
-    of a pixel: frame 1 is resampled onto frame 0 with the current map, the
-    residual motion is measured by iterative Lucas-Kanade optical flow
-    (scikit-image's ``optical_flow_ilk``; defocus blurs are symmetric, so they
-    do not bias it), and the map is refitted (RANSAC, 0.3 px) to the flow at
-    the better-textured half of a grid of about 8000 points."""
-    from skimage.measure import ransac
-    from skimage.registration import optical_flow_ilk
-    from skimage.transform import AffineTransform, SimilarityTransform, warp
+def _map_jacobian(gx: np.ndarray, gy: np.ndarray, x: np.ndarray, y: np.ndarray, model: str) -> list[np.ndarray]:
+    """Columns of ∂(image)/∂(map parameters) for a small map near the identity, x and y about the centre:
+    similarity x' = x + a x - b y + t_x, y' = y + b x + a y + t_y; affine x' = x + a₁₁ x + a₁₂ y + t_x, ..."""
+    if model == "similarity":
+        return [gx * x + gy * y, gy * x - gx * y, gx, gy]
+    return [gx * x, gx * y, gy * x, gy * y, gx, gy]
 
-    H, W = g0.shape
-    if min(H, W) < 8 * radius:
-        return tform
-    moved = warp(g1, tform, order=1, mode="edge", preserve_range=True)
-    v, u = optical_flow_ilk(g0, moved, radius=radius, num_warp=3, prefilter=False)
-    gy, gx = np.gradient(g0)
-    valid = valid_region(tform[None], (H, W))
-    m = 2 * radius
-    step = max(4, int(np.sqrt(H * W / 8000)))  # about 8000 points, half of them kept
-    yy, xx = np.mgrid[m:H - m:step, m:W - m:step]
-    ok = valid[yy, xx]
-    texture = np.hypot(gx, gy)[yy, xx]
-    if ok.sum() < 50:
-        return tform
-    ok &= texture >= np.median(texture[ok])
-    src = np.stack([xx[ok], yy[ok]], axis=1).astype(np.float64)
-    dst = src + np.stack([u[yy, xx][ok], v[yy, xx][ok]], axis=1)
-    cls = SimilarityTransform if model == "similarity" else AffineTransform
-    fit, inl = ransac((src, dst), cls, min_samples=3, residual_threshold=0.3, max_trials=200,
-                      stop_probability=0.999, rng=rng)
-    if fit is None or inl is None or inl.sum() < 20:
-        return tform
-    return tform @ np.asarray(fit.params, dtype=np.float64)  # frame 0 -> resampled frame 1 -> frame 1
+
+def _small_map(p: np.ndarray, model: str) -> np.ndarray:
+    """The 3x3 map of :func:`_map_jacobian`'s parameters ``p``."""
+    if model == "similarity":
+        a, b, tx, ty = p
+        return np.array([[1 + a, -b, tx], [b, 1 + a, ty], [0, 0, 1.0]])
+    return np.array([[1 + p[0], p[1], p[4]], [p[2], 1 + p[3], p[5]], [0, 0, 1.0]])
+
+
+def _refine_pair(g0: np.ndarray, g1: np.ndarray, tform: np.ndarray, model: str, sigma: float = 1.5,
+                 levels: int = 3, max_iter: int = 30, tol_px: float = 1e-3, margin: int = 8) -> np.ndarray:
+    """Sharpen a map from frame 0's coordinates to frame 1's by direct alignment of the two images.
+
+    Gauss-Newton on the map's parameters (Lucas-Kanade for a global map, compositional updates) minimises
+    Σ (g1(T x) - α g0(x) - β)² over every pixel of frame 0 that frame 1 covers, with a gain α and an offset β
+    re-solved at each step (exposure may drift). Both images are smoothed by a Gaussian of ``sigma`` pixels
+    (defocus blurs are symmetric, so neither this nor the frames' different blur biases the minimum), coarse
+    to fine over ``levels`` factor-2 levels. Every pixel counts, so straight edges, blurred regions and
+    noise, which make a local optical flow unreliable, average out, and no random draw is involved: the
+    result depends only on the two images and the start. Deterministic.
+
+    It replaced a local optical flow (iterative Lucas-Kanade) fitted by RANSAC at 0.3 px. On a real phone
+    macro stack (10 frames at 1024 x 768, blur up to tens of pixels) that flow's residuals had a robust
+    spread of 1-7 px, RANSAC kept 1-30 % of the points, and the neighbour maps moved by up to 9 px at the
+    corners with RANSAC's seed. This refinement's maps are the same for every seed and within 0.6 px of
+    those found with the frames in reverse order, in half the time. On rendered stacks with known
+    breathing each neighbour map is within 0.1-0.3 px of the truth (tests/test_align.py).
+    """
+    from scipy import ndimage
+
+    t = tform.copy()
+    for level in range(levels - 1, -1, -1):
+        k = 2 ** level
+        h0 = ndimage.gaussian_filter(g0, sigma * k)[k // 2::k, k // 2::k]
+        h1 = ndimage.gaussian_filter(g1, sigma * k)[k // 2::k, k // 2::k]
+        hh, ww = h0.shape
+        if min(hh, ww) < 8 * margin:
+            continue
+        s = np.array([[k, 0, k // 2], [0, k, k // 2], [0, 0, 1.0]])  # level pixel -> full pixel
+        c = np.array([[1, 0, (ww - 1) / 2], [0, 1, (hh - 1) / 2], [0, 0, 1.0]])  # parameters about the centre
+        yy, xx = np.mgrid[0:hh, 0:ww].astype(np.float64)
+        pts = np.stack([xx.ravel(), yy.ravel(), np.ones(xx.size)])
+        xc, yc = xx - c[0, 2], yy - c[1, 2]
+        ts = np.linalg.inv(s) @ t @ s
+        for _ in range(max_iter):
+            src = ts @ pts
+            moved = ndimage.map_coordinates(h1, [src[1], src[0]], order=1, mode="nearest").reshape(hh, ww)
+            use = ((src[0] >= 0) & (src[0] <= ww - 1) & (src[1] >= 0) & (src[1] <= hh - 1)).reshape(hh, ww)
+            use[:margin], use[-margin:], use[:, :margin], use[:, -margin:] = False, False, False, False
+            if use.sum() < 100:
+                return tform
+            gy, gx = np.gradient(moved)
+            ref = h0[use]
+            cols = _map_jacobian(gx[use], gy[use], xc[use], yc[use], model) + [-ref, -np.ones_like(ref)]
+            jac = np.stack(cols, axis=1)
+            step = np.linalg.lstsq(jac.T @ jac, -(jac.T @ (moved[use] - ref)), rcond=None)[0][:-2]
+            ts = ts @ c @ _small_map(step, model) @ np.linalg.inv(c)
+            npar = len(step) - 2
+            if np.abs(step[:npar]).max() * max(hh, ww) + np.abs(step[npar:]).max() < tol_px:
+                break
+        t = s @ ts @ np.linalg.inv(s)
+    return t
 
 
 def estimate_breathing(
@@ -184,12 +219,14 @@ def estimate_breathing(
         n_keypoints: ORB keypoints per frame.
         residual_px: RANSAC inlier threshold for the features, in the pixels they were found in.
         min_inliers: fewest agreeing matches accepted per neighbour pair.
-        refine: sharpen each neighbour map with optical flow (a few
-            hundredths of a pixel where the scene is textured); off, the
-            features alone are good to about half a pixel.
+        refine: sharpen each neighbour map by aligning the two images directly
+            (:func:`_refine_pair`: a few tenths of a pixel, whatever the seed);
+            off, the features alone are good to about half a pixel where they
+            match well, and give way on strongly blurred frames.
         feature_size: with ``refine``, features are found on frames shrunk
-            further, to at most this long side (they only start the flow).
-        seed: RANSAC's random seed.
+            further, to at most this long side (they only start the refinement).
+        seed: RANSAC's random seed (of the feature maps; with ``refine`` the
+            result does not depend on it where the refinement converges).
         progress: show a progress bar (None: only on a terminal, after 1 s).
 
     Returns:
@@ -229,7 +266,7 @@ def estimate_breathing(
         t, inliers[i] = _pair_transform(feats[i], feats[i + 1], model, rng, residual_px, min_inliers, (i, i + 1))
         pair[i] = np.linalg.inv(D2) @ t @ D2
         if refine:
-            pair[i] = _refine_pair(greys[i], greys[i + 1], pair[i], model, rng)
+            pair[i] = _refine_pair(greys[i], greys[i + 1], pair[i], model)
         bar.update()
     bar.close()
     # chain: frame 0 -> frame n, in shrunk coordinates

@@ -59,7 +59,7 @@ from dflib.classical import sff
 from dflib.metrics import depth_metrics
 from dflib.optics import ThinLens, focus_uniform_diopters
 from dflib.models.pretrained import pretrained_train_config
-from dflib.predict import predict, predict_files, training_range_note
+from dflib.predict import breathing_order_note, predict, predict_files, training_range_note
 from dflib.render import render_focal_stack
 from dflib.scenes import middlebury_motorcycle
 
@@ -176,9 +176,10 @@ for what, (values, unit) in bad.items():
 # moves points in proportion to their distance from the centre).
 #
 # `align.align_stack` / `align_if_needed` (what `dflib predict` runs) registers each frame to its neighbour in
-# focus, whose blur is similar (ORB features, RANSAC with scikit-image, then optical flow for the last
-# hundredths of a pixel), chains these maps to the reference frame, the one with the narrowest view (every other
-# frame covers it), resamples the frames onto it bicubically and crops to the part all frames cover.
+# focus, whose blur is similar (ORB features and RANSAC with scikit-image for a start, then a direct alignment
+# of the two images, every pixel at once, for the last tenths of a pixel), chains these maps to the reference
+# frame, the one with the narrowest view (every other frame covers it), resamples the frames onto it bicubically
+# and crops to the part all frames cover.
 
 # %%
 # Check: alignment finds the simulated breathing: scale error < 0.003, offset error < 0.3 px
@@ -210,6 +211,20 @@ r = np.hypot((xx - (W - 1) / 2) / W, (yy - (H - 1) / 2) / H)
 outer = r > np.quantile(r, 0.75)
 print(f"mean |far - near| in the outer quarter: {before[outer].mean():.4f} before, {after[outer].mean():.4f} after")
 assert after[outer].mean() < 0.8 * before[outer].mean()
+
+# %% [markdown]
+# Breathing also tells which end of a stack is near: a lens that focuses by moving magnifies toward near focus.
+# With `--focus-unit index` the frames' order is all dflib knows, and frames given far to near give an inverted
+# depth map. So `dflib predict` checks the order against the magnification (`breathing_order_note`): index-ordered
+# frames that magnify toward the far end get a note. Stacks from a focusing rail, which moves the camera, magnify
+# toward far focus and get the note too, which says so.
+
+# %%
+# Check: the order note stays silent for this stack near to far, and speaks for it far to near
+print("near to far:", breathing_order_note(est.scales, "index"))
+print("far to near:", breathing_order_note(est.scales[::-1], "index"))
+assert breathing_order_note(est.scales, "index") is None
+assert "far to near" in breathing_order_note(est.scales[::-1], "index")
 
 # %% [markdown]
 # ## 5. Depth, σ and the all-in-focus image

@@ -216,3 +216,16 @@ def test_training_range_note_follows_the_models_training_data() -> None:
         assert P.training_range_note(np.linspace(1, 2, n), "m", n, diverse) is None
     note = P.training_range_note(np.linspace(1, 2, 12), "m", 12, diverse)
     assert note is not None and "3 to 10 frames" in note and "12 frames" in note
+
+
+def test_breathing_order_note_flags_index_frames_that_magnify_toward_far_focus():
+    from dflib.predict import breathing_order_note
+
+    growing = [0.871, 0.880, 0.896, 0.915, 0.928, 0.942, 0.957, 0.970, 0.985, 1.0]  # a real phone stack, given far to near
+    note = breathing_order_note(np.array(growing), "index")
+    assert note is not None and "0.8710 to 1.0000" in note and "--focus 10 9 ... 1" in note and "rail" in note
+    assert "--focus 4 3 2 1" in breathing_order_note(np.array(growing[:4]) / growing[3], "index")
+    assert breathing_order_note(np.array(growing[::-1]), "index") is None  # near to far: magnifies toward near
+    assert breathing_order_note(np.array(growing), "m") is None  # metres carry their own order
+    assert breathing_order_note(np.array([1.0, 1.001, 1.002, 1.004]), "index") is None  # under 0.5 %: no breathing
+    assert breathing_order_note(np.array([1.0, 1.03, 0.99, 1.02, 1.01]), "index") is None  # no steady trend

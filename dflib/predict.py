@@ -301,6 +301,60 @@ def breathing_order_note(scales: np.ndarray, focus_unit: str, min_spread: float 
             "right.")
 
 
+def _train_config(checkpoint: str | Path | None) -> dict[str, Any]:
+    """The training config a checkpoint file or shipped model records (``{}`` when it has none)."""
+    from dflib.checkpoint import read_checkpoint
+    from dflib.models.pretrained import is_pretrained_name, pretrained_train_config
+
+    if checkpoint is None or is_pretrained_name(checkpoint):
+        return pretrained_train_config(checkpoint or DEFAULT_MODEL)
+    return dict(read_checkpoint(Path(checkpoint)).get("train_config") or {})
+
+
+def blur_range_note(images: np.ndarray, working_size: int | None, train_config: dict[str, Any] | None
+                    ) -> tuple[str | None, dict[str, Any] | None]:
+    """A warning when a stack shows far more blur at the working size than a model learned, and the estimate.
+
+    Args:
+        images: ``[N, 3, H, W]`` the (aligned) stack at full resolution.
+        working_size: as for :func:`predict`.
+        train_config: the model's training config; only ``data: diverse`` records a blur range
+            (``DiverseConfig.coc_px``, the stack's largest circle of confusion, 3-25 px for the shipped
+            mid models). Others give ``(None, None)``.
+
+    Returns:
+        ``(note or None, estimate)``: the note suggests a working size that brings the blur to the top of
+        the learned range; ``estimate`` (JSON-ready, or None when the scene gave too few textured patches)
+        holds the blur measured by :func:`dflib.blur_estimate.largest_blur_px` on the stack shrunk to the
+        working size (to half of it, then doubled, above 512 px), in pixels at the working size.
+    """
+    if (train_config or {}).get("data") != "diverse":
+        return None, None
+    from dflib.blur_estimate import largest_blur_px
+    from dflib.data.diverse import DiverseConfig
+
+    lo, hi = DiverseConfig(**(train_config.get("data_options") or {})).coc_px
+    H, W = images.shape[-2:]
+    h, w = working_shape((H, W), working_size)
+    k = 2 if max(h, w) > 512 else 1  # measured at half the working size above 512 px (time), then doubled
+    grey = torch.from_numpy(np.ascontiguousarray(images)).float().mean(dim=1, keepdim=True)  # [N, 1, H, W]
+    small = F.interpolate(grey, size=(max(1, h // k), max(1, w // k)), mode="area")[:, 0].numpy()
+    est = largest_blur_px(small)
+    if est is None:
+        return None, None
+    blur = k * est.largest_px
+    info = {"largest_px_at_working_size": round(blur, 1), "at_least": est.saturated, "patches": len(est.per_patch_px),
+            "working_size": [w, h], "learned_px": [lo, hi]}
+    if blur <= 1.25 * hi:
+        return None, info
+    suggest = max(128, 32 * round(max(h, w) * hi / blur / 32))
+    more = " or more" if est.saturated else ""
+    return (f"note: the frames' blur reaches about {blur:.0f} px{more} at the working size {w}x{h} (90th percentile "
+            f"over {len(est.per_patch_px)} textured patches), beyond the {lo:g}-{hi:g} px the weights learned, where "
+            f"bright edges can read falsely near: try --working-size {suggest} (about {hi:g} px of blur, coarser "
+            "detail)"), info
+
+
 def predict_files(
     images: Sequence[str | Path] | str | Path,
     focus: Sequence[float | str] | None = None,
@@ -330,8 +384,6 @@ def predict_files(
     """
     from dflib.align import align_if_needed
     from dflib.io import describe_camera, load_stack
-    from dflib.models.pretrained import pretrained_train_config
-
     say = log or (lambda *_: None)
     if isinstance(images, (str, Path)):
         images = [images]
@@ -348,10 +400,14 @@ def predict_files(
     say(al.message)
     if al.estimate is not None and (note := breathing_order_note(al.estimate.scales, stack.focus_unit)):
         say(note)
+    train_config = _train_config(checkpoint)
     if checkpoint is None:
-        note = training_range_note(stack.focus, stack.focus_unit, n, pretrained_train_config())
+        note = training_range_note(stack.focus, stack.focus_unit, n, train_config)
         if note:
             say(note)
+    blur_note, blur = blur_range_note(al.images, working_size, train_config)
+    if blur_note:
+        say(blur_note)
     pred = predict(al.images, stack.focus, checkpoint=checkpoint, device=device, focus_unit=stack.focus_unit,
                    working_size=working_size, tile=tile, progress=progress)
     h, w = pred.working_size
@@ -381,6 +437,7 @@ def predict_files(
             "crop_yyxx": None if al.crop is None else list(al.crop),
             "matrices": None if est is None else np.round(est.matrices, 6).tolist(),
         },
+        "blur": blur,
     }
     return pred, info
 

@@ -55,11 +55,12 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from dflib import align, io, viz
+from dflib.blur_estimate import largest_blur_px
 from dflib.classical import sff
 from dflib.metrics import depth_metrics
 from dflib.optics import ThinLens, focus_uniform_diopters
 from dflib.models.pretrained import pretrained_train_config
-from dflib.predict import breathing_order_note, predict, predict_files, training_range_note
+from dflib.predict import blur_range_note, breathing_order_note, predict, predict_files, training_range_note
 from dflib.render import render_focal_stack
 from dflib.scenes import middlebury_motorcycle
 
@@ -319,7 +320,9 @@ viz.focal_plane_explorer(aligned, io.diopters_to_metres(focus), depth=best.depth
 # - **Blur size matters, not only distance.** The network reads blur in pixels; it saw largest blurs of 3–25 px
 #   on 128² crops. A different camera, aperture or image size changes how many pixels of blur a depth makes.
 #   `dflib predict` runs the network at a working size (long side 1024 px by default, `--working-size`); a
-#   smaller one shrinks large blurs toward what the network saw. Try a few on your stack.
+#   smaller one shrinks large blurs toward what the network saw. `dflib predict` measures the blur from the frames
+#   (`dflib.blur_estimate.largest_blur_px`: per textured patch, how wide a Gaussian turns the sharpest frame
+#   into the most blurred one) and, when it is far beyond 25 px, prints a note with a working size to try.
 # - **Texture-less regions** (walls, sky) carry no focus information: depth there is a guess, and σ is large.
 # - **Real images** differ from the renderer: sharpening and noise reduction in the phone's image pipeline,
 #   JPEG artefacts, lens aberrations, exposure flicker between frames. These shift the focus measure.
@@ -335,6 +338,15 @@ for p in (best, half):  # at half size every blur is half as many pixels wide
 trained_on = pretrained_train_config()  # what the default weights saw
 print(training_range_note(focus, "diopter", len(focus), trained_on) or "this stack's frame count is inside the training data's")
 print(training_range_note(np.linspace(0.5, 4.0, 12), "m", 12, trained_on))
+
+# %%
+# Check: the blur measured from the aligned frames alone is the camera's largest circle of confusion, within 30 %
+blur = largest_blur_px(aligned)
+largest_coc = max(float(cam.coc_px(near, focus_m[-1])), float(cam.coc_px(far, focus_m[0])))
+print(f"measured {blur.largest_px:.1f} px (90th percentile over {len(blur.per_patch_px)} patches); "
+      f"largest circle of confusion of the scene {largest_coc:.1f} px")
+print(blur_range_note(aligned, None, trained_on)[0] or "within the blur the default weights learned: no note")
+assert abs(blur.largest_px / largest_coc - 1) < 0.3
 
 # %% [markdown]
 # **Next:** the command line for your own stack is in the README ("Depth from your own focal stack"); the

@@ -175,6 +175,19 @@ def cmd_render(args) -> int:
     return 0
 
 
+def _working_size(value: str) -> int | str:
+    """``--working-size``: a number of pixels (0 = full resolution) or ``auto``."""
+    if value == "auto":
+        return value
+    try:
+        size = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of pixels or auto, got {value!r}") from None
+    if size < 0:
+        raise argparse.ArgumentTypeError(f"expected a number of pixels >= 0 (0 = full resolution) or auto, got {value!r}")
+    return size
+
+
 def cmd_predict(args) -> int:
     from dflib.models.pretrained import load_checkpoint_or_name
     from dflib.predict import predict_files, write_prediction
@@ -347,11 +360,12 @@ def _add_predict(sub) -> None:
                         "when some frame is more than half a pixel off")
     q.add_argument("--align-model", choices=("similarity", "affine"), default="similarity",
                    help="map per frame: similarity (scale, rotation, shift; default) or affine")
-    q.add_argument("--working-size", type=int, default=DEFAULT_WORKING_SIZE,
+    q.add_argument("--working-size", type=_working_size, default=DEFAULT_WORKING_SIZE,
                    help=f"long side in pixels of the stack the network sees (default {DEFAULT_WORKING_SIZE}; "
                         "0 = full resolution, still tiled); outputs are upsampled to full resolution guided by "
                         "the all-in-focus image. Smaller values shrink large defocus blurs toward what the "
-                        "weights were trained on")
+                        f"weights were trained on; auto = {DEFAULT_WORKING_SIZE}, or smaller when the blur "
+                        "measured in the frames needs it")
     q.add_argument("--tile", type=int, default=DEFAULT_TILE,
                    help=f"largest piece in pixels the network sees at once (default {DEFAULT_TILE}); larger working "
                         "sizes run in overlapping tiles, which bounds memory but can leave faint seams")

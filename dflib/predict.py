@@ -311,6 +311,32 @@ def _train_config(checkpoint: str | Path | None) -> dict[str, Any]:
     return dict(read_checkpoint(Path(checkpoint)).get("train_config") or {})
 
 
+def _size_for_blur(long_side: int, blur_px: float, target_px: float) -> int:
+    """The working size (a multiple of 32, at least 128) at which ``blur_px`` measured at ``long_side`` becomes
+    about ``target_px``."""
+    return max(128, 32 * round(long_side * target_px / blur_px / 32))
+
+
+def auto_working_size(images: np.ndarray, train_config: dict[str, Any] | None) -> tuple[int, str]:
+    """``--working-size auto``: the default working size, or a smaller one when the stack's blur needs it.
+
+    The blur is measured at the default size (:func:`blur_range_note`); when it is beyond what the model
+    learned (``DiverseConfig.coc_px``), the size shrinks so that it becomes the top of that range. Without a
+    blur range (a model trained on the embedded data) or an estimate (a texture-less scene) the default stays.
+
+    Returns:
+        ``(working size, one line saying why)``.
+    """
+    _, info = blur_range_note(images, DEFAULT_WORKING_SIZE, train_config)
+    if info is None:
+        return DEFAULT_WORKING_SIZE, (f"working size: auto: {DEFAULT_WORKING_SIZE} px (no blur measured: the model "
+                                      "records no blur range, or the frames have too little texture)")
+    blur, (lo, hi), probe = info["largest_px_at_working_size"], info["learned_px"], max(info["working_size"])
+    size = probe if blur <= hi else _size_for_blur(probe, blur, hi)
+    return size, (f"working size: auto: {size} px (the frames' blur is about {blur:.0f} px at {probe} px; the "
+                  f"weights learned {lo:g}-{hi:g} px)")
+
+
 def blur_range_note(images: np.ndarray, working_size: int | None, train_config: dict[str, Any] | None
                     ) -> tuple[str | None, dict[str, Any] | None]:
     """A warning when a stack shows far more blur at the working size than a model learned, and the estimate.
@@ -347,7 +373,7 @@ def blur_range_note(images: np.ndarray, working_size: int | None, train_config: 
             "working_size": [w, h], "learned_px": [lo, hi]}
     if blur <= 1.25 * hi:
         return None, info
-    suggest = max(128, 32 * round(max(h, w) * hi / blur / 32))
+    suggest = _size_for_blur(max(h, w), blur, hi)
     more = " or more" if est.saturated else ""
     return (f"note: the frames' blur reaches about {blur:.0f} px{more} at the working size {w}x{h} (90th percentile "
             f"over {len(est.per_patch_px)} textured patches), beyond the {lo:g}-{hi:g} px the weights learned, where "
@@ -361,7 +387,7 @@ def predict_files(
     focus_unit: str = "m",
     align: bool | None = None,
     align_model: str = "similarity",
-    working_size: int | None = DEFAULT_WORKING_SIZE,
+    working_size: int | str | None = DEFAULT_WORKING_SIZE,
     tile: int = DEFAULT_TILE,
     checkpoint: str | Path | None = None,
     device: str | torch.device | None = None,
@@ -376,6 +402,7 @@ def predict_files(
         images: image files in the order of ``focus``, or one folder.
         focus, focus_unit: see :func:`dflib.io.load_stack`.
         align: True / False / None (auto: more than 2 frames and more than half a pixel off).
+        working_size: as for :func:`predict`, or ``"auto"`` (:func:`auto_working_size`).
         log: called with one line per step (e.g. ``print``); None: silent.
 
     Returns:
@@ -405,6 +432,9 @@ def predict_files(
         note = training_range_note(stack.focus, stack.focus_unit, n, train_config)
         if note:
             say(note)
+    if working_size == "auto":
+        working_size, why = auto_working_size(al.images, train_config)
+        say(why)
     blur_note, blur = blur_range_note(al.images, working_size, train_config)
     if blur_note:
         say(blur_note)

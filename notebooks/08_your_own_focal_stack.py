@@ -322,7 +322,8 @@ viz.focal_plane_explorer(aligned, io.diopters_to_metres(focus), depth=best.depth
 #   `dflib predict` runs the network at a working size (long side 1024 px by default, `--working-size`); a
 #   smaller one shrinks large blurs toward what the network saw. `dflib predict` measures the blur from the frames
 #   (`dflib.blur_estimate.largest_blur_px`: per textured patch, how wide a Gaussian turns the sharpest frame
-#   into the most blurred one) and, when it is far beyond 25 px, prints a note with a working size to try.
+#   into the most blurred one) and, when it is far beyond 25 px, prints a note with a working size to try;
+#   `--working-size auto` takes that size itself.
 # - **Texture-less regions** (walls, sky) carry no focus information: depth there is a guess, and σ is large.
 # - **Real images** differ from the renderer: sharpening and noise reduction in the phone's image pipeline,
 #   JPEG artefacts, lens aberrations, exposure flicker between frames. These shift the focus measure.

@@ -10,7 +10,7 @@ from skimage.data import camera
 
 from dflib.blur_estimate import largest_blur_px
 from dflib.optics import ThinLens, focus_uniform_diopters
-from dflib.predict import blur_range_note
+from dflib.predict import DEFAULT_WORKING_SIZE, auto_working_size, blur_range_note
 from dflib.render import render_focal_stack
 from dflib.scenes import middlebury_motorcycle
 
@@ -67,3 +67,17 @@ def test_blur_range_note_suggests_a_working_size():
     assert note_small is None and info_small["largest_px_at_working_size"] <= 1.25 * 25
     # models trained on the embedded data record no blur range
     assert blur_range_note(stack, None, {"data": "synthetic"}) == (None, None)
+
+
+def test_auto_working_size_shrinks_only_what_blurs_too_much():
+    sharp = _texture(512)
+    as_rgb = lambda frames: np.repeat(np.stack(frames)[:, None], 3, axis=1).astype(np.float32)  # noqa: E731
+    blurry = as_rgb([sharp, ndimage.gaussian_filter(sharp, 4.0), ndimage.gaussian_filter(sharp, 12.0)])  # ~48 px
+    size, why = auto_working_size(blurry, DIVERSE)
+    blur = blur_range_note(blurry, DEFAULT_WORKING_SIZE, DIVERSE)[1]["largest_px_at_working_size"]  # about 48
+    assert size == 32 * round(512 * 25 / blur / 32) and 256 <= size <= 288 and f"{size} px" in why
+    assert blur_range_note(blurry, size, DIVERSE)[0] is None
+    mild = as_rgb([sharp, ndimage.gaussian_filter(sharp, 1.0), ndimage.gaussian_filter(sharp, 2.0)])  # ~8 px
+    assert auto_working_size(mild, DIVERSE)[0] == 512  # the whole stack: the default's long side, not enlarged
+    size, why = auto_working_size(blurry, {"data": "synthetic"})
+    assert size == DEFAULT_WORKING_SIZE and "no blur measured" in why

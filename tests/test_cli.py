@@ -191,6 +191,10 @@ BAD_INPUTS = [
     ("config-bad-value", "train --config {d}/bad_value.yaml --out-dir {d}/run", "--config", "-5"),
     ("config-missing", "train --config {d}/none.yaml --out-dir {d}/run", "--config", "none.yaml"),
     ("device-unknown", "predict --images {stack} --focus {focus} --device gpu7 --out {d}/o.png", "--device", "gpu7"),
+    ("working-size-negative", "predict --images {stack} --focus {focus} --working-size -3 --out {d}/o.png",
+     "--working-size", "-3"),
+    ("working-size-word", "predict --images {stack} --focus {focus} --working-size big --out {d}/o.png",
+     "--working-size", "big"),
     ("eval-checkpoint-foreign", "eval --checkpoint {d}/foreign.pt --limit 1 --out {d}/e", "--checkpoint", "foreign.pt"),
 ]
 

@@ -64,7 +64,7 @@ def largest_blur_px(images: Any, patch: int = 32, percentile: float = 90.0, max_
 
     A patch counts when its sharpest frame has texture (mean squared Laplacian of Gaussian above 1e-5) and
     its most blurred frame keeps at most half of that. On rendered stacks the 90th percentile lands within
-    about 20 % of the scene's largest circle of confusion (``tests/test_blur_estimate.py``).
+    25 % of the scene's largest circle of confusion (4-45 px) (``tests/test_blur_estimate.py``).
     """
     from scipy import ndimage
 

@@ -411,6 +411,7 @@ def predict_files(
     """
     from dflib.align import align_if_needed
     from dflib.io import describe_camera, load_stack
+
     say = log or (lambda *_: None)
     if isinstance(images, (str, Path)):
         images = [images]

@@ -21,6 +21,11 @@ def _texture(size: int = 256) -> np.ndarray:
     return camera()[:size, :size].astype(np.float64) / 255
 
 
+def _rgb(frames: list[np.ndarray]) -> np.ndarray:
+    """Grey frames ``[H, W]`` as a colour stack ``[N, 3, H, W]`` float32."""
+    return np.repeat(np.stack(frames)[:, None], 3, axis=1).astype(np.float32)
+
+
 @pytest.mark.parametrize("sigma", [1.0, 3.0, 6.0])
 def test_a_gaussian_blur_of_known_width_is_measured_as_its_disc(sigma):
     sharp = _texture()
@@ -55,8 +60,7 @@ def test_no_estimate_without_texture_or_blur():
 
 def test_blur_range_note_suggests_a_working_size():
     sharp = _texture(512)
-    frames = np.stack([sharp, ndimage.gaussian_filter(sharp, 4.0), ndimage.gaussian_filter(sharp, 12.0)])
-    stack = np.repeat(frames[:, None], 3, axis=1).astype(np.float32)  # [3, 3, 512, 512]; 48 px of blur at most
+    stack = _rgb([sharp, ndimage.gaussian_filter(sharp, 4.0), ndimage.gaussian_filter(sharp, 12.0)])  # 48 px at most
     note, info = blur_range_note(stack, None, DIVERSE)
     assert info["working_size"] == [512, 512] and info["largest_px_at_working_size"] == pytest.approx(48, rel=0.1)
     assert note is not None and "3-25 px" in note
@@ -71,13 +75,12 @@ def test_blur_range_note_suggests_a_working_size():
 
 def test_auto_working_size_shrinks_only_what_blurs_too_much():
     sharp = _texture(512)
-    as_rgb = lambda frames: np.repeat(np.stack(frames)[:, None], 3, axis=1).astype(np.float32)  # noqa: E731
-    blurry = as_rgb([sharp, ndimage.gaussian_filter(sharp, 4.0), ndimage.gaussian_filter(sharp, 12.0)])  # ~48 px
+    blurry = _rgb([sharp, ndimage.gaussian_filter(sharp, 4.0), ndimage.gaussian_filter(sharp, 12.0)])  # ~48 px
     size, why = auto_working_size(blurry, DIVERSE)
     blur = blur_range_note(blurry, DEFAULT_WORKING_SIZE, DIVERSE)[1]["largest_px_at_working_size"]  # about 48
     assert size == 32 * round(512 * 25 / blur / 32) and 256 <= size <= 288 and f"{size} px" in why
     assert blur_range_note(blurry, size, DIVERSE)[0] is None
-    mild = as_rgb([sharp, ndimage.gaussian_filter(sharp, 1.0), ndimage.gaussian_filter(sharp, 2.0)])  # ~8 px
+    mild = _rgb([sharp, ndimage.gaussian_filter(sharp, 1.0), ndimage.gaussian_filter(sharp, 2.0)])  # ~8 px
     assert auto_working_size(mild, DIVERSE)[0] == 512  # the whole stack: the default's long side, not enlarged
     size, why = auto_working_size(blurry, {"data": "synthetic"})
     assert size == DEFAULT_WORKING_SIZE and "no blur measured" in why

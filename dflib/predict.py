@@ -363,8 +363,9 @@ def blur_range_note(images: np.ndarray, working_size: int | None, train_config: 
     H, W = images.shape[-2:]
     h, w = working_shape((H, W), working_size)
     k = 2 if max(h, w) > 512 else 1  # measured at half the working size above 512 px (time), then doubled
-    grey = torch.from_numpy(np.ascontiguousarray(images)).float().mean(dim=1, keepdim=True)  # [N, 1, H, W]
-    small = F.interpolate(grey, size=(max(1, h // k), max(1, w // k)), mode="area")[:, 0].numpy()
+    size = (max(1, h // k), max(1, w // k))
+    small = np.stack([F.interpolate(torch.from_numpy(np.ascontiguousarray(f)).float().mean(dim=0)[None, None], size=size,
+                                    mode="area")[0, 0].numpy() for f in images])  # [N, h / k, w / k], a frame at a time
     est = largest_blur_px(small)
     if est is None:
         return None, None

@@ -49,6 +49,7 @@ def sharpest_frames(images: np.ndarray, patch: int = 64) -> tuple[np.ndarray, np
     from scipy import ndimage
 
     grey = images.mean(axis=1)
+    grey = grey[:, : grey.shape[1] // patch * patch, : grey.shape[2] // patch * patch]  # whole patches only
     fm = np.stack([ndimage.uniform_filter(ndimage.gaussian_laplace(f, 1.5) ** 2, patch)[patch // 2::patch, patch // 2::patch]
                    for f in grey])
     top = np.sort(fm, axis=0)
@@ -56,7 +57,9 @@ def sharpest_frames(images: np.ndarray, patch: int = 64) -> tuple[np.ndarray, np
 
 
 def agreement(depth: np.ndarray, ref: np.ndarray, clear: np.ndarray, patch: int = 64) -> dict[str, float]:
-    """Depth ``[H, W]`` (planes) against the patches' sharpest frames."""
+    """Depth ``[H, W]`` (planes) against the patches' sharpest frames (None where no patch has a clear one)."""
+    if not clear.any():
+        return {"patch_mean_abs_planes": None, "patch_within_1": None, "pixels_off_by_1_5": None}
     h, w = ref.shape
     blocks = depth[: h * patch, : w * patch].reshape(h, patch, w, patch)
     med = np.median(blocks, axis=(1, 3))

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from pathlib import Path
 
@@ -82,7 +83,8 @@ def main(argv: list[str] | None = None) -> dict:
     raw = stack.images.copy()
     al = align_if_needed(stack.images, inplace=True, progress=False)
     est = al.estimate
-    assert est is not None
+    if est is None:
+        raise SystemExit(f"{args.images}: {al.message}")
     # how much the maps move with RANSAC's seed and with the frame order (corners and centre, full resolution)
     size = raw.shape[-2:]
     other_seed = estimate_breathing(raw, seed=1, progress=False).matrices
@@ -105,7 +107,7 @@ def main(argv: list[str] | None = None) -> dict:
             print(json.dumps({k: v for k, v in row.items() if k != "blur_note"}), flush=True)
     result = {
         "benchmark": "the shipped models on a real stack against the sharpest frame of clearly peaked 64 px patches",
-        "command": "python benchmarks/real_stack.py " + " ".join(argv if argv is not None else __import__("sys").argv[1:]),
+        "command": "python benchmarks/real_stack.py " + " ".join(sys.argv[1:] if argv is None else argv),
         "cpu": cpu_model(),
         "frames": [p.name for p in stack.paths], "focus": list(stack.focus), "size_wxh": [int(size[1]), int(size[0])],
         "alignment": al.message, "scales": [round(float(s), 5) for s in est.scales], "map_consistency": consistency,

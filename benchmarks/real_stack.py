@@ -38,7 +38,8 @@ import numpy as np
 
 from dflib.align import align_if_needed, estimate_breathing
 from dflib.io import load_stack
-from dflib.predict import _train_config, auto_working_size, blur_range_note, breathing_order_note, predict
+from dflib.models.pretrained import train_config_of
+from dflib.predict import auto_working_size, blur_range_note, breathing_order_note, predict
 from dflib.utils import cpu_model
 from dflib.warp import displacement_px
 
@@ -93,7 +94,7 @@ def main(argv: list[str] | None = None) -> dict:
     consistency = {"seed_0_vs_1_px": round(float(displacement_px(np.linalg.inv(est.matrices) @ other_seed, size).max()), 3),
                    "forward_vs_reverse_px": round(float(displacement_px(np.linalg.inv(est.matrices) @ rev, size).max()), 3)}
     del raw
-    train_config = _train_config(None)
+    train_config = train_config_of(None)
     ref, clear = sharpest_frames(al.images)
     rows = []
     for ws in args.sizes:

@@ -301,16 +301,6 @@ def breathing_order_note(scales: np.ndarray, focus_unit: str, min_spread: float 
             "right.")
 
 
-def _train_config(checkpoint: str | Path | None) -> dict[str, Any]:
-    """The training config a checkpoint file or shipped model records (``{}`` when it has none)."""
-    from dflib.checkpoint import read_checkpoint
-    from dflib.models.pretrained import is_pretrained_name, pretrained_train_config
-
-    if checkpoint is None or is_pretrained_name(checkpoint):
-        return pretrained_train_config(checkpoint or DEFAULT_MODEL)
-    return dict(read_checkpoint(Path(checkpoint)).get("train_config") or {})
-
-
 def _size_for_blur(long_side: int, blur_px: float, target_px: float) -> int:
     """The working size (a multiple of 32, at least 128) at which ``blur_px`` measured at ``long_side`` becomes
     about ``target_px``."""
@@ -412,6 +402,7 @@ def predict_files(
     """
     from dflib.align import align_if_needed
     from dflib.io import describe_camera, load_stack
+    from dflib.models.pretrained import train_config_of
 
     say = log or (lambda *_: None)
     if isinstance(images, (str, Path)):
@@ -429,7 +420,7 @@ def predict_files(
     say(al.message)
     if al.estimate is not None and (note := breathing_order_note(al.estimate.scales, stack.focus_unit)):
         say(note)
-    train_config = _train_config(checkpoint)
+    train_config = train_config_of(checkpoint)
     if checkpoint is None:
         note = training_range_note(stack.focus, stack.focus_unit, n, train_config)
         if note:

@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from dflib.models import load_pretrained, pretrained_names
-from dflib.models.pretrained import ALIASES, DEFAULT_MODEL, DEFAULT_SIZE, WEIGHTS_DIR, load_checkpoint_or_name, pretrained_path
+from dflib.models.pretrained import (ALIASES, DEFAULT_MODEL, DEFAULT_SIZE, WEIGHTS_DIR, load_checkpoint_or_name, pretrained_path,
+                                     pretrained_train_config, train_config_of)
 from dflib.train import load_model
 
 
@@ -46,6 +47,15 @@ def test_a_checkpoint_argument_is_a_file_or_a_name(tmp_path):
     assert all(torch.equal(v, named[k]) for k, v in default.state_dict().items())
     with pytest.raises(FileNotFoundError):
         load_checkpoint_or_name(str(tmp_path / "nothing.pt"), "cpu")
+
+
+def test_train_config_of_a_file_a_name_or_the_default():
+    from importlib import resources
+
+    assert train_config_of(None) == pretrained_train_config(DEFAULT_MODEL) and train_config_of(None)["data"] == "diverse"
+    assert train_config_of("dfv_tiny") == pretrained_train_config("dfv_tiny") != train_config_of(None)
+    with resources.as_file(pretrained_path("dfv_tiny")) as path:  # the same file, given as a path
+        assert train_config_of(str(path)) == train_config_of("dfv_tiny")
 
 
 def test_a_folder_named_like_a_shipped_model_does_not_hide_it(tmp_path, monkeypatch):

@@ -20,7 +20,7 @@ from typing import Any
 import torch
 
 __all__ = ["ALIASES", "DEFAULT_MODEL", "DEFAULT_SIZE", "WEIGHTS_DIR", "is_pretrained_name", "load_checkpoint_or_name", "load_pretrained",
-           "pretrained_names", "pretrained_path", "pretrained_train_config"]
+           "pretrained_names", "pretrained_path", "pretrained_train_config", "train_config_of"]
 
 #: the folder of the shipped checkpoints (package data; a :class:`pathlib.Path` for an installed dflib)
 WEIGHTS_DIR: Traversable = resources.files("dflib") / "weights"
@@ -84,3 +84,13 @@ def pretrained_train_config(name: str = DEFAULT_MODEL) -> dict[str, Any]:
 
     with resources.as_file(pretrained_path(name)) as path:
         return dict(read_checkpoint(path).get("train_config") or {})
+
+
+def train_config_of(checkpoint: str | Path | None) -> dict[str, Any]:
+    """The training config of a checkpoint file, of a shipped name, or of the default (None); ``{}`` when it
+    records none. The file-or-name rule is :func:`load_checkpoint_or_name`'s."""
+    from dflib.checkpoint import read_checkpoint
+
+    if checkpoint is None or is_pretrained_name(checkpoint):
+        return pretrained_train_config(checkpoint or DEFAULT_MODEL)
+    return dict(read_checkpoint(Path(checkpoint)).get("train_config") or {})

@@ -365,3 +365,17 @@ def test_transposed_solve_benchmark_route_is_the_exact_solve(h, w):
     torch.testing.assert_close(z, _solve_pocketfft(b), atol=1e-12, rtol=1e-12)
     lap = _adjoint_differences(*forward_differences(z))  # L z = b minus its mean
     torch.testing.assert_close(lap, b - b.mean((-2, -1), keepdim=True), atol=1e-10, rtol=1e-10)
+
+
+@pytest.mark.parametrize("h, w", [(6, 8), (7, 5), (2, 3)])
+def test_fftw_solve_benchmark_route_is_the_exact_solve(h, w):
+    """The route benchmarks/fftw_solve.py times (FFTW's DCT-II and DCT-III, λ folded in) is L⁺ (float64).
+
+    pyFFTW is no dependency of dflib: this runs where it is installed."""
+    pytest.importorskip("pyfftw")
+    fs = benchmark_scripts.load("fftw_solve")
+    b = torch.randn(3, h, w, dtype=torch.float64, generator=torch.Generator().manual_seed(3))
+    z = torch.from_numpy(fs.fftw_solver(tuple(b.shape), dtype="float64")["solve"](b.numpy()).copy())
+    torch.testing.assert_close(z, _solve_pocketfft(b), atol=1e-12, rtol=1e-12)
+    lap = _adjoint_differences(*forward_differences(z))  # L z = b minus its mean
+    torch.testing.assert_close(lap, b - b.mean((-2, -1), keepdim=True), atol=1e-10, rtol=1e-10)

@@ -8,13 +8,15 @@ patches whose sharpest frame is at least twice as sharp as the next (a clear pea
 - ``patch_within_1``: the share of those patches within one plane;
 - ``pixels_off_by_1_5``: the share of their pixels more than 1.5 planes from the patch's sharpest frame (streaks,
   such as bright edges read falsely near, show here and not in the patch medians).
+- ``masked_at_1_plane`` (``_in_clear_patches``): the share of all pixels (of those patches' pixels) that
+  ``dflib predict --max-sigma 1`` leaves without depth.
 
 It also records what ``dflib predict`` would say: the alignment (``dflib.align.align_if_needed``), the order
 note for index-ordered frames (``dflib.predict.breathing_order_note``), the blur measured at each working size
 and ``--working-size auto``'s choice (``dflib.predict.blur_range_note``, ``auto_working_size``), and how much the
 alignment's maps move with RANSAC's seed and with the frames given in reverse order.
 
-The stacks are not shipped (third-party data). The README's come from
+The stacks are not shipped (third-party data). The README's first two come from
 https://github.com/PetteriAimonen/focus-stack (``examples/depthmap``, 10 frames; ``examples/pcb``, 7 frames)::
 
     git clone --depth 1 https://github.com/PetteriAimonen/focus-stack
@@ -22,6 +24,12 @@ https://github.com/PetteriAimonen/focus-stack (``examples/depthmap``, 10 frames;
         --sizes 1024 512 288 --out benchmarks/results/real_stack_depthmap.json
     python benchmarks/real_stack.py --images focus-stack/examples/pcb --focus 1 2 3 4 5 6 7 \\
         --sizes 1024 576 --out benchmarks/results/real_stack_pcb.json
+
+and the ring stack of https://github.com/cmcguinness/focusstack (``Input``, 6 frames, named near to far)::
+
+    git clone --depth 1 https://github.com/cmcguinness/focusstack
+    python benchmarks/real_stack.py --images focusstack/Input --focus 1 2 3 4 5 6 --sizes 1024 512 \\
+        --out benchmarks/results/real_stack_ring.json
 
 (the depthmap stack's files are named far to near, hence its reversed focus).
 """
@@ -71,6 +79,15 @@ def agreement(depth: np.ndarray, ref: np.ndarray, clear: np.ndarray, patch: int 
             "pixels_off_by_1_5": round(float(off.transpose(0, 2, 1, 3)[clear].mean()), 4)}
 
 
+def sigma_mask(plane_sigma: np.ndarray, clear: np.ndarray, patch: int = 64, max_sigma: float = 1.0) -> dict[str, float]:
+    """What ``--max-sigma 1`` masks: the share of all pixels, and of those in clearly peaked patches."""
+    h, w = clear.shape
+    masked = plane_sigma > max_sigma
+    blocks = masked[: h * patch, : w * patch].reshape(h, patch, w, patch).transpose(0, 2, 1, 3)
+    return {"masked_at_1_plane": round(float(masked.mean()), 4),
+            "masked_at_1_plane_in_clear_patches": round(float(blocks[clear].mean()), 4) if clear.any() else None}
+
+
 def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--images", required=True, help="a folder of the stack's frames (or the files)", nargs="+")
@@ -103,7 +120,7 @@ def main(argv: list[str] | None = None) -> dict:
             pred = predict(al.images, stack.focus, checkpoint=name, focus_unit="index", working_size=ws, device="cpu",
                            progress=False)
             row = {"model": name, "working_size": ws, "blur": blur, "blur_note": note,
-                   **agreement(pred.depth, ref, clear)}
+                   **agreement(pred.depth, ref, clear), **sigma_mask(pred.plane_sigma(), clear)}
             rows.append(row)
             print(json.dumps({k: v for k, v in row.items() if k != "blur_note"}), flush=True)
     result = {

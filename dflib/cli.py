@@ -206,7 +206,7 @@ def cmd_predict(args) -> int:
         working_size=args.working_size, tile=args.tile, checkpoint=args.checkpoint, device=args.device,
         progress=False if args.no_progress else None, log=print,
     )
-    _arg("--out", write_prediction, args.out, pred, info, png_scale=args.png_scale, log=print)
+    _arg("--out", write_prediction, args.out, pred, info, png_scale=args.png_scale, max_sigma=args.max_sigma, log=print)
     return 0
 
 
@@ -373,6 +373,10 @@ def _add_predict(sub) -> None:
                                         f"{', '.join(pretrained_names())} (default: {DEFAULT_MODEL})")
     q.add_argument("--out", required=True, help="depth output, e.g. depth.png (.npy, .json, _preview.png, _sigma, _aif beside it)")
     q.add_argument("--png-scale", type=_positive_float, default=1000.0, help="16-bit PNG value per unit of depth (default 1000: mm)")
+    q.add_argument("--max-sigma", type=_positive_float, default=None, metavar="PLANES",
+                   help="no depth where σ, counted in focus planes, exceeds this (0 in the PNG, NaN in the .npy, "
+                        "grey in the preview): texture-less and out-of-range regions, where depth is a guess; "
+                        "default: depth everywhere")
     q.add_argument("--device", type=_device, default=None, help="cpu, cuda, … (default: CUDA when present)")
     q.add_argument("--no-progress", action="store_true", help="no progress bars")
     q.set_defaults(func=cmd_predict)

@@ -147,10 +147,11 @@ def write_depth(stem: str | Path, depth: np.ndarray, png_scale: float = 1000.0, 
     return paths
 
 
-def write_colormap(path: str | Path, values: np.ndarray, cmap: str = "turbo", vmin: float | None = None, vmax: float | None = None) -> None:
+def write_colormap(path: str | Path, values: np.ndarray, cmap: str = "turbo", vmin: float | None = None,
+                   vmax: float | None = None, nan_rgb: tuple[int, int, int] | None = None) -> None:
     """A colour-mapped 8-bit preview of a scalar map ``[H, W]`` (the range of its
     finite values unless ``vmin``/``vmax`` are given; ``inf`` shows as the top
-    colour, NaN as the bottom one). Memory: one byte-sized copy per channel."""
+    colour, NaN as the bottom one or as ``nan_rgb``). Memory: one byte-sized copy per channel."""
     import matplotlib
 
     values = np.asarray(values)
@@ -163,7 +164,10 @@ def write_colormap(path: str | Path, values: np.ndarray, cmap: str = "turbo", vm
         idx[np.isposinf(values)] = 255.0
         idx = np.clip(np.nan_to_num(idx, nan=0.0) + 0.5, 0, 255).astype(np.uint8)
     lut = (matplotlib.colormaps[cmap](np.linspace(0.0, 1.0, 256))[:, :3] * 255 + 0.5).astype(np.uint8)
-    _imwrite(path, lut[idx])
+    rgb = lut[idx]
+    if nan_rgb is not None:
+        rgb[np.isnan(values)] = nan_rgb
+    _imwrite(path, rgb)
 
 
 # --- EXIF -------------------------------------------------------------------------

@@ -84,6 +84,17 @@ class Prediction:
         """``(h, w)`` the network ran at."""
         return int(self.prob.shape[-2]), int(self.prob.shape[-1])
 
+    def plane_sigma(self) -> np.ndarray:
+        """``[H, W]`` float32 σ counted in focus planes (:func:`dflib.uncertainty.plane_sigma`), the same for
+        every focus unit, bilinear from the working resolution. ``depth[plane_sigma() > 1] = nan`` keeps the
+        pixels whose focus distribution is narrower than a plane (``dflib predict --max-sigma``)."""
+        from dflib.uncertainty import plane_sigma
+
+        ps = plane_sigma(torch.from_numpy(self.prob))[None, None]
+        if ps.shape[-2:] != self.depth.shape:
+            ps = F.interpolate(ps, size=self.depth.shape, mode="bilinear", align_corners=False)
+        return ps[0, 0].numpy()
+
 
 def check_stack(images: Sequence[np.ndarray], focus: Sequence[float]) -> tuple[torch.Tensor, torch.Tensor]:
     """Validate a user's stack: ``images`` N arrays ``[H, W, 3]``, ``focus`` N distances.
@@ -466,18 +477,28 @@ def predict_files(
 
 
 def write_prediction(out: str | Path, pred: Prediction, info: dict[str, Any] | None = None,
-                     png_scale: float = 1000.0, log: Any = None) -> dict[str, Path]:
+                     png_scale: float = 1000.0, max_sigma: float | None = None, log: Any = None) -> dict[str, Path]:
     """Write ``out`` (16-bit PNG, value = depth × ``png_scale``), ``.npy``,
     ``.json`` (units and ``info``), ``_preview.png``, ``_sigma.npy/.png`` and
-    ``_aif.png`` beside it. Returns the paths."""
+    ``_aif.png`` beside it. Returns the paths.
+
+    ``max_sigma``: pixels whose σ exceeds this many focus planes (:meth:`Prediction.plane_sigma`) get no depth:
+    0 in the PNG, NaN in the ``.npy``, grey in the preview; the ``.json`` records the threshold and the share
+    masked. ``_sigma`` keeps every pixel."""
     from dflib import io
 
     say = log or (lambda *_: None)
     stem = Path(out).with_suffix("")
-    paths = io.write_depth(stem, pred.depth, png_scale=png_scale, unit=pred.unit,
-                           meta={"sigma_unit": pred.sigma_unit, **(info or {})})
+    depth, meta = pred.depth, {"sigma_unit": pred.sigma_unit, **(info or {})}
+    if max_sigma is not None:
+        masked = pred.plane_sigma() > max_sigma
+        depth = np.where(masked, np.float32(np.nan), depth)
+        meta["mask"] = {"max_sigma_planes": max_sigma, "masked_share": round(float(masked.mean()), 4)}
+        say(f"mask: {masked.mean():.1%} of the pixels have σ above {max_sigma:g} focus plane(s): no depth there "
+            "(0 in the PNG, NaN in the .npy, grey in the preview)")
+    paths = io.write_depth(stem, depth, png_scale=png_scale, unit=pred.unit, meta=meta)
     paths["preview"] = Path(f"{stem}_preview.png")
-    io.write_colormap(paths["preview"], pred.depth, cmap="turbo_r")
+    io.write_colormap(paths["preview"], depth, cmap="turbo_r", nan_rgb=(128, 128, 128))
     paths["sigma"] = Path(f"{stem}_sigma.npy")
     np.save(paths["sigma"], pred.sigma)
     io.write_colormap(f"{stem}_sigma.png", pred.sigma, cmap="magma")

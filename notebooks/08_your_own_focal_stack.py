@@ -307,6 +307,25 @@ assert info["alignment"]["applied"] and info["alignment"]["crop_yyxx"] == list(r
 viz.focal_plane_explorer(aligned, io.diopters_to_metres(focus), depth=best.depth, sigma=best.sigma, prob=best.prob)
 
 # %% [markdown]
+# **How far to trust σ.** Counted in focus planes (`Prediction.plane_sigma()`: the spread of the plane index, the
+# same whatever the focus unit), σ marks where the focus distribution spreads over several planes. `dflib predict
+# --max-sigma 1` leaves those pixels without depth (0 in the PNG, NaN in the `.npy`, grey in the preview). On
+# rendered stacks with known depth the shipped models' σ ranks pixels by their error better than chance but far
+# from perfectly; the pixels above one plane hold about half of the errors larger than a plane (README: "How far
+# to trust σ", `benchmarks/sigma_sparsification.py`).
+
+# %%
+# Check: the few pixels whose focus spreads over more than one plane err far more than the rest
+ps = best.plane_sigma()
+err = np.abs(best.depth - gt)
+for t in (0.5, 1.0):
+    m = ps > t
+    there = f"{err[m].mean():.4f} m there" if m.any() else "none"
+    print(f"σ > {t} plane: {m.mean():.1%} of the pixels, mean |error| {there}, {err[~m].mean():.4f} m elsewhere")
+m = ps > 1.0
+assert 0 < m.mean() < 0.2 and err[m].mean() > 1.5 * err[~m].mean()
+
+# %% [markdown]
 # ## 6. What to expect from weights trained on synthetic stacks
 #
 # The default weights (`weights/dfv_mid.pt`, 1.7 M parameters, the DFV-style twin of `dualfocus_mid`; README: "The
@@ -324,7 +343,8 @@ viz.focal_plane_explorer(aligned, io.diopters_to_metres(focus), depth=best.depth
 #   (`dflib.blur_estimate.largest_blur_px`: per textured patch, how wide a Gaussian turns the sharpest frame
 #   into the most blurred one) and, when it is far beyond 25 px, prints a note with a working size to try;
 #   `--working-size auto` takes that size itself.
-# - **Texture-less regions** (walls, sky) carry no focus information: depth there is a guess, and σ is large.
+# - **Texture-less regions** (walls, sky) carry no focus information: depth there is a guess, and σ is large;
+#   `--max-sigma 1` leaves them without depth.
 # - **Real images** differ from the renderer: sharpening and noise reduction in the phone's image pipeline,
 #   JPEG artefacts, lens aberrations, exposure flicker between frames. These shift the focus measure.
 # - **Coarse, not metric-perfect depth.** The README's generalisation table gives the models' error on synthetic

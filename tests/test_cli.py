@@ -195,6 +195,7 @@ BAD_INPUTS = [
      "--working-size", "-3"),
     ("working-size-word", "predict --images {stack} --focus {focus} --working-size big --out {d}/o.png",
      "--working-size", "big"),
+    ("max-sigma-zero", "predict --images {stack} --focus {focus} --max-sigma 0 --out {d}/o.png", "--max-sigma", "0"),
     ("eval-checkpoint-foreign", "eval --checkpoint {d}/foreign.pt --limit 1 --out {d}/e", "--checkpoint", "foreign.pt"),
 ]
 
@@ -256,6 +257,20 @@ def test_predict_from_a_rendered_folder_reads_focus_json(rendered, checkpoint, t
     meta = json.loads((tmp_path / "d.json").read_text())
     assert meta["focus"] == pytest.approx([0.1, 0.15, 0.3, 0.7, 1.5]) and meta["focus_source"] == "focus.json"
     assert meta["frames"] == ["00.png", "01.png", "02.png", "03.png", "04.png"]
+
+
+def test_predict_max_sigma_masks_as_plane_sigma_says(rendered, checkpoint, tmp_path, capsys):
+    from dflib.predict import predict_files
+
+    pred, _ = predict_files(rendered, checkpoint=checkpoint, device="cpu", progress=False)
+    t = float(np.round(np.median(pred.plane_sigma()), 4))  # the test checkpoint is untrained: about half above
+    assert main(["predict", "--images", str(rendered), "--checkpoint", str(checkpoint), "--out", str(tmp_path / "d.png"),
+                 "--device", "cpu", "--no-progress", "--max-sigma", str(t)]) == 0
+    masked = pred.plane_sigma() > t
+    assert 0.3 < masked.mean() < 0.7
+    np.testing.assert_array_equal(np.isnan(np.load(tmp_path / "d.npy")), masked)
+    assert json.loads((tmp_path / "d.json").read_text())["mask"]["masked_share"] == pytest.approx(masked.mean(), abs=1e-4)
+    assert f"mask: {masked.mean():.1%} of the pixels have σ above {t:g} focus plane(s)" in capsys.readouterr().out
 
 
 def test_predict_focus_units_and_infinity(rendered, checkpoint, tmp_path):

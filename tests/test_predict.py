@@ -229,3 +229,33 @@ def test_breathing_order_note_flags_index_frames_that_magnify_toward_far_focus()
     assert breathing_order_note(np.array(growing), "m") is None  # metres carry their own order
     assert breathing_order_note(np.array([1.0, 1.001, 1.002, 1.004]), "index") is None  # under 0.5 %: no breathing
     assert breathing_order_note(np.array([1.0, 1.03, 0.99, 1.02, 1.01]), "index") is None  # no steady trend
+
+
+def test_max_sigma_leaves_no_depth_where_the_focus_spreads_over_planes(tmp_path):
+    """Left half on one plane (σ = 0 planes), right half split between the end planes of 5 (σ = 2 planes)."""
+    import json
+
+    import imageio.v3 as iio
+
+    stack = np.random.default_rng(5).random((5, 3, 8, 12), dtype=np.float32)
+    pred = P.predict(stack, [1, 2, 3, 4, 5], model=FixedProb(_halves), focus_unit="index", working_size=None)
+    np.testing.assert_allclose(pred.plane_sigma(), np.where(np.arange(12) < 6, 0.0, 2.0)[None].repeat(8, 0), atol=1e-6)
+    paths = P.write_prediction(tmp_path / "d.png", pred, max_sigma=1.5)
+    depth, png = np.load(paths["npy"]), iio.imread(paths["png"])
+    assert np.isnan(depth[:, 6:]).all() and (png[:, 6:] == 0).all()
+    np.testing.assert_allclose(depth[:, :6], 1.0)  # plane 0 = index 1, kept
+    assert (png[:, :6] == 1000).all()
+    preview = iio.imread(paths["preview"])
+    assert (preview[:, 6:] == 128).all() and not (preview[:, :6] == 128).all()
+    assert json.loads(paths["json"].read_text())["mask"] == {"max_sigma_planes": 1.5, "masked_share": 0.5}
+    np.testing.assert_allclose(np.load(paths["sigma"]), pred.sigma)  # σ itself keeps every pixel
+    assert not np.isnan(np.load(P.write_prediction(tmp_path / "e.png", pred, max_sigma=2.5)["npy"])).any()
+
+
+def test_plane_sigma_is_upsampled_from_the_working_size():
+    stack = np.random.default_rng(6).random((5, 3, 40, 60), dtype=np.float32)
+    pred = P.predict(stack, [1, 2, 3, 4, 5], model=FixedProb(_halves), focus_unit="index", working_size=30)
+    ps = pred.plane_sigma()
+    assert pred.working_size == (20, 30) and ps.shape == (40, 60)
+    np.testing.assert_allclose(ps[:, :28], 0.0, atol=1e-6)
+    np.testing.assert_allclose(ps[:, 32:], 2.0, atol=1e-6)

@@ -50,6 +50,16 @@ def test_agreement_on_a_hand_made_depth_map():
     assert real_stack.agreement(depth, ref, clear & False)["patch_mean_abs_planes"] is None
 
 
+def test_sigma_mask_on_a_hand_made_map():
+    clear = np.array([[True, False]])
+    ps = np.zeros((64, 128))
+    ps[:32, :64] = 1.5  # half the clear patch above one plane
+    ps[:, 64:] = 2.0  # all of the unclear one
+    ps[32:, 64:] = 1.0  # not above: the threshold is strict
+    assert real_stack.sigma_mask(ps, clear) == {"masked_at_1_plane": 0.5, "masked_at_1_plane_in_clear_patches": 0.5}
+    assert real_stack.sigma_mask(ps, clear & False)["masked_at_1_plane_in_clear_patches"] is None
+
+
 def test_runs_on_a_stack_of_files(tmp_path):
     rows = [[0, 1, 2, 1, 0], [2, 1, 0, 1, 2], [1, 0, 1, 2, 1]]
     frames = np.concatenate([_stack(r, blur=1.5, row=i) for i, r in enumerate(rows)], axis=2)  # [3, 3, 192, 320], mild enough to register
@@ -61,7 +71,8 @@ def test_runs_on_a_stack_of_files(tmp_path):
     assert json.loads(out.read_text())["clear_patches"] == res["clear_patches"]
     assert res["clear_patches"][0] > 0  # blocks in focus in one frame only (the crop after alignment shifts the grid)
     assert [r["model"] for r in res["results"]] == list(real_stack.MODELS)
-    assert all(0 <= r["patch_within_1"] <= 1 and r["working_size"] == 128 for r in res["results"])
+    assert all(0 <= r["patch_within_1"] <= 1 and r["working_size"] == 128 and 0 <= r["masked_at_1_plane"] <= 1
+               for r in res["results"])
     consistency = res["map_consistency"]
     assert consistency["seed_0_vs_1_px"] < 0.01 and consistency["forward_vs_reverse_px"] < 0.5
     assert res["order_note"] is None  # near to far, magnifying toward near focus

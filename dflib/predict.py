@@ -53,6 +53,8 @@ DEFAULT_CHECKPOINT = WEIGHTS_DIR / f"{ALIASES[DEFAULT_MODEL]}.pt"
 
 #: Default long side (pixels) of the stack the network sees.
 DEFAULT_WORKING_SIZE = 1024
+#: share of the frame with σ above one focus plane beyond which ``dflib predict`` suggests ``--max-sigma 1``
+UNCERTAIN_NOTE_SHARE = 0.25
 
 
 @dataclass
@@ -446,11 +448,10 @@ def predict_files(
                    working_size=working_size, tile=tile, progress=progress)
     h, w = pred.working_size
     Hc, Wc = pred.depth.shape
+    tiles = len(tile_starts(h, tile, tile // 4)) * len(tile_starts(w, tile, tile // 4))
     if (h, w) == (Hc, Wc):
-        tiles = len(tile_starts(h, tile, tile // 4)) * len(tile_starts(w, tile, tile // 4))
         say(f"depth: network at full resolution, {Wc}x{Hc} px" + (f", in {tiles} tiles of {tile} px" if tiles > 1 else ""))
     else:
-        tiles = len(tile_starts(h, tile, tile // 4)) * len(tile_starts(w, tile, tile // 4))
         say(f"depth: network at the working size {w}x{h} px" + (f" in {tiles} tiles of {tile} px" if tiles > 1 else "")
             + f", depth and σ upsampled to {Wc}x{Hc} guided by the all-in-focus image")
     est = al.estimate
@@ -476,6 +477,22 @@ def predict_files(
     return pred, info
 
 
+def uncertain_note(prob: np.ndarray, share: float = UNCERTAIN_NOTE_SHARE) -> tuple[str | None, float]:
+    """A note when σ exceeds one focus plane over more than ``share`` of the frame, and that share.
+
+    Args:
+        prob: ``[N, h, w]`` focus probabilities (:attr:`Prediction.prob`; the share is taken at this resolution).
+    """
+    from dflib.uncertainty import plane_sigma
+
+    above = round(float((plane_sigma(torch.as_tensor(prob)) > 1).float().mean()), 4)
+    if above <= share:
+        return None, above
+    return (f"note: σ is above one focus plane over {above:.0%} of the frame, where depth is a guess (texture-less "
+            "regions, or scene parts outside the focus range; depth_sigma.png shows where): --max-sigma 1 leaves "
+            "those pixels without depth"), above
+
+
 def write_prediction(out: str | Path, pred: Prediction, info: dict[str, Any] | None = None,
                      png_scale: float = 1000.0, max_sigma: float | None = None, log: Any = None) -> dict[str, Path]:
     """Write ``out`` (16-bit PNG, value = depth × ``png_scale``), ``.npy``,
@@ -484,12 +501,16 @@ def write_prediction(out: str | Path, pred: Prediction, info: dict[str, Any] | N
 
     ``max_sigma``: pixels whose σ exceeds this many focus planes (:meth:`Prediction.plane_sigma`) get no depth:
     0 in the PNG, NaN in the ``.npy``, grey in the preview; the ``.json`` records the threshold and the share
-    masked. ``_sigma`` keeps every pixel."""
+    masked. ``_sigma`` keeps every pixel. Without it, :func:`uncertain_note` may suggest it; the ``.json``
+    always records the share of the frame above one plane."""
     from dflib import io
 
     say = log or (lambda *_: None)
     stem = Path(out).with_suffix("")
     depth, meta = pred.depth, {"sigma_unit": pred.sigma_unit, **(info or {})}
+    note, meta["sigma_above_1_plane"] = uncertain_note(pred.prob)
+    if note and max_sigma is None:
+        say(note)
     if max_sigma is not None:
         masked = pred.plane_sigma() > max_sigma
         depth = np.where(masked, np.float32(np.nan), depth)

@@ -88,7 +88,8 @@ def sparsification(err: np.ndarray, sigma: np.ndarray, valid: np.ndarray | None 
 
 
 def plane_sigma(prob: torch.Tensor) -> torch.Tensor:
-    """σ in focus planes: the standard deviation of the plane index n under the focus distribution.
+    """σ in focus planes: the readout's σ (:func:`~dflib.models.dualfocus.focus_readout`) with the plane index
+    0..N−1 as the focus.
 
     Args:
         prob: ``[..., N, H, W]`` focus probability, summing to 1 over N (planes near to far).
@@ -96,6 +97,9 @@ def plane_sigma(prob: torch.Tensor) -> torch.Tensor:
     Returns:
         ``[..., H, W]``: 0 for a distribution on one plane; (N − 1)/2 at most (half on each end plane).
     """
-    n = torch.arange(prob.shape[-3], dtype=prob.dtype, device=prob.device)[:, None, None]
-    mean = (prob * n).sum(-3, keepdim=True)
-    return ((prob * (n - mean) ** 2).sum(-3)).clamp_min(0).sqrt()
+    from dflib.models.dualfocus import focus_readout
+
+    n, h, w = prob.shape[-3:]
+    flat = prob.reshape(-1, n, h, w)
+    index = torch.arange(n, dtype=prob.dtype, device=prob.device).expand(flat.shape[0], n)
+    return focus_readout(flat, index)[1].reshape(prob.shape[:-3] + (h, w))

@@ -252,6 +252,22 @@ def test_max_sigma_leaves_no_depth_where_the_focus_spreads_over_planes(tmp_path)
     assert not np.isnan(np.load(P.write_prediction(tmp_path / "e.png", pred, max_sigma=2.5)["npy"])).any()
 
 
+def test_uncertain_note_suggests_max_sigma_when_much_of_the_frame_is_above_one_plane(tmp_path):
+    import json
+
+    stack = np.random.default_rng(5).random((5, 3, 8, 12), dtype=np.float32)
+    pred = P.predict(stack, [1, 2, 3, 4, 5], model=FixedProb(_halves), focus_unit="index", working_size=None)
+    said = []
+    paths = P.write_prediction(tmp_path / "d.png", pred, log=said.append)
+    assert json.loads(paths["json"].read_text())["sigma_above_1_plane"] == 0.5
+    assert any("above one focus plane over 50% of the frame" in line and "--max-sigma 1" in line for line in said)
+    said.clear()
+    P.write_prediction(tmp_path / "d.png", pred, max_sigma=1.0, log=said.append)  # asked for: the mask line only
+    assert not any("note:" in line for line in said) and any(line.startswith("mask: 50.0%") for line in said)
+    assert P.uncertain_note(pred.prob, share=0.5) == (None, 0.5)  # at the share itself: no note
+    assert P.uncertain_note(pred.prob[:, :, :6]) == (None, 0.0)
+
+
 def test_plane_sigma_is_upsampled_from_the_working_size():
     stack = np.random.default_rng(6).random((5, 3, 40, 60), dtype=np.float32)
     pred = P.predict(stack, [1, 2, 3, 4, 5], model=FixedProb(_halves), focus_unit="index", working_size=30)

@@ -1,9 +1,10 @@
 """Does σ rank the depth errors? Sparsification of the shipped mid models' σ on rendered stacks with known depth.
 
 For each stack (:mod:`dflib.uncertainty`): the sparsification curve of the depth error (metres) by the readout's
-σ (metres, what ``depth_sigma.npy`` holds for a stack in metres) and by σ counted in focus planes
-(:func:`dflib.uncertainty.plane_sigma`, what ``dflib predict --max-sigma`` thresholds), with AUSE and AURG;
-means over stacks with 95 % Student-t intervals, and the two σ paired per stack. Then, pooled over the stacks,
+σ (metres, what ``depth_sigma.npy`` holds for a stack in metres), by σ counted in focus planes
+(:func:`dflib.uncertainty.plane_sigma`, what ``dflib predict --max-sigma`` thresholds) and by two other measures
+of the focus distribution (:data:`MEASURES`: its entropy, one minus its peak), with AUSE and AURG; means over
+stacks with 95 % Student-t intervals, and each measure's AURG paired per stack with σ in metres'. Then, pooled over the stacks,
 the share of pixels above σ thresholds in planes and the error of the pixels kept and masked, and how often the
 error in planes is within one and two σ (0.68 and 0.95 if σ were a Gaussian error bar).
 
@@ -40,6 +41,15 @@ ROOT = Path(__file__).resolve().parents[1]
 MODELS = ("dfv_mid", "dualfocus_mid")
 THRESHOLDS = (0.25, 0.5, 0.75, 1.0, 1.5)
 SHOWN = (0.1, 0.25, 0.5, 0.75)  # removed fractions listed in the JSON's mean curves
+#: the uncertainty measures compared, from the model's output and its ``prob [N, H, W]``: σ in metres (what
+#: ``depth_sigma.npy`` holds for a stack in metres), σ in planes, the entropy of the focus distribution (nats),
+#: and one minus its largest probability
+MEASURES = {
+    "sigma_metres": lambda out, prob: out["sigma"][0, 0],
+    "sigma_planes": lambda out, prob: plane_sigma(prob),
+    "entropy": lambda out, prob: -(prob * prob.clamp_min(1e-12).log()).sum(0),
+    "one_minus_max_p": lambda out, prob: 1 - prob.amax(0),
+}
 
 
 def splits(stacks: int, size: tuple[int, int]) -> dict[str, DiverseFocalStackDataset]:
@@ -72,23 +82,25 @@ def summarise(rows: dict[str, list], err_planes: np.ndarray, ps: np.ndarray) -> 
         ause, aurg = ({i: getattr(r, a) for i, r in enumerate(sp)} for a in ("ause", "aurg"))
         zero = dict.fromkeys(ause, 0.0)
         by_sigma, oracle = np.mean([r.by_sigma for r in sp], 0), np.mean([r.oracle for r in sp], 0)
-        result[f"sigma_{kind}"] = {
+        result[kind] = {
             "ause": {x: v for x, v in paired_ci(ause, zero).items() if x != "seeds"},
             "aurg": {x: v for x, v in paired_ci(aurg, zero).items() if x != "seeds"},
             "curve_by_sigma": dict(zip(map(str, SHOWN), by_sigma[k].round(4).tolist())),
             "curve_oracle": dict(zip(map(str, SHOWN), oracle[k].round(4).tolist())),
             "_curves": (by_sigma, oracle), "_aurg": aurg,
         }
-    d = paired_ci(result["sigma_planes"]["_aurg"], result["sigma_metres"]["_aurg"])
-    result["aurg_planes_minus_metres"] = {x: v for x, v in d.items() if x != "seeds"}
+    result["aurg_minus_sigma_metres"] = {
+        kind: {x: v for x, v in paired_ci(result[kind]["_aurg"], result["sigma_metres"]["_aurg"]).items() if x != "seeds"}
+        for kind in rows if kind != "sigma_metres"}
     return result
 
 
 @torch.no_grad()
 def score_split(models: dict[str, torch.nn.Module], data: DiverseFocalStackDataset, label: str) -> dict:
-    """Per model: each stack's sparsification by both σ (error in metres); the pooled error in planes against σ
-    in planes (the truth's plane index: its depth interpolated on the focus distances, in dioptres)."""
-    rows = {m: {"metres": [], "planes": []} for m in models}
+    """Per model: each stack's sparsification by every measure of :data:`MEASURES` (error in metres); the pooled
+    error in planes against σ in planes (the truth's plane index: its depth interpolated on the focus distances,
+    in dioptres)."""
+    rows = {m: {kind: [] for kind in MEASURES} for m in models}
     pooled = {m: ([], []) for m in models}
     for i in tqdm(range(len(data)), desc=label, leave=False):
         s = data[i]
@@ -100,9 +112,9 @@ def score_split(models: dict[str, torch.nn.Module], data: DiverseFocalStackDatas
             out = model(s["stack"][None], s["focus"][None])
             prob = out["prob"][0]
             err = out["depth"][0, 0].numpy() - gt
+            for kind, measure in MEASURES.items():
+                rows[m][kind].append(sparsification(err, measure(out, prob).numpy(), valid))
             ps = plane_sigma(prob).numpy()
-            rows[m]["metres"].append(sparsification(err, out["sigma"][0, 0].numpy(), valid))
-            rows[m]["planes"].append(sparsification(err, ps, valid))
             mean_index = focus_readout(prob[None], torch.arange(prob.shape[0], dtype=prob.dtype)[None])[0][0, 0].numpy()
             pooled[m][0].append(mean_index[valid] - gt_index)
             pooled[m][1].append(ps[valid])
@@ -154,15 +166,17 @@ def main(argv: list[str] | None = None) -> dict:
     figure(results, args.figure)
     for m, per in results.items():
         for split, r in per.items():
-            for kind in ("metres", "planes"):
-                r[f"sigma_{kind}"] = {k: v for k, v in r[f"sigma_{kind}"].items() if not k.startswith("_")}
+            for kind in MEASURES:
+                r[kind] = {k: v for k, v in r[kind].items() if not k.startswith("_")}
             a, b = r["sigma_metres"], r["sigma_planes"]
             t1 = next(t for t in r["thresholds"] if t["max_sigma_planes"] == 1.0)
             print(f"{m}, {split}: AUSE {a['ause']['mean']:.3f} (σ in m) / {b['ause']['mean']:.3f} (planes), AURG "
                   f"{a['aurg']['mean']:.3f} / {b['aurg']['mean']:.3f}; σ > 1 plane: {t1['masked_share']:.1%} of pixels, "
                   f"{t1['off_by_1_masked']:.1%} of them more than 1 plane off, against {t1['off_by_1_kept']:.1%} "
                   f"of the rest; {t1['off_by_1_caught']:.0%} of those more than 1 plane off are masked; error within 1σ / 2σ: "
-                  f"{r['within_1_sigma']:.0%} / {r['within_2_sigma']:.0%}")
+                  f"{r['within_1_sigma']:.0%} / {r['within_2_sigma']:.0%}; AURG minus σ in metres's: "
+                  + ", ".join(f"{k} {v['mean']:+.3f} [{v['ci95'][0]:+.3f}, {v['ci95'][1]:+.3f}]"
+                              for k, v in r["aurg_minus_sigma_metres"].items()))
     result = {
         "benchmark": "sigma_sparsification", "cpu": cpu_model(), "torch": torch.__version__,
         "command": " ".join(["python", *map(shlex.quote, sys.argv)]), "stacks_per_split": args.stacks,

@@ -31,8 +31,9 @@ def scored():
 
 
 def test_recorded_figures_hold_together(scored):
-    for kind in ("metres", "planes"):
-        assert scored[f"sigma_{kind}"]["ause"]["mean"] >= 0  # the oracle's curve is never above any other order's
+    for kind in bench.MEASURES:
+        assert scored[kind]["ause"]["mean"] >= 0  # the oracle's curve is never above any other order's
+    assert set(scored["aurg_minus_sigma_metres"]) == set(bench.MEASURES) - {"sigma_metres"}
     rows = scored["thresholds"]
     shares = [r["masked_share"] for r in rows]
     assert shares == sorted(shares, reverse=True) and 0 < shares[0] <= 1

@@ -311,8 +311,8 @@ viz.focal_plane_explorer(aligned, io.diopters_to_metres(focus), depth=best.depth
 # same whatever the focus unit), σ marks where the focus distribution spreads over several planes. `dflib predict
 # --max-sigma 1` leaves those pixels without depth (0 in the PNG, NaN in the `.npy`, grey in the preview). On
 # rendered stacks with known depth the shipped models' σ ranks pixels by their error better than chance but far
-# from perfectly; the pixels above one plane hold about half of the errors larger than a plane (README: "How far
-# to trust σ", `benchmarks/sigma_sparsification.py`).
+# from perfectly; the pixels above one plane hold a third to three quarters of the errors larger than a plane
+# (README: "How far to trust σ", `benchmarks/sigma_sparsification.py`).
 
 # %%
 # Check: the few pixels whose focus spreads over more than one plane err far more than the rest

@@ -68,7 +68,7 @@ def _off_by_1(e: np.ndarray) -> float:
 
 
 def summarise(rows: dict[str, list], err_planes: np.ndarray, ps: np.ndarray) -> dict:
-    """Intervals over stacks for each σ's sparsification; the threshold table from the pooled pixels."""
+    """Intervals over stacks for each measure's sparsification; the threshold table from the pooled pixels."""
     table = [{"max_sigma_planes": t, "masked_share": float(np.mean(ps > t)),
               "rmse_planes_kept": _rmse(err_planes[ps <= t]), "rmse_planes_masked": _rmse(err_planes[ps > t]),
               "off_by_1_kept": _off_by_1(err_planes[ps <= t]), "off_by_1_masked": _off_by_1(err_planes[ps > t]),
@@ -114,8 +114,8 @@ def score_split(models: dict[str, torch.nn.Module], data: DiverseFocalStackDatas
             err = out["depth"][0, 0].numpy() - gt
             for kind, measure in MEASURES.items():
                 rows[m][kind].append(sparsification(err, measure(out, prob).numpy(), valid))
-            ps = plane_sigma(prob).numpy()
-            mean_index = focus_readout(prob[None], torch.arange(prob.shape[0], dtype=prob.dtype)[None])[0][0, 0].numpy()
+            index = torch.arange(prob.shape[0], dtype=prob.dtype)[None]  # the readout in planes: mean and σ
+            mean_index, ps = (t[0, 0].numpy() for t in focus_readout(prob[None], index)[:2])
             pooled[m][0].append(mean_index[valid] - gt_index)
             pooled[m][1].append(ps[valid])
     return {m: summarise(rows[m], *(np.concatenate(x) for x in pooled[m])) for m in models}

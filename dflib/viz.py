@@ -189,6 +189,29 @@ def plot_metric_bars(rows: Sequence[Mapping[str, Any]], metric: str = "rmse", la
     return fig
 
 
+def plot_sparsification(curves: Mapping[str, Sequence[Any]], title: str = "does σ know where depth is wrong?"):
+    """Mean sparsification curves per method (:func:`dflib.uncertainty.sparsification`, one per stack).
+
+    Solid: the RMSE left after removing the largest σ first; dashed, the same colour: the oracle (largest
+    error first); grey: a random order (1). The legend carries each method's mean AUSE and AURG."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(5.5, 3.6))
+    colours = matplotlib.colormaps["tab10"](np.arange(len(curves)) % 10)
+    for (name, rows), colour in zip(curves.items(), colours):
+        f = rows[0].fractions
+        ause, aurg = np.mean([r.ause for r in rows]), np.mean([r.aurg for r in rows])
+        ax.plot(f, np.mean([r.by_sigma for r in rows], 0), color=colour,
+                label=f"{name} (AUSE {ause:.2f}, AURG {aurg:.2f})")
+        ax.plot(f, np.mean([r.oracle for r in rows], 0), "--", color=colour, alpha=0.5)
+    ax.axhline(1.0, color="grey", lw=0.8, label="random order")
+    ax.plot([], [], "--", color="grey", alpha=0.5, label="oracle (largest error first)")
+    ax.set(xlabel="fraction of pixels removed (largest σ first)", ylabel="RMSE left / RMSE of all",
+           ylim=(0, 1.1), title=title)
+    ax.legend(fontsize=7, loc="upper right")
+    fig.tight_layout()
+    return fig
+
+
 def plot_surface_diagnostics(per_plane: Mapping[str, Any], diag: Mapping[str, float] | None = None,
                              focus: Sequence[float] | None = None, title: str = "what the surfaces learned"):
     """Per-plane surface-gradient errors (:func:`dflib.diagnostics.plane_errors`), in focus vs out of focus.

@@ -122,6 +122,18 @@ def test_training_curves_and_metric_bars():
     np.testing.assert_allclose(heights, [0.3, 0.1])
 
 
+def test_sparsification_plot_draws_the_mean_curves():
+    from dflib.uncertainty import sparsification
+
+    err = np.array([[4.0, 3.0], [2.0, 1.0]])
+    rows = [sparsification(err, err), sparsification(err, -err)]  # a perfect σ and a reversed one
+    fig = viz.plot_sparsification({"m": rows})
+    by_sigma, oracle = fig.axes[0].get_lines()[:2]
+    np.testing.assert_allclose(by_sigma.get_ydata(), (rows[0].by_sigma + rows[1].by_sigma) / 2)
+    np.testing.assert_allclose(oracle.get_ydata(), rows[0].oracle)
+    assert "AUSE" in fig.axes[0].get_legend().get_texts()[0].get_text()
+
+
 def test_focal_plane_plot_panels():
     stack = torch.rand(3, 3, 8, 8)
     prob = torch.softmax(torch.randn(3, 8, 8), 0)

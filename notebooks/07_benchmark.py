@@ -104,7 +104,7 @@ for i in range(min(2, len(test))):
 # between σ's curve and the oracle's, AURG the area between the grey line and σ's. README "How far to trust σ"
 # measures this on 48 stacks per split, and what `dflib predict --max-sigma` makes of it.
 
-# %% tags=["figure"]
+# %%
 # Check: every learned model's σ ranks the errors better than a random order, on average over the stacks
 from dflib.metrics import get_protocol
 from dflib.uncertainty import sparsification

@@ -29,11 +29,11 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from dflib.metrics import METRIC_NAMES
+from dflib.metrics import METRIC_NAMES, SIGMA_METRIC_NAMES
 from dflib.utils import default_device, to_numpy
 
-#: every metric a results row may hold: those of :func:`dflib.metrics.depth_metrics`, and ``avg_unc`` with σ
-METRIC_KEYS = METRIC_NAMES + ("avg_unc",)
+#: every metric a results row may hold: those of :func:`dflib.metrics.depth_metrics`, with σ its σ metrics too
+METRIC_KEYS = METRIC_NAMES + SIGMA_METRIC_NAMES
 EMBEDDED_SIZE = (256, 256)
 EMBEDDED_LENGTH = 24
 

@@ -18,6 +18,8 @@ ground truth::
     deltaK   = #{x in V : max(p/t, t/p) < 1.25^K} / N        (K = 1, 2, 3)
     bump     = 100 * sum_V min(0.05, ||H(p - t)||) / N
     avg_unc  = mean over all pixels of sigma                    (when sigma given)
+    ause     = area between sigma's sparsification curve and the error's own, over V   (when sigma given)
+    aurg     = area between a random order's sparsification curve and sigma's, over V  (when sigma given)
 
 **δ are fractions in [0, 1]** (the original code reports percent; use
 :func:`as_percent` or :func:`format_metrics` for reports). ``bump`` keeps the
@@ -41,6 +43,7 @@ import numpy as np
 from skimage.filters import scharr_h, scharr_v
 
 from dflib.checks import as_numpy
+from dflib.uncertainty import sparsification
 from dflib.utils import to_numpy
 
 __all__ = [
@@ -52,6 +55,7 @@ __all__ = [
     "as_percent",
     "format_metrics",
     "METRIC_NAMES",
+    "SIGMA_METRIC_NAMES",
     "LOG_EPS",
     "BUMP_CLIP",
     "REGION_NAMES",
@@ -63,10 +67,12 @@ __all__ = [
 LOG_EPS: float = 1e-6
 #: Per-pixel clip of the Hessian norm in the bump metric (the original's value).
 BUMP_CLIP: float = 0.05
-#: Keys of :func:`depth_metrics`' result, in reporting order (``avg_unc`` only with sigma).
+#: Keys of :func:`depth_metrics`' result, in reporting order (:data:`SIGMA_METRIC_NAMES` too with sigma).
 METRIC_NAMES: tuple[str, ...] = (
     "mse", "rmse", "log_rmse", "abs_rel", "sq_rel", "delta1", "delta2", "delta3", "bump",
 )
+#: Keys :func:`depth_metrics` adds when given sigma: the mean σ, and how well σ ranks the errors.
+SIGMA_METRIC_NAMES: tuple[str, ...] = ("avg_unc", "ause", "aurg")
 _FRACTION_KEYS = ("delta1", "delta2", "delta3")
 
 
@@ -248,13 +254,13 @@ def depth_metrics(
         protocol: a name in ``PROTOCOLS`` (``"default"``, ``"fod500"``,
             ``"ddff12"``, ``"nyu"``) or a :class:`Protocol`.
         sigma: optional predicted uncertainty (std of the focus distribution),
-            same shape as ``pred``; adds ``avg_unc``.
+            same shape as ``pred``; adds ``avg_unc``, ``ause`` and ``aurg``.
         mask: optional bool, same shape as ``gt``; pixels where it is false are
             excluded in addition to the protocol's own validity test.
 
     Returns:
         dict of Python floats: ``mse, rmse, log_rmse, abs_rel, sq_rel, delta1,
-        delta2, delta3, bump`` (+ ``avg_unc``). ``delta*`` are **fractions in
+        delta2, delta3, bump`` (+ ``avg_unc, ause, aurg``). ``delta*`` are **fractions in
         [0, 1]**, not percent. ``bump`` carries the original's factor 100.
         ``rmse``/``log_rmse`` are means of per-image values.
 
@@ -300,6 +306,12 @@ def depth_metrics(
          propagating NaN into the sum.
     * ``avg_unc`` is the mean of ``sigma`` over **all** pixels of each image,
       as the original computes it, then averaged over images.
+    * ``ause`` and ``aurg`` (not in the original) summarise the sparsification
+      curves of each image's error ``p - t`` by ``sigma`` over its valid
+      pixels, after clipping (:func:`dflib.uncertainty.sparsification`; RMSE
+      left after removing the largest σ first, relative to all): 0 and > 0
+      when σ ranks the errors perfectly, ≈ 0 for σ no better than chance.
+      They are averaged over the images with an error; NaN if none has one.
     """
     proto = get_protocol(protocol)
     p_raw = _as_batch(pred, "pred")
@@ -331,7 +343,16 @@ def depth_metrics(
         p = np.clip(p, *proto.clip)
         t = np.clip(t, *proto.clip)
 
+    s = None
+    if sigma is not None:
+        s = _as_batch(sigma, "sigma").astype(np.float64)
+        if s.shape != p_raw.shape:
+            raise ValueError(f"sigma must have pred's shape {tuple(p_raw.shape)}, got {tuple(s.shape)}")
+        if not np.all(np.isfinite(s)):
+            raise ValueError("sigma contains NaN or inf")
+
     per_image: dict[str, list[float]] = {k: [] for k in METRIC_NAMES}
+    ranked: list[tuple[float, float]] = []  # (AUSE, AURG) of each image with an error, when sigma is given
     for b in range(p.shape[0]):
         v = valid[b]
         pv, tv = p[b][v], t[b][v]
@@ -348,15 +369,14 @@ def depth_metrics(
             per_image[f"delta{k}"].append(float(np.mean(ratio < 1.25**k)))
         bump = bump_map(p[b] - t[b], v)
         per_image["bump"].append(float(100.0 * bump[v].mean()))
+        if s is not None and np.any(err != 0):  # a perfect image has no error to rank
+            curves = sparsification(err, s[b][v])
+            ranked.append((curves.ause, curves.aurg))
 
     out = {k: float(np.mean(vals)) for k, vals in per_image.items()}
-    if sigma is not None:
-        s = _as_batch(sigma, "sigma").astype(np.float64)
-        if s.shape != p_raw.shape:
-            raise ValueError(f"sigma must have pred's shape {tuple(p_raw.shape)}, got {tuple(s.shape)}")
-        if not np.all(np.isfinite(s)):
-            raise ValueError("sigma contains NaN or inf")
+    if s is not None:
         out["avg_unc"] = float(np.mean(s.reshape(s.shape[0], -1).mean(axis=1)))
+        out["ause"], out["aurg"] = (float(x) for x in np.mean(ranked, axis=0)) if ranked else (math.nan, math.nan)
     return out
 
 

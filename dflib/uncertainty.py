@@ -10,6 +10,9 @@ divided by the RMSE of all; its summaries (Ilg et al., ECCV 2018; Poggi et al., 
 - AURG, the area between a random order's curve (1 everywhere, in expectation) and the σ curve (> 0: σ
   ranks better than chance; 0: no better).
 
+:func:`dflib.metrics.depth_metrics` given σ reports both, per image and averaged, so every ``dflib eval`` table of
+a learned model has them.
+
 :func:`plane_sigma` is σ counted in focus planes (the spread of the plane index), the same for every unit of
 focus: what ``dflib predict --max-sigma`` thresholds.
 """

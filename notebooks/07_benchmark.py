@@ -66,7 +66,8 @@ methods += [sff_method(m) for m in MEASURES]
 # Metrics (`dflib.metrics.depth_metrics`, the DDFF-12 set): MSE, RMSE, log-RMSE, AbsRel, SqRel (lower is
 # better), δ₁,₂,₃ = share of pixels with $\max(\hat d/d, d/\hat d) < 1.25^{1,2,3}$ (**in percent** below,
 # higher is better), Bump (surface roughness of the error, lower is better) and, for the learned models,
-# the mean predicted uncertainty σ. `n_planes` is the number of focal images each method sees.
+# the mean predicted uncertainty σ (`avg_unc`) and how well σ ranks the errors (`ause`, `aurg`: the section
+# "Does σ know where the depth is wrong?" below). `n_planes` is the number of focal images each method sees.
 
 # %%
 test = CachedDataset(embedded_benchmark(S["embedded"]), progress=False)
@@ -126,6 +127,8 @@ if curves:
 aurg = {name: float(np.mean([r.aurg for r in rows])) for name, rows in curves.items()}
 print("mean AURG:", {k: round(v, 3) for k, v in aurg.items()})
 assert all(v > 0 for v in aurg.values())
+# ... and the table's aurg column is this same mean
+assert all(abs(r["aurg"] - aurg[r["method"]]) < 1e-9 for r in table.rows if r["method"] in aurg)
 
 # %% [markdown]
 # ## Real datasets (when fetched)

@@ -38,6 +38,29 @@ def test_constant_offset_prediction_matches_hand_computed_rmse(small_set):
     assert row["bump"] == pytest.approx(0.0, abs=1e-6)  # a constant error has no curvature
 
 
+
+def test_sigma_columns_rank_the_errors(small_set):
+    """A σ equal to the error ranks it perfectly (AUSE 0); a random σ is no better than chance (AURG ≈ 0)."""
+    samples = [small_set[i] for i in range(len(small_set))]
+    rng = np.random.default_rng(0)
+    noise = [rng.normal(0.0, 0.05, s["depth"][0].shape) for s in samples]
+
+    def method(name, sigma_of):
+        it = iter(zip(samples, noise))
+
+        def predict(stack, focus):
+            s, e = next(it)
+            return s["depth"][0].numpy() + e, sigma_of(e)
+
+        return Method(name, predict)
+
+    rows = evaluate([method("oracle", np.abs), method("random", lambda e: rng.random(e.shape))],
+                    {"set": (small_set, "default")}, progress=False).rows
+    assert [r["method"] for r in rows] == ["oracle", "random"]
+    assert rows[0]["ause"] == pytest.approx(0.0, abs=1e-12) and rows[0]["aurg"] > 0.2
+    assert abs(rows[1]["aurg"]) < 0.03 and rows[1]["ause"] == pytest.approx(rows[0]["aurg"], abs=0.03)
+    assert "aurg" in ResultsTable(rows).to_markdown()
+
 def test_table_writes_csv_json_markdown(tmp_path, small_set):
     table = evaluate([sff_method("lapv")], {"set": (small_set, "fod500")}, progress=False)
     paths = table.write(tmp_path)

@@ -181,6 +181,33 @@ def test_avg_unc_and_percent_report():
     assert "delta1=1 " in format_metrics(m, percent=False) + " "
 
 
+
+def test_sigma_ranking_metrics_on_clipped_errors_over_valid_pixels():
+    """AUSE/AURG rank the error after the protocol's clip, over valid pixels only, averaged over images."""
+    from dflib.uncertainty import sparsification
+
+    t = np.array([[[1.0, 0.0, 1.0], [1.0, 1.0, 1.0]]])  # one hole (t = 0)
+    p = np.array([[[1.0, 9.0, 1.1], [1.3, 1.2, 3.0]]])  # fod500 clips 3.0 to 1.5: error 0.5, not 2.0
+    err = np.array([0.0, 0.1, 0.3, 0.2, 0.5])
+    exact = np.array([[[0.0, 99.0, 0.1], [0.3, 0.2, 0.5]]])  # σ = the clipped error; the hole's σ is ignored
+    m = depth_metrics(p, t, protocol="fod500", sigma=exact)
+    perfect = sparsification(err, err)
+    assert m["ause"] == pytest.approx(0.0, abs=1e-12)
+    assert m["aurg"] == pytest.approx(perfect.aurg) and m["aurg"] > 0.3
+    # σ ranking 2.0 (the unclipped error) first would be wrong: here σ puts the 0.5 pixel third
+    swapped = np.array([[[0.0, 0.0, 0.1], [0.5, 0.2, 0.3]]])
+    m = depth_metrics(p, t, protocol="fod500", sigma=swapped)
+    expected = sparsification(err, np.array([0.0, 0.1, 0.5, 0.2, 0.3]))
+    assert m["ause"] == pytest.approx(expected.ause) and m["ause"] > 0
+    assert m["aurg"] == pytest.approx(expected.aurg) and m["aurg"] < perfect.aurg
+    # a perfect second image has nothing to rank and leaves the mean alone; all perfect gives NaN
+    two = depth_metrics(np.concatenate([p, t]), np.concatenate([t, t]), protocol="fod500",
+                        sigma=np.concatenate([swapped, swapped]))
+    assert two["ause"] == pytest.approx(expected.ause) and two["aurg"] == pytest.approx(expected.aurg)
+    none = depth_metrics(t, t, sigma=exact)
+    assert math.isnan(none["ause"]) and math.isnan(none["aurg"]) and none["rmse"] == 0
+    assert "ause" not in depth_metrics(p, t)
+
 # --- Bump ---------------------------------------------------------------------
 
 def test_bump_zero_for_affine_error_up_to_the_border():

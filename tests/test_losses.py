@@ -124,6 +124,20 @@ def test_spatial_loss_weights_only_in_focus_planes_and_masks():
     assert spatial_variational_loss((gxn, gy), dn, FOCUS.double()).item() == 0
 
 
+def test_spatial_loss_huber_in_planes_hand_values():
+    """dflib's form: T in plane units (here one plane per pixel), Huber with δ = 0.5 plane by default."""
+    depth, focus = torch.tensor([1.0, 2, 3, 4]).view(1, 1, 1, 4), torch.tensor([[1.0, 2, 3, 4]])
+    gy = torch.zeros(1, 4, 0, 4)
+
+    def loss(g: float) -> float:
+        return spatial_variational_loss((torch.full((1, 4, 1, 3), g), gy), depth, focus, units="planes",
+                                        penalty="huber").item()
+
+    assert loss(1.0) == 0
+    assert loss(0.8) == pytest.approx(0.5 * 0.2**2)  # quadratic below δ: e² / 2
+    assert loss(0.0) == pytest.approx(0.5 * (1.0 - 0.5 / 2))  # linear above: δ (|e| - δ / 2)
+
+
 def test_spatial_loss_shape_errors():
     gx, gy = torch.zeros(1, 5, 4, 3), torch.zeros(1, 5, 3, 4)
     with pytest.raises(ValueError, match="gy"):
@@ -160,6 +174,11 @@ def test_focal_loss_bimodal_hand_value():
     mask = torch.tensor([[[[False, True]]]])
     assert focal_variational_loss(both, mask).item() == 0
     assert focal_variational_loss(both, ~mask).item() == pytest.approx(0.04)
+    # a mask keeping two of three pixels averages over those two; a [B, H, W] mask is the same
+    three = torch.cat([p, p, _curves([[0.1, 0.2, 0.4, 0.2, 0.1]])], dim=3)  # 0.04, 0.04, 0
+    keep = torch.tensor([[[[True, False, True]]]])
+    assert focal_variational_loss(three, keep).item() == pytest.approx(0.02)
+    assert focal_variational_loss(three, keep[:, 0]).item() == pytest.approx(0.02)
 
 
 def test_focal_loss_matches_loop_reference_on_random_curves():

@@ -123,7 +123,8 @@ def test_nonpositive_prediction_is_clamped_in_log():
     t = np.array([[1.0, 2.0]])
     p = np.array([[-1.0, 2.0]])
     m = depth_metrics(p, t)
-    assert m["log_rmse"] == pytest.approx(math.sqrt(math.log(LOG_EPS) ** 2 / 2))
+    assert m["log_rmse"] == pytest.approx(math.sqrt(math.log(1e-6) ** 2 / 2))  # LOG_EPS = 1e-6, as documented
+    assert LOG_EPS == 1e-6
     assert m["abs_rel"] == pytest.approx(2.0 / 2)  # raw value in AbsRel
     assert m["delta1"] == pytest.approx(0.5)
 
@@ -157,6 +158,11 @@ def test_bad_inputs():
         depth_metrics(np.ones((2, 2)), np.ones((2, 2)), sigma=np.full((2, 2), np.nan))
     with pytest.raises(ValueError, match="valid_min"):
         Protocol("bad", "m", 2.0, 1.0)
+    Protocol("point", "m", 1.0, 1.0)  # a single valid value is allowed
+    assert Protocol("any", "m").valid_mask(np.array([1e-3, 0.5, 1e6])).all()  # by default every positive depth
+    for clip in [(2.0, 1.0), (1.0, 1.0), (0.0, 1.0, 2.0)]:
+        with pytest.raises(ValueError, match="clip"):
+            Protocol("bad", "m", clip=clip)
 
 
 def test_mask_and_custom_protocol():
@@ -240,8 +246,10 @@ def test_bump_hand_computed_scale():
     # bump = 100 * mean over valid pixels of the clipped map
     t = np.ones((12, 12))
     assert depth_metrics(t + a * x * y, t)["bump"] == pytest.approx(100 * bump_map(a * x * y).mean())
-    # large curvature saturates at the clip
-    assert bump_map(x**2).max() == BUMP_CLIP
+    # large curvature saturates at the clip, the original's 0.05, in all but the two edge columns (the odd
+    # reflection has no curvature at its centre): bump = 100 x 0.05 x 10/12
+    assert bump_map(x**2).max() == BUMP_CLIP == 0.05
+    assert depth_metrics(t + x**2, t)["bump"] == pytest.approx(5.0 * 10 / 12)
 
 
 def test_bump_positive_for_checkerboard():
@@ -256,3 +264,23 @@ def test_bump_positive_for_checkerboard():
     # bump is blind to a constant offset and to sign
     assert depth_metrics(t - board, t)["bump"] == pytest.approx(m["bump"])
     assert depth_metrics(t + board + 0.3, t)["bump"] == pytest.approx(m["bump"])
+
+
+def test_region_helpers_are_reachable_from_metrics():
+    import dflib.metrics
+    from dflib import regions
+
+    for name in ("REGION_NAMES", "region_masks", "region_rmse"):
+        assert getattr(dflib.metrics, name) is getattr(regions, name)
+    with pytest.raises(AttributeError, match="no attribute 'nothing'"):
+        dflib.metrics.nothing  # noqa: B018
+
+
+def test_delta_thresholds_are_strict_and_percent_scales():
+    """δ_k counts max(p/t, t/p) < 1.25^k, strictly (the DDFF-12 code): a ratio of exactly 1.25 misses δ1."""
+    t = np.array([[1.0, 1.25, 1.0, 1.0]])
+    p = np.array([[1.25, 1.0, 1.1, 2.0]])  # ratios 1.25 (both ways, exact in binary), 1.1, 2.0
+    m = depth_metrics(p, t)
+    assert (m["delta1"], m["delta2"], m["delta3"]) == (0.25, 0.75, 0.75)  # 1.25^2 = 1.5625, 1.25^3 = 1.953
+    pc = as_percent(m)
+    assert (pc["delta1"], pc["delta2"]) == (25.0, 75.0) and pc["rmse"] == m["rmse"]

@@ -10,8 +10,12 @@ from dflib.optics import (
     NYU_CAMERA,
     ThinLens,
     depth_to_disparity,
+    disc_psf,
     disparity_to_depth,
     focus_uniform_diopters,
+    gaussian_psf,
+    psf_kernels,
+    psf_radius,
 )
 
 CAM = ThinLens(focal_length_m=0.05, f_number=2.0, pixel_pitch_m=10e-6)
@@ -70,6 +74,11 @@ def test_bad_camera_raises(kwargs, name):
         ThinLens(**kwargs)
 
 
+def test_camera_rejects_a_bool():
+    with pytest.raises(TypeError, match="focal_length_m must be a real number"):
+        ThinLens(True, 2.0, 1e-5)
+
+
 def test_bad_depth_and_focus_raise():
     with pytest.raises(ValueError, match="focus_m"):
         CAM.coc_px(1.0, 0.05)  # focus equal to focal length
@@ -89,10 +98,18 @@ def test_focus_uniform_in_diopters():
     # equal CoC steps between consecutive planes for an object at infinity-ish
     fi = focus_uniform_diopters(1.0, np.inf, 3)
     np.testing.assert_allclose(1 / fi, [1.0, 0.5, 0.0])
+    # one plane: the dioptric midpoint, (2 + 0.5) / 2 = 1.25 D = 0.8 m
+    assert focus_uniform_diopters(0.5, 2.0, 1).tolist() == pytest.approx([0.8])
     with pytest.raises(ValueError, match="far_m"):
         focus_uniform_diopters(2.0, 1.0, 3)
-    with pytest.raises(ValueError, match="n"):
-        focus_uniform_diopters(1.0, 2.0, 0)
+    with pytest.raises(ValueError, match="far_m"):
+        focus_uniform_diopters(1.0, 1.0, 3)
+    for near in (0.0, np.inf):
+        with pytest.raises(ValueError, match="near_m"):
+            focus_uniform_diopters(near, 2.0, 3)
+    for n in (0, True, 2.0):
+        with pytest.raises(ValueError, match="n must be a positive integer"):
+            focus_uniform_diopters(1.0, 2.0, n)
 
 
 def test_depth_disparity_round_trip_and_holes():
@@ -100,8 +117,9 @@ def test_depth_disparity_round_trip_and_holes():
     disp = depth_to_disparity(d, 100.0)
     np.testing.assert_allclose(disp, [200.0, 100.0, 25.0, 0.0, 0.0, 0.0])
     np.testing.assert_allclose(disparity_to_depth(disp, 100.0), [0.5, 1.0, 4.0, 0.0, 0.0, 0.0])
-    t = depth_to_disparity(torch.tensor([2.0, 0.0]), 10.0)
-    assert isinstance(t, torch.Tensor) and t.tolist() == [5.0, 0.0]
+    t = depth_to_disparity(torch.tensor([2.0, 0.5, 0.0]), 10.0)
+    assert isinstance(t, torch.Tensor) and t.tolist() == [5.0, 20.0, 0.0]
+    np.testing.assert_allclose(depth_to_disparity(np.array([0.25]), 0.5), [2.0])  # any positive b·f
     with pytest.raises(ValueError, match="baseline_focal"):
         depth_to_disparity(d, 0.0)
 
@@ -115,3 +133,40 @@ def test_presets():
     assert 5.0 < c.max() < 10.0
     with pytest.raises(Exception):
         FOD500_CAMERA.f_number = 2.0  # frozen
+
+
+def _axis_variance(k: np.ndarray) -> float:
+    """Per-axis second moment (px²) of a centred ``[2R+1, 2R+1]`` kernel."""
+    ax = np.arange(k.shape[-1]) - k.shape[-1] // 2
+    return float((k.sum(0) * ax**2).sum())
+
+
+def test_disc_psf_is_a_flat_disc_of_the_coc():
+    d = 10.0
+    k = disc_psf(d).numpy()
+    r = d / 2
+    assert k.shape == (2 * psf_radius("disc", d) + 1,) * 2 == (13, 13)
+    assert k.sum() == pytest.approx(1.0, abs=1e-6) and np.allclose(k, k.T) and np.allclose(k, k[::-1])
+    ax = np.arange(13) - 6
+    dist = np.hypot(ax[:, None], ax[None, :])
+    inside, outside = dist <= r - 0.5, dist >= r + 0.5
+    assert np.ptp(k[inside]) == 0 and k[outside].max() == 0  # flat top, nothing past the rim
+    assert 1.0 / k.max() == pytest.approx(np.pi * r**2, rel=0.02)  # its area: π r²
+    assert _axis_variance(k) == pytest.approx(r**2 / 4, rel=0.05)  # a disc's per-axis variance
+
+
+def test_gaussian_psf_matches_the_disc_second_moment():
+    d = 8.0  # σ = d / 4 = 2 px
+    k = gaussian_psf(d).numpy()
+    assert k.shape == (2 * psf_radius("gaussian", d) + 1,) * 2 == (13, 13)  # R = ceil(3σ) = 6
+    assert k.sum() == pytest.approx(1.0, abs=1e-6) and np.allclose(k, k.T)
+    assert _axis_variance(k) == pytest.approx(_axis_variance(disc_psf(d).numpy()), rel=0.05)
+    assert _axis_variance(k) == pytest.approx(4.0, rel=0.03)  # truncated at 3σ: a little under σ²
+    assert k.max() == pytest.approx(1 / (2 * np.pi * 4.0), rel=0.02)
+    # below σ = 0.2 px a delta; at 0.2 px already a spread kernel
+    assert gaussian_psf(0.79).numpy()[psf_radius("gaussian", 0.79)].tolist() == [0.0, 1.0, 0.0]
+    assert gaussian_psf(0.8).numpy().max() < 1.0
+    batch = psf_kernels("gaussian", torch.tensor([0.0, 8.0]))
+    np.testing.assert_allclose(batch[1].numpy(), k, atol=1e-7)
+    with pytest.raises(ValueError, match="psf must be"):
+        psf_kernels("airy", torch.tensor([1.0]))

@@ -46,6 +46,8 @@ def test_constant_sigma_keeps_pixel_order_and_valid_mask_counts():
     ({"sigma": np.zeros(3)}, "one shape"),
     ({"fractions": np.array([0.1, 0.5])}, "increase from 0"),
     ({"fractions": np.array([0.0, 1.0])}, "below 1"),
+    ({"fractions": np.array([0.0, 0.5, 1.0])}, "below 1"),
+    ({"fractions": np.array([0.0, 0.5, 0.5])}, "increase"),
     ({"valid": np.zeros((2, 2), bool)}, "no valid"),
 ])
 def test_bad_input(kwargs, match):
@@ -64,3 +66,10 @@ def test_plane_sigma_hand_computed():
     torch.testing.assert_close(plane_sigma(prob)[0], torch.tensor([0.0, 2.0, math.sqrt(2 / 3)]))
     batch = torch.stack([prob, prob.flip(0)])  # [B, N, H, W]; reversing the planes keeps the spread
     torch.testing.assert_close(plane_sigma(batch)[1], plane_sigma(prob))
+
+
+def test_default_fractions():
+    from dflib.uncertainty import DEFAULT_FRACTIONS
+
+    assert len(DEFAULT_FRACTIONS) == 50 and DEFAULT_FRACTIONS[0] == 0 and DEFAULT_FRACTIONS[-1] == 0.98
+    np.testing.assert_allclose(np.diff(DEFAULT_FRACTIONS), 0.02)

@@ -241,6 +241,11 @@ def test_dualfocus_loss_combines_and_skips_terms():
     off = DualFocusLoss(lambda_sv=0.0, lambda_fv=0.0)(out, depth_gt, FOCUS)
     assert off["sv"].item() == 0 and off["fv"].item() == 0
     assert off["total"].item() == pytest.approx(0.02)
+    # by default every term weighs 1, and a bfloat16 prediction is scored in float32
+    unit = DualFocusLoss()(out, depth_gt, FOCUS)
+    assert unit["total"].item() == pytest.approx(0.02 + 0.05 + 0.04)
+    half = DualFocusLoss()({**out, "depth": out["depth"].bfloat16()}, depth_gt, FOCUS)
+    assert half["depth"].dtype == torch.float32 and half["depth"].item() == pytest.approx(0.02)
     no_branch = {k: v for k, v in out.items() if k != "surface_grad"}
     assert DualFocusLoss()(no_branch, depth_gt, FOCUS)["sv"].item() == 0
     with pytest.raises(ValueError, match="lambda_sv"):

@@ -6,6 +6,7 @@ import torch
 
 from dflib.optics import (
     FOD500_CAMERA,
+    FOD500_DEPTH_MAX_M,
     FOD500_FOCUS_M,
     NYU_CAMERA,
     ThinLens,
@@ -126,7 +127,7 @@ def test_depth_disparity_round_trip_and_holes():
 
 def test_presets():
     assert FOD500_CAMERA.focal_length_m == 2.9e-3 and FOD500_CAMERA.f_number == 1.0
-    assert FOD500_FOCUS_M == (0.1, 0.15, 0.3, 0.7, 1.5)
+    assert FOD500_FOCUS_M == (0.1, 0.15, 0.3, 0.7, 1.5) and FOD500_DEPTH_MAX_M == 3.0  # scenes 0.1-3 m
     assert (NYU_CAMERA.focal_length_m, NYU_CAMERA.f_number, NYU_CAMERA.pixel_pitch_m) == (0.05, 8.0, 12e-6)
     # FoD500 at 256 px: blur of a few pixels, not zero and not huge, over 0.1-3 m
     c = FOD500_CAMERA.coc_px(np.array([0.1, 3.0])[:, None], np.array(FOD500_FOCUS_M)[None])

@@ -138,10 +138,41 @@ def test_spatial_loss_huber_in_planes_hand_values():
     assert loss(0.0) == pytest.approx(0.5 * (1.0 - 0.5 / 2))  # linear above: δ (|e| - δ / 2)
 
 
+@pytest.mark.parametrize("units, penalty", [("depth", "l1"), ("planes", "huber")])
+def test_spatial_loss_treats_x_and_y_alike(units, penalty):
+    """Transposing the scene and swapping gx and gy leaves L_sv unchanged (the y terms are the x terms')."""
+    g = torch.Generator().manual_seed(3)
+    d = 0.1 + 1.4 * torch.rand(1, 1, 8, 12, generator=g, dtype=torch.float64)
+    gx = torch.randn(1, 5, 4, 5, generator=g, dtype=torch.float64)
+    gy = torch.randn(1, 5, 3, 6, generator=g, dtype=torch.float64)
+    loss = spatial_variational_loss((gx, gy), d, FOCUS.double(), stride=2, units=units, penalty=penalty)
+    swapped = spatial_variational_loss((gy.transpose(-1, -2), gx.transpose(-1, -2)), d.transpose(-1, -2),
+                                       FOCUS.double(), stride=2, units=units, penalty=penalty)
+    assert loss.item() > 0 and swapped.item() == pytest.approx(loss.item(), rel=1e-12)
+    # and the y terms count: a wrong gy alone costs something
+    assert spatial_variational_loss((gx * 0, gy), d, FOCUS.double(), stride=2, units=units,
+                                    penalty=penalty).item() > 0
+
+
+def test_losses_with_nothing_valid_are_zero_and_keep_the_graph():
+    gx = torch.ones(1, 5, 4, 3, requires_grad=True)
+    gy = torch.ones(1, 5, 3, 4, requires_grad=True)
+    none = torch.zeros(1, 1, 8, 8, dtype=torch.bool)
+    sv = spatial_variational_loss((gx, gy), torch.ones(1, 1, 8, 8), FOCUS, mask=none)
+    sv.backward()
+    assert sv.item() == 0 and gx.grad.abs().sum() == 0 and gy.grad.abs().sum() == 0
+    prob = _curves([[0.1, 0.4, 0.1, 0.3, 0.1]]).requires_grad_()
+    fv = focal_variational_loss(prob, torch.zeros(1, 1, 1, 1, dtype=torch.bool))
+    fv.backward()
+    assert fv.item() == 0 and torch.isfinite(prob.grad).all()
+
+
 def test_spatial_loss_shape_errors():
     gx, gy = torch.zeros(1, 5, 4, 3), torch.zeros(1, 5, 3, 4)
     with pytest.raises(ValueError, match="gy"):
         spatial_variational_loss((gx, torch.zeros(1, 5, 4, 4)), torch.ones(1, 1, 8, 8), FOCUS)
+    with pytest.raises(ValueError, match="surface_grad must be"):
+        spatial_variational_loss((gx, gy[0]), torch.ones(1, 1, 8, 8), FOCUS)
     with pytest.raises(ValueError, match="focus"):
         spatial_variational_loss((gx, gy), torch.ones(1, 1, 8, 8), FOCUS[:, :3])
     with pytest.raises(ValueError, match="grid"):

@@ -187,7 +187,6 @@ def test_avg_unc_and_percent_report():
     assert "delta1=1 " in format_metrics(m, percent=False) + " "
 
 
-
 def test_sigma_ranking_metrics_on_clipped_errors_over_valid_pixels():
     """AUSE/AURG rank the error after the protocol's clip, over valid pixels only, averaged over images."""
     from dflib.uncertainty import sparsification
@@ -213,6 +212,7 @@ def test_sigma_ranking_metrics_on_clipped_errors_over_valid_pixels():
     none = depth_metrics(t, t, sigma=exact)
     assert math.isnan(none["ause"]) and math.isnan(none["aurg"]) and none["rmse"] == 0
     assert "ause" not in depth_metrics(p, t)
+
 
 # --- Bump ---------------------------------------------------------------------
 

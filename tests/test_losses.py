@@ -77,6 +77,9 @@ def test_downsample_depth_is_mask_aware_mean():
     assert df[0, 0, 0, 0].item() == pytest.approx((2 + 5 + 6) / 3)
     assert df[0, 0, 0, 1].item() == pytest.approx((3 + 4 + 7 + 8) / 4)
     assert df[0, 0, 1, 1].item() == 0
+    # exactly half of a cell valid is enough (min_valid_fraction = 0.5, inclusive)
+    half = torch.tensor([[[[True, False], [True, False]]]])
+    assert downsample_depth(torch.ones(1, 1, 2, 2), half, 2)[1].item()
 
 
 def _ramp(h: int, w: int, ax: float, ay: float, c: float) -> torch.Tensor:
@@ -165,6 +168,20 @@ def test_losses_with_nothing_valid_are_zero_and_keep_the_graph():
     fv = focal_variational_loss(prob, torch.zeros(1, 1, 1, 1, dtype=torch.bool))
     fv.backward()
     assert fv.item() == 0 and torch.isfinite(prob.grad).all()
+
+
+def test_surface_target_weights_are_a_softmax_with_temperature():
+    """q_n = softmax_n(-|f_n - D*| / tau) in depth units; tau > 0."""
+    from dflib.loss_targets import surface_target
+
+    d = torch.full((1, 1, 2, 2), 0.3, dtype=torch.float64)
+    f = FOCUS.double()
+    for tau in (1.0, 0.05):
+        q = surface_target(d, f, (2, 2), tau=tau).q[0, :, 0, 0]
+        torch.testing.assert_close(q, torch.softmax(-(f[0] - 0.3).abs() / tau, dim=0))
+    assert surface_target(d, f, (2, 2), tau=0.05).q[0, 2, 0, 0] > 0.5  # a low temperature: the nearest plane
+    with pytest.raises(ValueError, match="tau must be > 0"):
+        surface_target(d, f, (2, 2), tau=0.0)
 
 
 def test_spatial_loss_shape_errors():
@@ -275,14 +292,33 @@ def test_dualfocus_loss_combines_and_skips_terms():
     # by default every term weighs 1, and a bfloat16 prediction is scored in float32
     unit = DualFocusLoss()(out, depth_gt, FOCUS)
     assert unit["total"].item() == pytest.approx(0.02 + 0.05 + 0.04)
-    half = DualFocusLoss()({**out, "depth": out["depth"].bfloat16()}, depth_gt, FOCUS)
-    assert half["depth"].dtype == torch.float32 and half["depth"].item() == pytest.approx(0.02)
+    half = DualFocusLoss()({"depth": out["depth"].bfloat16(), "prob": prob.bfloat16(),
+                            "surface_grad": tuple(g.bfloat16() for g in out["surface_grad"])}, depth_gt, FOCUS)
+    assert all(v.dtype == torch.float32 for v in half.values())
+    assert half["depth"].item() == pytest.approx(0.02) and half["fv"].item() == pytest.approx(0.04, rel=1e-2)
+    # depth_clip: a truth beyond the last plane (3 m > 1.5 m) is scored against 1.5 m, per stack
+    far = torch.full((2, 1, 8, 8), 3.0)
+    at_last = {"depth": torch.full((2, 1, 8, 8), 1.5), "prob": prob.expand(2, 5, 8, 8)}
+    focus2 = torch.cat([FOCUS, FOCUS * 0.5])  # the second stack's last plane is 0.75 m
+    clipped = DualFocusLoss(lambda_fv=0.0, depth_clip=True)(at_last, far, focus2)
+    assert clipped["depth"].item() == pytest.approx((0.0 + 0.5 * 0.75**2) / 2)  # errors 0 and 0.75 (smooth-L1)
+    assert DualFocusLoss(lambda_fv=0.0)(at_last, far, focus2)["depth"].item() == pytest.approx(1.5 - 0.5)
     no_branch = {k: v for k, v in out.items() if k != "surface_grad"}
     assert DualFocusLoss()(no_branch, depth_gt, FOCUS)["sv"].item() == 0
     with pytest.raises(ValueError, match="lambda_sv"):
         DualFocusLoss(lambda_sv=-1.0)
     with pytest.raises(ValueError, match="lambda_fv"):
         DualFocusLoss(lambda_fv=float("nan"))
+    for kwargs in ({"beta": 0.0}, {"sv_tau": 0.0}, {"sv_delta": 0.0}):
+        with pytest.raises(ValueError, match=next(iter(kwargs))):
+            DualFocusLoss(**kwargs)
+    # the blind path's L_depth and L_fv join the total; "depth" and "fv" stay the main path's
+    blind = {**out, "depth_blind": torch.full((1, 1, 8, 8), 0.4),
+             "prob_blind": _curves([[0.1, 0.3, 0.1, 0.4, 0.1]]).float().expand(1, 5, 8, 8).contiguous()}
+    two = DualFocusLoss(lambda_sv=2.0, lambda_fv=3.0)(blind, depth_gt, FOCUS)
+    assert two["depth"].item() == pytest.approx(0.02) and two["fv"].item() == pytest.approx(0.04)
+    # blind L_depth: 0.5 x 0.1² = 0.005; blind L_fv: peak at the 4th plane, (0.3 -> 0.1) falls before it: 0.2² = 0.04
+    assert two["total"].item() == pytest.approx(0.02 + 0.005 + 2 * 0.05 + 3 * (0.04 + 0.04))
 
 
 def test_smooth_l1_agrees_with_torch_reference():

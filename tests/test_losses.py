@@ -146,6 +146,7 @@ def test_spatial_loss_treats_x_and_y_alike(units, penalty):
     """Transposing the scene and swapping gx and gy leaves L_sv unchanged (the y terms are the x terms')."""
     g = torch.Generator().manual_seed(3)
     d = 0.1 + 1.4 * torch.rand(1, 1, 8, 12, generator=g, dtype=torch.float64)
+    d[..., 2:4, 6:8] = 0.0  # one invalid feature pixel inside the grid: its gradients drop out
     gx = torch.randn(1, 5, 4, 5, generator=g, dtype=torch.float64)
     gy = torch.randn(1, 5, 3, 6, generator=g, dtype=torch.float64)
     loss = spatial_variational_loss((gx, gy), d, FOCUS.double(), stride=2, units=units, penalty=penalty)
@@ -176,6 +177,7 @@ def test_surface_target_weights_are_a_softmax_with_temperature():
 
     d = torch.full((1, 1, 2, 2), 0.3, dtype=torch.float64)
     f = FOCUS.double()
+    torch.testing.assert_close(surface_target(d, f, (2, 2)).q, surface_target(d, f, (2, 2), tau=1.0).q)  # default
     for tau in (1.0, 0.05):
         q = surface_target(d, f, (2, 2), tau=tau).q[0, :, 0, 0]
         torch.testing.assert_close(q, torch.softmax(-(f[0] - 0.3).abs() / tau, dim=0))

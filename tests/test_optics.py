@@ -147,6 +147,7 @@ def test_disc_psf_is_a_flat_disc_of_the_coc():
     k = disc_psf(d).numpy()
     r = d / 2
     assert k.shape == (2 * psf_radius("disc", d) + 1,) * 2 == (13, 13)
+    assert psf_radius("disc", 5.0) == 3 and disc_psf(5.0).shape == (7, 7)  # the rim ends at r + 0.5 = 3
     assert k.sum() == pytest.approx(1.0, abs=1e-6) and np.allclose(k, k.T) and np.allclose(k, k[::-1])
     ax = np.arange(13) - 6
     dist = np.hypot(ax[:, None], ax[None, :])

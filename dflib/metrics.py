@@ -309,9 +309,10 @@ def depth_metrics(
     * ``ause`` and ``aurg`` (not in the original) summarise the sparsification
       curves of each image's error ``p - t`` by ``sigma`` over its valid
       pixels, after clipping (:func:`dflib.uncertainty.sparsification`; RMSE
-      left after removing the largest σ first, relative to all): 0 and > 0
-      when σ ranks the errors perfectly, ≈ 0 for σ no better than chance.
-      They are averaged over the images with an error; NaN if none has one.
+      left after removing the largest σ first, relative to all). AUSE is 0
+      when σ ranks the errors perfectly; AURG is > 0 when σ ranks them better
+      than chance and ≈ 0 when no better. Both are averaged over the images
+      with an error; NaN if none has one.
     """
     proto = get_protocol(protocol)
     p_raw = _as_batch(pred, "pred")

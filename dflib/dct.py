@@ -50,9 +50,8 @@ def _check_input(x: torch.Tensor, name: str, ndim: int) -> None:
         raise ValueError(
             f"{name} must have at least {ndim} dimension(s), got shape {tuple(x.shape)}"
         )
-    for d in range(1, ndim + 1):
-        if x.shape[-d] < 1:
-            raise ValueError(f"{name} has an empty transform axis, shape {tuple(x.shape)}")
+    if x.numel() == 0:  # an empty transform axis, or an empty batch (which torch's FFT refuses)
+        raise ValueError(f"{name} is empty, shape {tuple(x.shape)}")
 
 
 def _norm_dim(dim: int, ndim: int) -> int:

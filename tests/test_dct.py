@@ -100,6 +100,12 @@ def test_bad_input() -> None:
         dct2(torch.zeros(5))
     with pytest.raises(ValueError, match="dim"):
         dct(torch.zeros(3, 4), dim=2)
+    # an empty transform axis, or an empty batch, on any axis (torch's FFT itself fails on an empty batch)
+    for x, f, kw in [(torch.zeros(0, 4), dct, {"dim": 0}), (torch.zeros(4, 0), idct, {"dim": 0}),
+                     (torch.zeros(4, 0), dct, {}), (torch.zeros(3, 0), dct2, {}), (torch.zeros(0, 3), idct2, {}),
+                     (torch.zeros(0, 3, 3), dct2, {})]:
+        with pytest.raises(ValueError, match=r"x is empty, shape \("):
+            f(x, **kw)
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")

@@ -257,9 +257,7 @@ def render_focal_stack(
             # clip the blurred patch to the image
             by0, bx0 = max(0, -Y0), max(0, -X0)
             Y0c, X0c = Y0 + by0, X0 + bx0
-            Y1c, X1c = min(H, Y0 + blurred.shape[-2]), min(W, X0 + blurred.shape[-1])
-            if Y1c <= Y0c or X1c <= X0c:
-                continue
+            Y1c, X1c = min(H, Y0 + blurred.shape[-2]), min(W, X0 + blurred.shape[-1])  # never empty: holds the layer
             b = blurred[..., by0 : by0 + (Y1c - Y0c), bx0 : bx0 + (X1c - X0c)]
             al = b[:, 3:4].clamp(0.0, 1.0)
             one_minus = 1.0 - al
@@ -295,13 +293,12 @@ def _blur_crop(
     fw = scipy.fft.next_fast_len(wl + 2 * p + R, real=True)
     spec = torch.fft.rfft2(F.pad(x, (p, fw - wl - p, p, fh - hl - p)))  # [1, C, fh, fw//2+1]
     k = psf_kernels(psf, diam / s, R).to(rgba.device)  # [P, 2R+1, 2R+1]
-    P = k.shape[0]
     # kernel at the top-left corner (not centred): output index i holds the
     # blur centred on padded-input index i - R, i.e. on patch coordinate i - R - p
     kspec = torch.fft.rfft2(k, s=(fh, fw))  # zero-pads
     step = max(1, chunk_elems // (C * fh * fw))
     outs = []
-    for j in range(0, P, step):
+    for j in range(0, len(k), step):
         o = torch.fft.irfft2(spec * kspec[j : j + step, None], s=(fh, fw))[..., R : R + hl + 2 * p, R : R + wl + 2 * p]
         if s > 1:
             o = F.interpolate(o, scale_factor=s, mode="bilinear", align_corners=False)

@@ -1,5 +1,7 @@
 """Layered focal-stack renderer: physics of blur, occlusion, noise and holes."""
 
+import warnings
+
 import numpy as np
 import pytest
 import scipy.ndimage as ndi
@@ -10,9 +12,13 @@ import torch
 from dflib.optics import ThinLens
 from dflib.render import (
     NoiseConfig,
+    _level,
     add_sensor_noise,
-    disc_psf,
+    auto_num_layers,
+    fill_depth_holes,
     linear_to_srgb,
+    psf_kernels,
+    psf_radius,
     render_focal_stack,
     render_focal_stack_naive,
     srgb_to_linear,
@@ -45,15 +51,124 @@ def test_plane_in_focus_equals_aif():
     assert (st.images[1] - st.aif).abs().mean() > 0.02  # out of focus: blurred
 
 
-def test_constant_depth_blur_is_normalised_disc_convolution():
-    rgb = _texture(48, 64)
-    c = float(CAM.coc_px(1.0, 1.08))
-    st = render_focal_stack(rgb, np.ones((48, 64)), CAM, [1.08], noise=False)
+@pytest.mark.parametrize("shape, focus, psf", [((48, 64), 1.08, "disc"), ((37, 50), 1.2, "disc"),
+                                              ((61, 29), 1.5, "disc"), ((30, 34), 1.014, "disc"),
+                                              ((30, 34), 1.01, "gaussian"), ((37, 50), 1.2, "gaussian")])
+def test_constant_depth_blur_is_normalised_psf_convolution(shape, focus, psf):
+    """The FFT blur is the direct linear convolution for any size and CoC (8, 18, 36 px; 1.5 px, just
+    above the disc's delta; 1.1 px, a Gaussian of σ 0.27 px, just above its delta): no wrap-around."""
+    h, w = shape
+    rgb = _texture(h, w)
+    c = float(CAM.coc_px(1.0, focus))
+    st = render_focal_stack(rgb, np.ones((h, w)), CAM, [focus], noise=False, psf=psf)
     lin = _lin(torch.from_numpy(rgb).permute(2, 0, 1).float() / 255)
-    k = disc_psf(c).numpy()
-    norm = ndi.convolve(np.ones((48, 64)), k, mode="constant")
+    k = psf_kernels(psf, torch.tensor([c]), psf_radius(psf, c))[0].numpy()
+    assert k.max() < 0.999  # not a delta: the layer is blurred
+    norm = ndi.convolve(np.ones((h, w)), k, mode="constant")
     ref = np.stack([ndi.convolve(ch, k, mode="constant") for ch in lin]) / norm
     np.testing.assert_allclose(_lin(st.images[0]), ref, atol=2e-5)
+
+
+def test_level_is_the_largest_power_of_two_keeping_the_coc_above_the_minimum():
+    # (CoC px, min CoC px, max_downsample) -> s, with c / s >= min while s > 1
+    cases = {(40.0, 8.0, 1): 1, (15.9, 8.0, 4): 1, (16.0, 8.0, 4): 2, (40.0, 8.0, 4): 4, (200.0, 8.0, 4): 4,
+             (200.0, 8.0, 16): 16, (100.0, 8.0, 16): 8, (200.0, 8.0, 6): 4, (12.0, 3.0, 64): 4, (40.0, 8.0, 2): 2}
+    for (c, lo, top), s in cases.items():
+        assert _level(c, lo, top) == s, (c, lo, top)
+
+
+@pytest.mark.parametrize("shape", [(64, 80), (61, 77)])
+def test_downsampled_blur_is_close_to_full_resolution(shape):
+    """``max_downsample`` blurs big CoCs at 1/s scale (18 and 36 px here: s = 2 and 4) within the documented
+    error, also when s does not divide the size, and leaves small ones (2 px) at full resolution."""
+    rgb = _texture(*shape)
+    focus = [1.02, 1.2, 1.5]
+    assert [_level(float(CAM.coc_px(1.0, f)), 8.0, 4) for f in focus] == [1, 2, 4]
+    full = render_focal_stack(rgb, np.ones(shape), CAM, focus, noise=False).images
+    down = render_focal_stack(rgb, np.ones(shape), CAM, focus, noise=False, max_downsample=4).images
+    assert down.shape == full.shape
+    torch.testing.assert_close(down[0], full[0], atol=1e-5, rtol=0)
+    err = (down[1:] - full[1:]).abs() * 255
+    assert float(err.mean()) < 1.0 and float(err.max()) < 20.0
+    assert float(err.amax(dim=(1, 2, 3)).min()) > 0.1  # they were blurred at reduced scale
+
+
+def test_one_layer_renders_the_whole_scene_at_the_mean_inverse_depth():
+    rgb = _texture(40, 48)
+    depth = np.linspace(0.5, 2.0, 40 * 48).reshape(40, 48)
+    one = render_focal_stack(rgb, depth, CAM, [0.7, 1.5], noise=False, layers=1)
+    z_mid = 2.0 / (1 / 0.5 + 1 / 2.0)
+    assert one.n_layers == 1 and float(one.layer_depth_m[0]) == pytest.approx(z_mid, rel=1e-6)
+    flat = render_focal_stack(rgb, np.full((40, 48), z_mid), CAM, [0.7, 1.5], noise=False)
+    torch.testing.assert_close(one.images, flat.images, atol=1e-6, rtol=0)
+
+
+def test_flat_scene_is_one_layer_whatever_k_is_asked():
+    rgb = _texture(32, 32)
+    auto = render_focal_stack(rgb, np.full((32, 32), 1.2), CAM, [1.0], noise=False)
+    four = render_focal_stack(rgb, np.full((32, 32), 1.2), CAM, [1.0], noise=False, layers=4)
+    assert auto.n_layers == four.n_layers == 1
+    assert torch.isfinite(four.images).all()
+    torch.testing.assert_close(four.images, auto.images, atol=0, rtol=0)
+
+
+def test_each_depth_is_sharp_in_its_own_focus_plane():
+    """Three bands at 0.6, 0.9 and 1.5 m, each focused in turn: the focused band's interior (beyond its
+    neighbours' blur) is the all-in-focus image, so every pixel went to the layer of its own depth."""
+    rgb = _texture(40, 96)
+    depth = np.repeat([0.6, 0.9, 1.5], 32)[None].repeat(40, axis=0)
+    st = render_focal_stack(rgb, depth, OCC_CAM, [0.6, 0.9, 1.5], noise=False)
+    assert st.n_layers > 3  # the bands fall on automatic layers, not on a layer of their own
+    for i in range(3):
+        band = slice(32 * i + 14, 32 * i + 18)  # 14 px from the next band; its CoC here: < 14 px
+        torch.testing.assert_close(st.images[i, :, :, band], st.aif[:, :, band], atol=2e-3, rtol=0)
+        other = slice(32 * ((i + 1) % 3) + 14, 32 * ((i + 1) % 3) + 18)
+        assert float((st.images[i, :, :, other] - st.aif[:, :, other]).abs().mean()) > 0.01
+    # three layers at 1/q = 1.5, 0.857 and 0.6 m: each band goes to the layer nearest in inverse depth
+    three = render_focal_stack(rgb, depth, OCC_CAM, [1.5, 1 / (7 / 6), 0.6], noise=False, layers=3)
+    np.testing.assert_allclose(three.layer_depth_m.numpy(), [1.5, 6 / 7, 0.6], rtol=1e-6)
+    for i in range(3):
+        band = slice(32 * (2 - i) + 14, 32 * (2 - i) + 18)  # far band first
+        torch.testing.assert_close(three.images[i, :, :, band], three.aif[:, :, band], atol=2e-3, rtol=0)
+
+
+def test_one_pixel_object_is_rendered():
+    """A layer that holds a single pixel is composited like any other."""
+    rgb = np.full((21, 21, 3), 0.1, np.float32)
+    rgb[10, 10] = 1.0
+    depth = np.full((21, 21), 2.0)
+    depth[10, 10] = 0.5
+    st = render_focal_stack(rgb, depth, CAM, [0.5], noise=False)
+    torch.testing.assert_close(st.images[0, :, 10, 10], torch.ones(3), atol=1e-5, rtol=0)
+
+
+def test_shallow_scene_still_gets_its_automatic_layers():
+    """1.0-1.5 m spans only 1/3 dioptre, yet at ~110 px of CoC per dioptre it needs tens of layers."""
+    depth = np.linspace(1.0, 1.5, 24 * 24).reshape(24, 24)
+    focus = [1.0, 1.5]
+    st = render_focal_stack(np.zeros((24, 24, 3), np.uint8), depth, CAM, focus, noise=False)
+    k = auto_num_layers(1 / 1.5, 1.0, CAM.coc_per_diopter_px(np.array(focus)))
+    assert k > 20 and st.n_layers == k
+
+
+def test_auto_num_layers_by_hand():
+    # 1 dioptre at 3 px per dioptre: 3 px of CoC -> 3 steps of 1 px -> 4 layers (not 5: ceil is exact)
+    assert auto_num_layers(0.5, 1.5, [1.0, 3.0]) == 4
+    assert auto_num_layers(0.5, 1.5, [2.5]) == 4  # 2.5 px -> 3 steps
+    assert auto_num_layers(0.5, 1.5, [3.0], max_step_px=0.5) == 7
+    assert auto_num_layers(1.0, 1.0, [3.0]) == 1
+
+
+def test_max_layers_caps_the_automatic_count_with_a_warning():
+    depth = np.linspace(0.3, 3.0, 40 * 40).reshape(40, 40)
+    rgb = np.zeros((40, 40, 3), np.uint8)
+    k = render_focal_stack(rgb, depth, SMALL_CAM, [0.4, 2.5], noise=False).n_layers
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # at the cap: no warning
+        assert render_focal_stack(rgb, depth, SMALL_CAM, [0.4, 2.5], noise=False, max_layers=k).n_layers == k
+    with pytest.warns(UserWarning, match=f"auto layer count {k} exceeds max_layers={k - 1}"):
+        capped = render_focal_stack(rgb, depth, SMALL_CAM, [0.4, 2.5], noise=False, max_layers=k - 1)
+    assert capped.n_layers == k - 1
 
 
 def _disc_edge_width(diameter: float, lo: float = 0.1, hi: float = 0.9) -> float:
@@ -162,6 +277,18 @@ def test_holes_are_filled_and_never_nan():
     np.testing.assert_allclose(d[0, 47], 1.5, rtol=1e-6)
 
 
+def test_holes_take_the_depth_of_the_nearest_valid_pixel():
+    depth = np.linspace(1.0, 2.0, 12)[:, None].repeat(16, axis=1)  # depth changes down the rows only
+    depth[3:5] = 0.0  # two rows of holes: the upper takes the row above, the lower the row below
+    filled, valid = fill_depth_holes(depth)
+    want = np.linspace(1.0, 2.0, 12)[:, None].repeat(16, axis=1)
+    want[3], want[4] = want[2], want[5]
+    np.testing.assert_array_equal(filled, want)
+    assert valid.sum() == 12 * 16 - 32 and not valid[3:5].any()
+    filled3, _ = fill_depth_holes(torch.from_numpy(depth)[None])  # [1, H, W] as well
+    np.testing.assert_array_equal(filled3, want)
+
+
 def test_noise_is_seeded_and_has_the_configured_variance():
     rgb = np.full((64, 64, 3), 0.5, np.float32)
     depth = np.ones((64, 64))
@@ -219,12 +346,25 @@ def test_bad_inputs_raise():
         render_focal_stack(np.zeros((8, 8, 4)), d, CAM, [1.0])
     with pytest.raises(ValueError, match="rgb"):
         render_focal_stack(np.full((8, 8, 3), 255.0), d, CAM, [1.0])
+    for bad in (np.nan, -0.01, 1.01):
+        x = np.full((8, 8, 3), 0.5)
+        x[2, 3, 1] = bad
+        with pytest.raises(ValueError, match=r"float rgb must lie in \[0, 1\]"):
+            render_focal_stack(x, d, CAM, [1.0])
+    with pytest.raises(TypeError, match="uint8 or floating point"):
+        render_focal_stack(np.zeros((8, 8, 3), np.int32), d, CAM, [1.0])
+    edge = render_focal_stack(np.full((8, 8, 3), 1 + 5e-7), d, CAM, [1.0], noise=False)  # rounding: clamped
+    assert float(edge.aif.max()) == 1.0
     with pytest.raises(ValueError, match="depth"):
         render_focal_stack(rgb, -d, CAM, [1.0])
     with pytest.raises(ValueError, match="depth"):
         render_focal_stack(rgb, np.ones((8, 9)), CAM, [1.0])
     with pytest.raises(ValueError, match="focus_m"):
         render_focal_stack(rgb, d, CAM, [0.01])
+    with pytest.raises(ValueError, match="focus_m must be a non-empty 1-D"):
+        render_focal_stack(rgb, d, CAM, [[1.0, 2.0]])
+    with pytest.raises(ValueError, match="focus_m must be a non-empty 1-D"):
+        render_focal_stack(rgb, d, CAM, [])
     with pytest.raises(ValueError, match="psf"):
         render_focal_stack(rgb, d, CAM, [1.0], psf="box")
     with pytest.raises(TypeError, match="camera"):

@@ -248,7 +248,7 @@ def interpolate_peak(volume: Any, interpolation: str = "gaussian") -> np.ndarray
     interior = (k >= 1) & (k <= n - 2) & (denom < 0)
     safe = np.where(interior, denom, -1.0)
     offset = np.where(interior, (fm - fp) / (2.0 * safe), 0.0)
-    index = np.where(interior, np.clip(kc + offset, 0.0, n - 1.0), index)
+    index = np.where(interior, kc + offset, index)  # |offset| <= 1/2 and 1 <= kc <= N-2: inside [0, N-1]
     return index[0] if one_curve else index
 
 

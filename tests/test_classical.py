@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 import torch
@@ -84,6 +86,30 @@ def test_end_planes_flat_curves_and_bounds():
         assert out.min() >= 0 and out.max() <= 4
     with pytest.raises(ValueError, match="interpolation"):
         interpolate_peak(vol, "cubic")
+    for empty in (np.zeros((0, 2, 2)), np.array(3.0)):
+        with pytest.raises(ValueError, match="N >= 1"):
+            interpolate_peak(empty)
+
+
+@pytest.mark.parametrize("method", ["gaussian", "parabolic"])
+def test_fit_stays_within_half_a_plane_of_the_argmax(method):
+    """l₀ is the largest of the three samples, so the vertex is within 1/2 plane of it; end planes keep
+    the argmax. Random curves reach every case, peaks at planes 1 and N-2 included."""
+    vol = np.random.default_rng(3).random((6, 40, 40)) ** 3
+    k = np.argmax(vol, axis=0)
+    idx = interpolate_peak(vol, method)
+    assert np.abs(idx - k).max() <= 0.5 + 1e-12
+    ends = (k == 0) | (k == 5)
+    assert ends.any() and np.array_equal(idx[ends], k[ends].astype(float))
+    assert np.abs(idx - k)[~ends].min() > 0 and np.abs(idx - k)[~ends].max() > 0.4
+
+
+def test_three_planes_are_enough_for_a_fit_and_a_blank_volume_gives_plane_0():
+    assert interpolate_peak(np.exp(-((np.arange(3.0) - 1.3) ** 2))) == pytest.approx(1.3, abs=1e-9)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # log of zeros: offset, no -inf, no warning
+        idx = interpolate_peak(np.zeros((5, 2, 2)))
+    assert np.array_equal(idx, np.zeros((2, 2)))
 
 
 # --- focus measures -----------------------------------------------------------
@@ -109,8 +135,16 @@ def test_measures_match_scipy_reference_and_do_not_mix_planes():
     ref_lapv = ndimage.uniform_filter(lap**2, w) - ndimage.uniform_filter(lap, w) ** 2
     ref_ten = ndimage.uniform_filter(ndimage.sobel(img, 0) ** 2 + ndimage.sobel(img, 1) ** 2, w)
     ref_glvar = ndimage.uniform_filter(img**2, w) - ndimage.uniform_filter(img, w) ** 2
+    # sml and lapd from shifted copies ("reflect" in scipy is numpy's "symmetric" padding)
+    p = np.pad(img, 1, mode="symmetric")
+    c, left, right, up, down = p[1:-1, 1:-1], p[1:-1, :-2], p[1:-1, 2:], p[:-2, 1:-1], p[2:, 1:-1]
+    axes = np.abs(2 * c - left - right) + np.abs(2 * c - up - down)
+    diag = np.abs(2 * c - p[:-2, :-2] - p[2:, 2:]) + np.abs(2 * c - p[:-2, 2:] - p[2:, :-2])
+    ref_sml = ndimage.uniform_filter(axes, w)
+    ref_lapd = ndimage.uniform_filter(axes + diag / np.sqrt(2), w)
     stack = np.stack([img, np.zeros_like(img), img])  # a blank plane between two textured ones
-    for name, ref in [("lapv", ref_lapv), ("tenengrad", ref_ten), ("glvar", ref_glvar)]:
+    for name, ref in [("lapv", ref_lapv), ("tenengrad", ref_ten), ("glvar", ref_glvar), ("sml", ref_sml),
+                      ("lapd", ref_lapd)]:
         vol = focus_volume(stack, name, w)
         np.testing.assert_allclose(vol[0], np.maximum(ref, 0), atol=1e-12)
         np.testing.assert_allclose(vol[2], vol[0], atol=1e-12)
@@ -188,6 +222,20 @@ def test_confidence_is_low_without_texture():
     assert np.all(r.confidence >= 0) and np.all(r.confidence <= 1)
     assert np.all(r.confidence[:, 26:] == 0)
     assert np.median(r.confidence[:, :14]) > 0.2
+
+
+def test_confidence_by_hand():
+    """glvar scales with the square of the contrast: planes of contrast 0, 1 and sqrt(3) give the focus
+    curve (0, 1, 3) v at every pixel, so peak / mean = 3 / (4/3) and confidence = (2.25 - 1) / 2."""
+    tex = _texture(20, 24, seed=8)
+    stack = np.stack([0 * tex, tex, np.sqrt(3.0) * tex])
+    r = sff(stack, [0.5, 1.0, 2.0], "glvar", 5)
+    np.testing.assert_allclose(r.confidence, 0.625, atol=1e-9)
+    np.testing.assert_allclose(r.depth, 2.0)  # the last plane: no fit at the end
+    two = sff(stack[1:], [1.0, 2.0], "glvar", 5)  # curve (1, 3) v: peak / mean = 3 / 2
+    np.testing.assert_allclose(two.confidence, 0.5, atol=1e-9)
+    one = sff(tex[None], [1.5], "glvar", 5)  # one plane: its depth, no confidence
+    assert np.array_equal(one.depth, np.full((20, 24), 1.5)) and np.array_equal(one.confidence, np.zeros((20, 24)))
 
 
 def test_sff_on_rendered_slanted_plane_interpolation_beats_argmax():

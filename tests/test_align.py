@@ -49,8 +49,9 @@ def test_breathing_scales_of_a_unit_focusing_lens():
     # v = f S / (S - f): f = 4 mm focused at 0.1 m images 0.1 / 0.096 = 1.041666... larger than at infinity
     s = align.breathing_scales([0.1, 0.5, np.inf], 4e-3)
     np.testing.assert_allclose(s, [0.1 / 0.096, 0.5 / 0.496, 1.0])
-    with pytest.raises(ValueError, match="focal length"):
-        align.breathing_scales([0.003], 4e-3)
+    for at_or_inside in ([0.003], [4e-3], [np.nan]):  # focused at f the image is at infinity
+        with pytest.raises(ValueError, match="focal length"):
+            align.breathing_scales(at_or_inside, 4e-3)
 
 
 def test_recovers_focus_breathing(breathing):
@@ -126,10 +127,11 @@ def test_valid_region_and_largest_box_hand_computed():
     assert align.largest_box(m, (101, 101)) == (10, 91, 10, 91)
 
 
-def test_valid_region_matches_brute_force():
+@pytest.mark.parametrize("rotations", [[0, 2.0, -3.0], [0, 9.0, -4.0]])
+def test_valid_region_matches_brute_force(rotations):
     rng = np.random.default_rng(1)
     size = (40, 60)
-    m = align.breathing_matrices([1.0, 1.03, 0.98], size, rng.uniform(-3, 3, (3, 2)), rotations_deg=[0, 2.0, -3.0])
+    m = align.breathing_matrices([1.0, 1.03, 0.98], size, rng.uniform(-3, 3, (3, 2)), rotations_deg=rotations)
     yy, xx = np.mgrid[: size[0], : size[1]]
     pts = np.stack([xx, yy, np.ones_like(xx)], -1).reshape(-1, 3).T
     inside = np.ones(pts.shape[1], bool)
@@ -139,6 +141,15 @@ def test_valid_region_matches_brute_force():
     np.testing.assert_array_equal(align.valid_region(m, size), inside.reshape(size))
     y0, y1, x0, x1 = align.largest_box(m, size)
     assert inside.reshape(size)[y0:y1, x0:x1].all()
+    # and no box inside the region is larger: for every pair of rows, the longest run of columns valid in all
+    best, valid = 0, inside.reshape(size)
+    for top in range(size[0]):
+        cols = np.ones(size[1], bool)
+        for bottom in range(top, size[0]):
+            cols &= valid[bottom]
+            runs = np.diff(np.flatnonzero(np.diff(np.r_[0, cols.astype(int), 0])))[::2]
+            best = max(best, (bottom - top + 1) * int(runs.max(initial=0)))
+    assert (y1 - y0) * (x1 - x0) == best
 
 
 def test_align_if_needed_decides(rendered, breathing):
@@ -164,10 +175,24 @@ def test_input_layouts_and_errors():
     a = np.random.default_rng(0).random((2, 8, 9, 3)).astype(np.float32)
     np.testing.assert_array_equal(align.as_stack_array(a), np.moveaxis(a, -1, 1))
     np.testing.assert_array_equal(align.as_stack_array(list(a)), np.moveaxis(a, -1, 1))
-    assert align.as_stack_array((a * 255).astype(np.uint8)).dtype == np.float32
+    u8, u16 = np.round(a * 255).astype(np.uint8), np.round(a * 65535).astype(np.uint16)
+    for ints, full in ((u8, 255), (u16, 65535)):  # integers are scaled by their full range
+        got = align.as_stack_array(ints)
+        assert got.dtype == np.float32
+        np.testing.assert_allclose(got, np.moveaxis(ints, -1, 1) / full, rtol=1e-6)
+        assert got.max() <= 1.0
+    flipped = align.as_stack_array(np.moveaxis(a, -1, 1)[:, :, ::-1])  # a reversed view is copied
+    assert all(st > 0 for st in flipped.strides)
+    np.testing.assert_array_equal(flipped[:, :, 0], np.moveaxis(a, -1, 1)[:, :, -1])
     with pytest.raises(ValueError, match="same shape"):
         align.as_stack_array([a[0], a[1, :4]])
     with pytest.raises(ValueError, match="model"):
         align.estimate_breathing(a, model="projective")
     with pytest.raises(ValueError, match="matrices"):
         align.warp_stack(a, np.eye(3)[None])
+    same = np.full((2, 3, 8, 9), 7.0, np.float32)  # identity maps copy the frames into out
+    assert align.warp_stack(a, np.tile(np.eye(3), (2, 1, 1)), out=same) is same
+    np.testing.assert_array_equal(same, np.moveaxis(a, -1, 1))
+    for bad_out in (np.zeros((2, 3, 8, 9)), np.zeros((2, 3, 8, 8), np.float32)):  # float64; wrong shape
+        with pytest.raises(ValueError, match="out must be float32 with shape"):
+            align.warp_stack(a, np.tile(np.eye(3), (2, 1, 1)), out=bad_out)

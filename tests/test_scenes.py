@@ -66,6 +66,20 @@ def test_texture_less_regions_exist():
         texture("nope", (8, 8), np.random.default_rng(0))
 
 
+def test_image_textures_keep_their_range_and_sizes_and_ranges_are_checked():
+    rng = np.random.default_rng(0)
+    for name in ("astronaut", "brick"):  # a colour and a grey (tinted) source, both scaled to [0, 1]
+        tex = texture(name, (64, 64), rng)
+        assert tex.dtype == np.float32 and 0.0 <= tex.min() and 0.6 < tex.max() <= 1.0, name
+    assert texture("noise", (4, 4), rng).shape == (4, 4, 3)  # the smallest size
+    for size in ((3, 8), (8, 3), (8,)):
+        with pytest.raises(ValueError, match="size must be"):
+            texture("noise", size, rng)
+    for depth_range in ((1.0, 1.0), (0.0, 1.0), (2.0, 1.0), (1.0, np.inf)):
+        with pytest.raises(ValueError, match="depth_range must be"):
+            random_scene(0, size=(8, 8), depth_range=depth_range)
+
+
 def test_middlebury_depth_is_metric_and_plausible():
     s = middlebury_motorcycle()
     assert isinstance(s, RGBDScene)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 
@@ -117,6 +119,16 @@ def test_refined_maps_do_not_depend_on_the_feature_seed(breathing):
     assert align.displacement_px(np.linalg.inv(a) @ b, captured.shape[-2:]).max() < 0.005
 
 
+def test_displacement_is_the_largest_corner_move():
+    """Magnifying 1.1x about one corner moves the opposite corner most: by 0.1 of the diagonal, 0.1 x 50 px."""
+    H, W = 31, 41
+    for cx, cy in ((0, 0), (W - 1, 0), (0, H - 1), (W - 1, H - 1)):
+        m = np.array([[1.1, 0, -0.1 * cx], [0, 1.1, -0.1 * cy], [0, 0, 1]])
+        assert align.displacement_px(m[None], (H, W))[0] == pytest.approx(5.0, abs=1e-12)
+    shift = align.breathing_matrices([1.0], (H, W), [[3.0, -4.0]])
+    assert align.displacement_px(shift, (H, W))[0] == pytest.approx(5.0, abs=1e-12)
+
+
 def test_valid_region_and_largest_box_hand_computed():
     # a 1.25x magnification about the centre of a 101x101 frame: 0 <= 50 + 1.25 (x - 50) <= 100 <=> 10 <= x <= 90
     m = align.breathing_matrices([1.0, 1.25], (101, 101))
@@ -127,7 +139,7 @@ def test_valid_region_and_largest_box_hand_computed():
     assert align.largest_box(m, (101, 101)) == (10, 91, 10, 91)
 
 
-@pytest.mark.parametrize("rotations", [[0, 2.0, -3.0], [0, 9.0, -4.0]])
+@pytest.mark.parametrize("rotations", [[0, 2.0, -3.0], [0, 9.0, -4.0], [0, 90.0, 0]])  # 90: x' depends on y only
 def test_valid_region_matches_brute_force(rotations):
     rng = np.random.default_rng(1)
     size = (40, 60)
@@ -138,8 +150,10 @@ def test_valid_region_matches_brute_force(rotations):
     for mi in m:
         q = mi @ pts
         inside &= (q[0] >= -1e-9) & (q[0] <= size[1] - 1 + 1e-9) & (q[1] >= -1e-9) & (q[1] <= size[0] - 1 + 1e-9)
-    np.testing.assert_array_equal(align.valid_region(m, size), inside.reshape(size))
-    y0, y1, x0, x1 = align.largest_box(m, size)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no division by a zero coefficient at 90 degrees
+        np.testing.assert_array_equal(align.valid_region(m, size), inside.reshape(size))
+        y0, y1, x0, x1 = align.largest_box(m, size)
     assert inside.reshape(size)[y0:y1, x0:x1].all()
     # and no box inside the region is larger: for every pair of rows, the longest run of columns valid in all
     best, valid = 0, inside.reshape(size)

@@ -9,6 +9,7 @@ from dflib.scenes import (
     MIDDLEBURY_MOTORCYCLE_CALIB,
     RGBDScene,
     fronto_parallel_plane,
+    middlebury_crop,
     middlebury_motorcycle,
     occluding_objects,
     random_scene,
@@ -64,6 +65,18 @@ def test_texture_less_regions_exist():
     assert (local == 0).mean() > 0.05
     with pytest.raises(ValueError, match="texture"):
         texture("nope", (8, 8), np.random.default_rng(0))
+
+
+def test_middlebury_crop_reaches_every_position_and_refuses_a_larger_size():
+    rgb = np.random.default_rng(0).random((5, 7, 3)).astype(np.float32)
+    scene = RGBDScene(rgb, np.arange(35, dtype=np.float32).reshape(5, 7) + 1, "grid")
+    whole = middlebury_crop(scene, (5, 7), np.random.default_rng(0))
+    assert np.array_equal(whole.rgb, rgb) and np.array_equal(whole.depth, scene.depth)
+    rng = np.random.default_rng(1)
+    corners = {(int(c.depth[0, 0]) - 1) for c in (middlebury_crop(scene, (2, 3), rng) for _ in range(400))}
+    assert corners == {7 * y + x for y in range(4) for x in range(5)}  # every top-left corner, none outside
+    with pytest.raises(ValueError, match="larger than"):
+        middlebury_crop(scene, (6, 7), rng)
 
 
 def test_image_textures_keep_their_range_and_sizes_and_ranges_are_checked():

@@ -54,6 +54,9 @@ def test_breathing_scales_of_a_unit_focusing_lens():
     for at_or_inside in ([0.003], [4e-3], [np.nan]):  # focused at f the image is at infinity
         with pytest.raises(ValueError, match="focal length"):
             align.breathing_scales(at_or_inside, 4e-3)
+    for f in (0.0, -4e-3, np.nan):
+        with pytest.raises(ValueError, match="focal_length_m must be > 0"):
+            align.breathing_scales([0.1], f)
 
 
 def test_recovers_focus_breathing(breathing):

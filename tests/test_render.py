@@ -117,18 +117,20 @@ def test_each_depth_is_sharp_in_its_own_focus_plane():
     neighbours' blur) is the all-in-focus image, so every pixel went to the layer of its own depth."""
     rgb = _texture(40, 96)
     depth = np.repeat([0.6, 0.9, 1.5], 32)[None].repeat(40, axis=0)
+    def interior(j: int) -> slice:  # 14 px from the next band; the neighbours' CoC here: < 14 px
+        return slice(32 * j + 14, 32 * j + 18)
+
     st = render_focal_stack(rgb, depth, OCC_CAM, [0.6, 0.9, 1.5], noise=False)
     assert st.n_layers > 3  # the bands fall on automatic layers, not on a layer of their own
     for i in range(3):
-        band = slice(32 * i + 14, 32 * i + 18)  # 14 px from the next band; its CoC here: < 14 px
+        band, other = interior(i), interior((i + 1) % 3)
         torch.testing.assert_close(st.images[i, :, :, band], st.aif[:, :, band], atol=2e-3, rtol=0)
-        other = slice(32 * ((i + 1) % 3) + 14, 32 * ((i + 1) % 3) + 18)
         assert float((st.images[i, :, :, other] - st.aif[:, :, other]).abs().mean()) > 0.01
     # three layers at 1/q = 1.5, 0.857 and 0.6 m: each band goes to the layer nearest in inverse depth
     three = render_focal_stack(rgb, depth, OCC_CAM, [1.5, 1 / (7 / 6), 0.6], noise=False, layers=3)
     np.testing.assert_allclose(three.layer_depth_m.numpy(), [1.5, 6 / 7, 0.6], rtol=1e-6)
     for i in range(3):
-        band = slice(32 * (2 - i) + 14, 32 * (2 - i) + 18)  # far band first
+        band = interior(2 - i)  # far band first
         torch.testing.assert_close(three.images[i, :, :, band], three.aif[:, :, band], atol=2e-3, rtol=0)
 
 
@@ -279,10 +281,10 @@ def test_holes_are_filled_and_never_nan():
 
 def test_holes_take_the_depth_of_the_nearest_valid_pixel():
     depth = np.linspace(1.0, 2.0, 12)[:, None].repeat(16, axis=1)  # depth changes down the rows only
+    want = depth.copy()
+    want[3], want[4] = depth[2], depth[5]
     depth[3:5] = 0.0  # two rows of holes: the upper takes the row above, the lower the row below
     filled, valid = fill_depth_holes(depth)
-    want = np.linspace(1.0, 2.0, 12)[:, None].repeat(16, axis=1)
-    want[3], want[4] = want[2], want[5]
     np.testing.assert_array_equal(filled, want)
     assert valid.sum() == 12 * 16 - 32 and not valid[3:5].any()
     filled3, _ = fill_depth_holes(torch.from_numpy(depth)[None])  # [1, H, W] as well

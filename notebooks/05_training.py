@@ -5,7 +5,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
+#       jupytext_version: 1.19.7
 #   kernelspec:
 #     display_name: Python 3 (ipykernel)
 #     language: python
@@ -58,7 +58,8 @@ from dflib.evaluate import embedded_benchmark, evaluate, learned_method, sff_met
 from dflib.models import pretrained_names
 from dflib.train import TrainConfig, lambda_sv_at, train
 
-work = Path(tempfile.mkdtemp(prefix="dflib_nb05_"))  # runs go to a throwaway folder
+scratch = tempfile.TemporaryDirectory(prefix="dflib_nb05_")  # a throwaway folder for the runs, removed at kernel exit
+work = Path(scratch.name)
 # the recipe of the shipped weights (dflib/recipes/tiny_dualfocus.yaml), shortened in the quick profile
 cfg = TrainConfig.recipe("tiny_dualfocus", seed=SEED, device="cpu", out_dir=str(work / "tiny"), **S["train"])
 cfg
@@ -174,3 +175,6 @@ plt.show()
 # Run this notebook with `PROFILE="full"` (papermill: `-p PROFILE full`) to reproduce the shipped model;
 # on a GPU it takes minutes, on a laptop CPU a few hours. `dflib train --config run.json` does the same from
 # the command line, with exact resume.
+
+# %%
+scratch.cleanup()  # remove this notebook's throwaway folder (also removed at kernel exit if a run stops early)

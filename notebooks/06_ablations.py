@@ -97,7 +97,8 @@ if len(lam_sv) != len(lam_fv):
     raise ValueError(f"LAMBDA_SV and LAMBDA_FV: lists must have equal lengths, got {LAMBDA_SV} and {LAMBDA_FV}")
 
 runs = []  # (label, variant, TrainConfig)
-work = Path(tempfile.mkdtemp(prefix="dflib_nb06_"))
+scratch = tempfile.TemporaryDirectory(prefix="dflib_nb06_")  # removed when the kernel exits
+work = Path(scratch.name)
 for v in VARIANTS:
     recipe, changes = RECIPES[v]
     base = TrainConfig.recipe(recipe, **changes)
@@ -547,3 +548,6 @@ if lev is not None:
                + f" | {ci} |\n")
     display(Markdown(md + f"\n{lev['test_stacks']} validation stacks, {lev['steps']} steps, seeds {next(iter(lev['variants'].values()))['seeds']}."))
     assert "validation" in lev["split"]  # levers are chosen on validation stacks, never on the test split
+
+# %%
+scratch.cleanup()  # remove this notebook's throwaway folder (also removed at kernel exit if a run stops early)

@@ -124,7 +124,8 @@ true_maps = align.breathing_matrices(scales, (H, W), shifts=rng.uniform(-1.5, 1.
                                      rotations_deg=rng.uniform(-0.15, 0.15, len(focus_m)))
 captured = align.warp_stack(rendered.images.numpy(), np.linalg.inv(true_maps), progress=False)
 
-folder = Path(tempfile.mkdtemp(prefix="dflib_phone_stack_"))
+scratch = tempfile.TemporaryDirectory(prefix="dflib_phone_stack_")  # removed when the kernel exits
+folder = Path(scratch.name)
 capture_order = np.arange(len(focus_m))[::-1]  # far to near
 exif = dict(make="Simulated", model="Phone", focal_length_mm=4.2, f_number=1.8, exposure_s=1 / 60, iso=100)
 for k, i in enumerate(capture_order):
@@ -372,3 +373,6 @@ assert abs(blur.largest_px / largest_coc - 1) < 0.3
 # %% [markdown]
 # **Next:** the command line for your own stack is in the README ("Depth from your own focal stack"); the
 # benchmark of time and memory at 0.3, 3 and 12 megapixels is `benchmarks/bench_predict.py`.
+
+# %%
+scratch.cleanup()  # remove this notebook's throwaway folder (also removed at kernel exit if a run stops early)

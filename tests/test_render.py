@@ -1,6 +1,7 @@
 """Layered focal-stack renderer: physics of blur, occlusion, noise and holes."""
 
 import warnings
+from dataclasses import FrozenInstanceError, replace
 
 import numpy as np
 import pytest
@@ -315,6 +316,51 @@ def test_sensor_noise_has_the_configured_mean_and_variance(shot):
     y = add_sensor_noise(x, cfg, generator=1)
     assert float(y.mean()) == pytest.approx(0.3, abs=3e-4)
     assert float(y.var()) == pytest.approx(cfg.poisson_scale * 0.3 + cfg.gaussian_std**2, rel=0.02)
+
+
+def test_default_noise_is_about_4_levels_at_mid_grey():
+    # the documented defaults: a = 5e-4, b = 2e-3, so std = sqrt(a x + b^2) is 0.0159 (~4/255) at x = 0.5
+    # and 0.0054 at x = 0.05 (where read noise is an eighth of the variance)
+    cfg = replace(NoiseConfig(), bits=0)
+    for x, std in ((0.5, 0.01594), (0.05, 0.00539)):
+        y = add_sensor_noise(torch.full((500, 500), x), cfg, generator=2)
+        assert float(y.std()) == pytest.approx(std, rel=0.01)
+
+
+@pytest.mark.parametrize("shot", ["gaussian", "poisson"])
+def test_each_noise_term_alone(shot):
+    x = torch.full((400, 400), 0.3)
+    shot_only = add_sensor_noise(x, NoiseConfig(gaussian_std=0.0, bits=0, shot=shot), generator=1)
+    assert float(shot_only.var()) == pytest.approx(5e-4 * 0.3, rel=0.02)
+    read_only = add_sensor_noise(x, NoiseConfig(poisson_scale=0.0, gaussian_std=0.01, bits=0, shot=shot), generator=1)
+    assert float(read_only.var()) == pytest.approx(1e-4, rel=0.02)  # a = 0 turns shot noise off, no x / 0
+    clean = add_sensor_noise(x, NoiseConfig(poisson_scale=0.0, gaussian_std=0.0, bits=0, shot=shot))
+    assert torch.equal(clean, x)
+
+
+def test_noisy_values_are_clamped_and_quantised():
+    x = torch.tensor([0.0, 1.0, 1.5, -0.5]).repeat(1000)  # out-of-range input is clamped first
+    y = add_sensor_noise(x, NoiseConfig(poisson_scale=0.0, gaussian_std=0.1, bits=0), generator=0)
+    assert float(y.min()) == 0.0 and float(y.max()) == 1.0
+    assert 0.4 < float((y[0::4] > 0).float().mean()) < 0.6  # half the noise at 0 is cut off
+    assert 0.4 < float((y[2::4] < 1).float().mean()) < 0.6 and 0.4 < float((y[3::4] > 0).float().mean()) < 0.6
+    one_bit = add_sensor_noise(torch.linspace(0, 1, 101), NoiseConfig(gaussian_std=0.0, poisson_scale=0.0, bits=1))
+    assert set(one_bit.tolist()) == {0.0, 1.0}
+    four = add_sensor_noise(torch.linspace(0, 1, 101), NoiseConfig(gaussian_std=0.0, poisson_scale=0.0, bits=4))
+    assert torch.equal(four * 15, torch.round(torch.linspace(0, 1, 101) * 15)) and len(set(four.tolist())) == 16
+    assert float(linear_to_srgb(torch.tensor(1.5))) == pytest.approx(1.0, abs=1e-6)
+    assert float(linear_to_srgb(torch.tensor(-0.5))) == 0.0
+
+
+def test_noise_config_checks_its_fields():
+    for ok in ({"poisson_scale": 0.0}, {"gaussian_std": 0.0}, {"bits": 0}, {"bits": 16}):
+        NoiseConfig(**ok)
+    for bad in ({"poisson_scale": -1e-4}, {"poisson_scale": float("nan")}, {"gaussian_std": -0.01},
+                {"bits": 17}, {"bits": -1}, {"bits": 2.5}, {"shot": "exact"}):
+        with pytest.raises(ValueError, match=next(iter(bad))):
+            NoiseConfig(**bad)
+    with pytest.raises(FrozenInstanceError):
+        NoiseConfig().bits = 12  # type: ignore[misc]
 
 
 def test_noise_field_depends_on_the_seed_not_on_the_clean_image():

@@ -170,8 +170,11 @@ def cmd_render(args) -> int:
     print(_blur_note(camera, stack.focus_m))
     if (note := _depth_range_note(depth, stack.focus_m)) is not None:
         print(note)
-    print("depth from it:  dflib predict --images " + " ".join(str(out / n) for n in names)
-          + " --focus " + " ".join(f"{float(f):.4g}" for f in stack.focus_m) + f" --out {out / 'depth.png'}")
+    # rendered frames are aligned by construction: alignment could only add a false correction (heavy blur
+    # moves the features it matches) and crop the frames
+    print("depth from it (frames rendered aligned, so --no-align):  dflib predict --images "
+          + " ".join(str(out / n) for n in names) + " --focus " + " ".join(f"{float(f):.4g}" for f in stack.focus_m)
+          + f" --no-align --out {out / 'depth.png'}")
     return 0
 
 

@@ -49,6 +49,18 @@ def test_render_writes_stack_and_focus(rendered):
     assert (rendered / "aif.png").is_file()
 
 
+def test_render_prints_a_predict_command_that_runs(rendered, checkpoint, tmp_path, capsys):
+    np.save(tmp_path / "depth.npy", np.full((64, 80), 0.5, np.float32))
+    assert main(["render", "--rgb", str(rendered / "aif.png"), "--depth", str(tmp_path / "depth.npy"),
+                 "--camera", "fod500", "--focus", "0.3", "0.7", "--out", str(tmp_path / "s")]) == 0
+    line = next(x for x in capsys.readouterr().out.splitlines() if x.startswith("depth from it"))
+    argv = line.split(":  dflib ")[1].split()
+    assert argv[:3] == ["predict", "--images", str(tmp_path / "s" / "00.png")] and "--no-align" in argv
+    assert main([*argv, "--checkpoint", str(checkpoint), "--device", "cpu", "--no-progress"]) == 0
+    assert "alignment: off" in capsys.readouterr().out  # the frames are aligned by construction
+    assert np.load(tmp_path / "s" / "depth.npy").shape == (64, 80)  # not cropped
+
+
 def test_render_says_how_much_blur_its_focus_set_gives(rendered, tmp_path, capsys):
     # FoD500's camera (2.9 mm f/1, 5.6 µm) at 0.1-1.5 m: the embedded data, inside 3-25 px; at 2.2-4.8 m almost none
     depth = tmp_path / "depth.npy"

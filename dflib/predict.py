@@ -23,7 +23,6 @@ metres, ``inf`` where the far plane wins).
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
@@ -96,25 +95,6 @@ class Prediction:
         if ps.shape[-2:] != self.depth.shape:
             ps = F.interpolate(ps, size=self.depth.shape, mode="bilinear", align_corners=False)
         return ps[0, 0].numpy()
-
-
-def check_stack(images: Sequence[np.ndarray], focus: Sequence[float]) -> tuple[torch.Tensor, torch.Tensor]:
-    """Validate a user's stack: ``images`` N arrays ``[H, W, 3]``, ``focus`` N distances.
-
-    Returns ``stack [N, 3, H, W]`` and ``focus [N]`` as float32 tensors.
-    """
-    from dflib.align import as_stack_array
-
-    images = list(images)
-    focus = [float(f) for f in focus]
-    for i, f in enumerate(focus):
-        if not (math.isfinite(f) and f > 0):
-            raise ValueError(f"focus[{i}] = {f!r}: focus distances must be positive and finite (metres, or disparities)")
-    if len(images) != len(focus):
-        raise ValueError(f"got {len(images)} images but {len(focus)} focus distances; give one distance per image")
-    if len(images) < 2:
-        raise ValueError(f"a focal stack needs at least 2 images, got {len(images)}")
-    return as_torch(as_stack_array(images), "images"), torch.tensor(focus, dtype=torch.float32)
 
 
 def readout_focus(focus: np.ndarray, focus_unit: str) -> tuple[np.ndarray, str]:

@@ -10,7 +10,12 @@ from skimage.data import camera
 
 from dflib.blur_estimate import largest_blur_px
 from dflib.optics import ThinLens, focus_uniform_diopters
-from dflib.predict import DEFAULT_WORKING_SIZE, auto_working_size, blur_range_note
+from dflib.predict import (
+    DEFAULT_WORKING_SIZE,
+    _size_for_blur,
+    auto_working_size,
+    blur_range_note,
+)
 from dflib.render import render_focal_stack
 from dflib.scenes import middlebury_motorcycle
 
@@ -69,6 +74,13 @@ def test_blur_range_note_suggests_a_working_size():
     # at the suggested size the blur is within what the weights learned: no note
     note_small, info_small = blur_range_note(stack, suggested, DIVERSE)
     assert note_small is None and info_small["largest_px_at_working_size"] <= 1.25 * 25
+    # above 512 px the blur is measured at half the working size and doubled: a stack twice the size has twice
+    # the blur at full size, and the same as before at 512 px
+    big = np.repeat(np.repeat(stack, 2, axis=2), 2, axis=3)
+    assert blur_range_note(big, None, DIVERSE)[1]["largest_px_at_working_size"] == pytest.approx(
+        2 * info["largest_px_at_working_size"], rel=0.02)
+    assert blur_range_note(big, 512, DIVERSE)[1] == info
+    assert "3-12 px" in blur_range_note(stack, None, {"data": "diverse", "data_options": {"coc_px": (3.0, 12.0)}})[0]
     # models trained on the embedded data record no blur range
     assert blur_range_note(stack, None, {"data": "synthetic"}) == (None, None)
 
@@ -84,3 +96,4 @@ def test_auto_working_size_shrinks_only_what_blurs_too_much():
     assert auto_working_size(mild, DIVERSE)[0] == 512  # the whole stack: the default's long side, not enlarged
     size, why = auto_working_size(blurry, {"data": "synthetic"})
     assert size == DEFAULT_WORKING_SIZE and "no blur measured" in why
+    assert _size_for_blur(1024, 50.0, 25.0) == 512 and _size_for_blur(512, 200.0, 25.0) == 128  # never below 128 px

@@ -62,6 +62,21 @@ def test_readout_units_hand_computed():
     idx = P.predict(stack, [0, 1, 2], model=model, focus_unit="index")
     assert idx.unit == "index"
     np.testing.assert_allclose(idx.depth[:, -1], 1.0)
+    # two frames are a stack (plane 0 and the last are the same two here)
+    two = P.predict(stack[:2], [0.5, 2.0], model=model)
+    np.testing.assert_allclose(two.depth[:, 0], 0.5)
+    np.testing.assert_allclose(two.depth[:, -1], 1.25)
+
+
+def test_bad_stacks_are_refused():
+    stack, model = np.zeros((3, 3, 4, 6), np.float32), FixedProb(_halves)
+    for images, focus, match in ((stack[:1], [1.0], "at least 2 images"), (stack, [1.0, 2.0], "3 images but 2")):
+        with pytest.raises(ValueError, match=match):
+            P.predict(images, focus, model=model)
+    for size in (True, -1):
+        with pytest.raises(ValueError, match="working_size"):
+            P.predict(stack, [1.0, 2.0, 3.0], model=model, working_size=size)
+    assert P.predict(stack, [1.0, 2.0, 3.0], model=model, working_size=0).depth.shape == (4, 6)  # 0: full size
 
 
 def test_frames_given_far_to_near_are_reversed():
@@ -96,10 +111,35 @@ def test_tiles_blend_to_the_untiled_answer_for_a_pixelwise_model():
     model = FixedProb(lambda s: torch.softmax(5 * s.mean(2), dim=1))
     focus = torch.tensor([0.1, 0.2, 0.4, 0.8])
     whole = P.tiled_probabilities(model, stack, focus, tile=128)
-    tiled = P.tiled_probabilities(model, stack, focus, tile=32, overlap=8, progress=False)
-    torch.testing.assert_close(tiled, whole, rtol=0, atol=1e-6)
-    with pytest.raises(ValueError, match="tile"):
-        P.tiled_probabilities(model, stack, focus, tile=32, overlap=16)
+    for overlap in (8, 0, 15):  # 15: tiles spread evenly over 90 px start every 14.5 px, so up to 3 overlap
+        tiled = P.tiled_probabilities(model, stack, focus, tile=32, overlap=overlap, progress=False)
+        torch.testing.assert_close(tiled, whole, rtol=0, atol=1e-6)
+    assert P.tile_starts(90, 32, 15) == [0, 14, 29, 44, 58]  # pixel 31 lies in three tiles
+    for tile, overlap in ((32, 16), (31, 0), (32, -1)):
+        with pytest.raises(ValueError, match="tile"):
+            P.tiled_probabilities(model, stack, focus, tile=tile, overlap=overlap)
+
+
+def test_tiles_blend_with_linear_ramps_across_the_shared_band():
+    # a network whose answer is the same everywhere in a tile but differs between tiles: the blend must ramp
+    # linearly across each shared band, from one tile's answer to the next's, and equal each outside it
+    class PerTile(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.w, self.calls = nn.Parameter(torch.zeros(1)), 0
+
+        def forward(self, stack, focus):
+            self.calls += 1
+            p = torch.zeros(1, 2, *stack.shape[-2:])
+            p[:, 0] = self.calls  # 1 in the first tile, 2 in the second, 3 in the third
+            return {"prob": p}
+
+    stack = torch.zeros(2, 3, 16, 80)
+    out = P.tiled_probabilities(PerTile(), stack, torch.tensor([0.5, 1.0]), tile=32, overlap=8)[0]
+    assert P.tile_starts(80, 32, 8) == [0, 24, 48]  # shared bands: columns 24..31 and 48..55
+    ramp = torch.arange(1, 9) / 9  # weights (9 - j) / 9 and j / 9 of the two tiles
+    expected = torch.cat([torch.full((24,), 1.0), 1 + ramp, torch.full((16,), 2.0), 2 + ramp, torch.full((24,), 3.0)])
+    torch.testing.assert_close(out, expected.expand(16, 80), rtol=0, atol=1e-6)
 
 
 def test_tiled_real_model_stays_close(tmp_path):
@@ -126,6 +166,32 @@ def test_lerp_matches_torch_bilinear():
     ours = P._lerp_axis(P._lerp_axis(x, 13, 1), 17, 2)
     torch.testing.assert_close(ours, ref, rtol=0, atol=1e-6)
     torch.testing.assert_close(P._lerp_axis(x, 13, 1, 4, 9), P._lerp_axis(x, 13, 1)[:, 4:9])
+
+
+def test_grey_uses_rec709_weights():
+    rgb = torch.eye(3)[:, :, None, None].expand(3, 3, 2, 2)  # pure red, green, blue
+    torch.testing.assert_close(P._grey(rgb)[:, 0, 0], torch.tensor([0.2126, 0.7152, 0.0722]))
+    torch.testing.assert_close(P._grey(torch.ones(3, 4, 4)), torch.ones(4, 4))
+
+
+def test_guided_coefficients_by_hand():
+    # He et al.: in each (2r+1)^2 window (edges reflected) fit src = a guide + b with a = cov / (var + eps),
+    # then average each pixel's a and b over the windows that contain it
+    rng = np.random.default_rng(5)
+    guide, src = rng.random((6, 7)), rng.random((6, 7))
+    r, eps = 1, 0.01
+    pad = lambda x: np.pad(x, r, mode="symmetric")  # scipy's "reflect" repeats the edge pixel
+    gp, sp = pad(guide), pad(src)
+    a, b = np.zeros((6, 7)), np.zeros((6, 7))
+    for i in range(6):
+        for j in range(7):
+            g, s = gp[i:i + 3, j:j + 3].ravel(), sp[i:i + 3, j:j + 3].ravel()
+            a[i, j] = (np.mean(g * s) - g.mean() * s.mean()) / (g.var() + eps)
+            b[i, j] = s.mean() - a[i, j] * g.mean()
+    box = lambda x: np.array([[pad(x)[i:i + 3, j:j + 3].mean() for j in range(7)] for i in range(6)])
+    got_a, got_b = P.guided_coefficients(src, guide, radius=r, eps=eps)
+    np.testing.assert_allclose(got_a, box(a), atol=1e-5)
+    np.testing.assert_allclose(got_b, box(b), atol=1e-5)
 
 
 def test_guided_upsampling_reproduces_affine_maps_of_the_guide_and_sharpens_edges():
@@ -161,6 +227,23 @@ def test_working_size_outputs_full_resolution():
     assert P.working_shape((300, 400), 1024) == (300, 400)
     with pytest.raises(ValueError, match="working_size"):
         P.predict(stack, [0.2, 0.4, 0.8], model=uniform, working_size=-5)
+
+
+def test_upsampled_depth_and_sigma_match_the_full_resolution_answer():
+    # identical frames, so the all-in-focus image is the frame whatever the probabilities; p_0 = its grey level
+    # makes depth = 2 - grey m, an affine map of the guide, which guided upsampling reproduces at full resolution
+    import scipy.ndimage as ndi
+
+    rng = np.random.default_rng(6)
+    frame = np.clip((ndi.gaussian_filter(rng.random((3, 96, 128)), (0, 3, 3)) - 0.5) * 12 + 0.5, 0, 1).astype(np.float32)
+    stack = np.stack([frame, frame])
+    model = FixedProb(lambda s: torch.stack([P._grey(s[:, 0]), 1 - P._grey(s[:, 0])], dim=1))
+    full = P.predict(stack, [1.0, 2.0], model=model, working_size=None)
+    np.testing.assert_allclose(full.depth, 2 - P._grey(torch.from_numpy(frame)).numpy(), atol=1e-6)
+    small = P.predict(stack, [1.0, 2.0], model=model, working_size=64)
+    assert small.working_size == (48, 64) and small.depth.shape == (96, 128)
+    assert np.abs(small.depth - full.depth).mean() < 0.01 and np.abs(small.sigma - full.sigma).mean() < 0.04  # 0.005, 0.018
+    assert small.depth.min() >= 1.0 and small.depth.max() <= 2.0 and small.sigma.min() >= 0.0
 
 
 _MEMORY_SCRIPT = """
@@ -210,12 +293,16 @@ def test_training_range_note_follows_the_models_training_data() -> None:
     far = P.training_range_note(np.array([0.5, 1.0, 2.0, 4.0, np.inf]), "m", 5)
     assert far is not None and "0.5 to inf m" in far
     assert "7 frames" in P.training_range_note(np.linspace(0.1, 1.5, 7), "m", 7)
+    assert "focused at 0.1 to 3 m" in P.training_range_note(np.array([0.1, 0.15, 0.3, 0.7, 3.0]), "m", 5)
+    assert "focused at 0.05 to 1.5 m" in P.training_range_note(np.array([20.0, 10, 5, 2, 1 / 1.5]), "diopter", 5)
     diverse = {"data": "diverse", "data_options": {"span_m": 1.4}}
     assert P.training_range_note(np.array([0.5, 1.0, 2.0, 4.0, np.inf]), "m", 5, diverse) is None
     for n in (3, 10):
         assert P.training_range_note(np.linspace(1, 2, n), "m", n, diverse) is None
     note = P.training_range_note(np.linspace(1, 2, 12), "m", 12, diverse)
     assert note is not None and "3 to 10 frames" in note and "12 frames" in note
+    fewer = {"data": "diverse", "data_options": {"n_planes": (4, 6)}}  # the model's own range, not the default's
+    assert "4 to 6 frames" in P.training_range_note(np.linspace(1, 2, 3), "m", 3, fewer)
 
 
 def test_breathing_order_note_flags_index_frames_that_magnify_toward_far_focus():
@@ -224,10 +311,13 @@ def test_breathing_order_note_flags_index_frames_that_magnify_toward_far_focus()
     growing = [0.871, 0.880, 0.896, 0.915, 0.928, 0.942, 0.957, 0.970, 0.985, 1.0]  # a real phone stack, given far to near
     note = breathing_order_note(np.array(growing), "index")
     assert note is not None and "0.8710 to 1.0000" in note and "--focus 10 9 ... 1" in note and "rail" in note
-    assert "--focus 4 3 2 1" in breathing_order_note(np.array(growing[:4]) / growing[3], "index")
+    for n in (3, 4, 6):  # up to 6 frames the reversed order is written out
+        rev = " ".join(str(i) for i in range(n, 0, -1))
+        assert f"--focus {rev})" in breathing_order_note(np.array(growing[:n]) / growing[n - 1], "index")
     assert breathing_order_note(np.array(growing[::-1]), "index") is None  # near to far: magnifies toward near
     assert breathing_order_note(np.array(growing), "m") is None  # metres carry their own order
     assert breathing_order_note(np.array([1.0, 1.001, 1.002, 1.004]), "index") is None  # under 0.5 %: no breathing
+    assert breathing_order_note(np.array([1.0, 1.002, 1.004, 1.007]), "index") is not None  # 0.7 %: breathing
     assert breathing_order_note(np.array([1.0, 1.03, 0.99, 1.02, 1.01]), "index") is None  # no steady trend
 
 

@@ -194,7 +194,7 @@ def estimate_breathing(
     residual_px: float = 1.0,
     min_inliers: int = 12,
     refine: bool = True,
-    feature_size: int = 512,
+    feature_size: int = 256,
     seed: int = 0,
     progress: bool | None = None,
 ) -> BreathingEstimate:
@@ -224,7 +224,9 @@ def estimate_breathing(
             off, the features alone are good to about half a pixel where they
             match well, and give way on strongly blurred frames.
         feature_size: with ``refine``, features are found on frames shrunk
-            further, to at most this long side (they only start the refinement).
+            further, to at most this long side (they only start the refinement:
+            on three real stacks, 256 and 512 gave the same maps to 1e-7 px, and
+            256 took 0.7-0.9 of the time).
         seed: RANSAC's random seed (of the feature maps; with ``refine`` the
             result does not depend on it where the refinement converges).
         progress: show a progress bar (None: only on a terminal, after 1 s).

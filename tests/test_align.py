@@ -90,6 +90,20 @@ def test_maps_found_on_shrunk_frames_hold_at_full_resolution(breathing):
     assert align.displacement_px(np.linalg.inv(expected) @ est.matrices, captured.shape[-2:]).max() < 0.4
 
 
+def test_reference_may_be_counted_from_the_end(breathing):
+    from dflib.registration import estimate_breathing
+
+    captured, _ = breathing
+    fast = {"max_size": 200, "feature_size": 100, "progress": False}
+    last, first = estimate_breathing(captured, reference=-1, **fast), estimate_breathing(captured, reference=-5, **fast)
+    assert last.reference == 4 and first.reference == 0
+    np.testing.assert_allclose(last.matrices, estimate_breathing(captured, reference=4, **fast).matrices)
+    np.testing.assert_allclose(first.matrices, last.matrices @ np.linalg.inv(last.matrices[0]), atol=1e-9)  # one chain
+    for bad in (5, -6, 1.0, "first"):
+        with pytest.raises(ValueError, match="reference"):
+            estimate_breathing(captured, reference=bad, **fast)
+
+
 def test_shrinking_keeps_pixel_centres():
     from dflib.registration import _grey_small, _scale_matrix
 

@@ -226,7 +226,7 @@ def estimate_breathing(
         feature_size: with ``refine``, features are found on frames shrunk
             further, to at most this long side (they only start the refinement:
             on three real stacks, 256 and 512 gave the same maps to 1e-7 px, and
-            256 took 0.7-0.9 of the time).
+            256 took 0.65-0.75 of the time: ``benchmarks/feature_size.py``).
         seed: RANSAC's random seed (of the feature maps; with ``refine`` the
             result does not depend on it where the refinement converges).
         progress: show a progress bar (None: only on a terminal, after 1 s).

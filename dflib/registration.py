@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
+
+from dflib.tiling import _grey
 from dflib.warp import as_stack_array, displacement_px, matrix_scale
 
 __all__ = ["BreathingEstimate", "estimate_breathing"]
@@ -27,7 +29,7 @@ def _grey_small(frame: np.ndarray, max_size: int | None) -> tuple[np.ndarray, fl
     ``max_size``; returns it and the factor 1 / k applied."""
     from skimage.transform import downscale_local_mean
 
-    grey = 0.2126 * frame[0] + 0.7152 * frame[1] + 0.0722 * frame[2]
+    grey = _grey(frame)
     k = 1 if max_size is None else max(1, -(-max(grey.shape) // int(max_size)))
     if k > 1:
         h, w = (grey.shape[0] // k) * k, (grey.shape[1] // k) * k  # whole blocks only: pixel centres stay exact

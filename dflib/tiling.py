@@ -111,7 +111,7 @@ def _lerp_axis(x: torch.Tensor, size: int, dim: int, start: int = 0, stop: int |
 
 
 def _grey(rgb: torch.Tensor) -> torch.Tensor:
-    """Luminance ``[..., H, W]`` of ``[..., 3, H, W]`` (Rec. 709 weights)."""
+    """Luminance ``[..., H, W]`` of ``[..., 3, H, W]`` (Rec. 709 weights; numpy arrays or tensors)."""
     return 0.2126 * rgb[..., 0, :, :] + 0.7152 * rgb[..., 1, :, :] + 0.0722 * rgb[..., 2, :, :]
 
 

@@ -9,6 +9,7 @@ import pytest
 
 from dflib import align
 from dflib.optics import ThinLens, focus_uniform_diopters
+from dflib.registration import _grey_small, _scale_matrix, estimate_breathing
 from dflib.render import render_focal_stack
 from dflib.scenes import middlebury_motorcycle
 
@@ -82,8 +83,6 @@ def test_recovers_focus_breathing(breathing):
 def test_maps_found_on_shrunk_frames_hold_at_full_resolution(breathing):
     # frames shrunk 2x for the refinement (max_size) and features found 2x smaller still (feature_size): the maps,
     # scaled back, stay within a quarter pixel (0.26 px measured; 0.13 px at full size)
-    from dflib.registration import estimate_breathing
-
     captured, truth = breathing
     est = estimate_breathing(captured, max_size=200, feature_size=100, progress=False)
     expected = truth @ np.linalg.inv(truth[est.reference])
@@ -91,8 +90,6 @@ def test_maps_found_on_shrunk_frames_hold_at_full_resolution(breathing):
 
 
 def test_reference_may_be_counted_from_the_end(breathing):
-    from dflib.registration import estimate_breathing
-
     captured, _ = breathing
     fast = {"max_size": 200, "feature_size": 100, "progress": False}
     last, first = estimate_breathing(captured, reference=-1, **fast), estimate_breathing(captured, reference=-5, **fast)
@@ -105,8 +102,6 @@ def test_reference_may_be_counted_from_the_end(breathing):
 
 
 def test_shrinking_keeps_pixel_centres():
-    from dflib.registration import _grey_small, _scale_matrix
-
     # a 3 x 3 block mean's centre is its middle pixel: full-resolution pixel 4 (block 1) maps to shrunk pixel 1
     np.testing.assert_allclose(_scale_matrix(1 / 3) @ [4.0, 1.0, 1.0], [1.0, 0.0, 1.0], atol=1e-12)
     np.testing.assert_allclose(_scale_matrix(0.5) @ [0.5, 2.5, 1.0], [0.0, 1.0, 1.0], atol=1e-12)

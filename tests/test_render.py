@@ -320,7 +320,7 @@ def test_sensor_noise_has_the_configured_mean_and_variance(shot):
 
 def test_default_noise_is_about_4_levels_at_mid_grey():
     # the documented defaults: a = 5e-4, b = 2e-3, so std = sqrt(a x + b^2) is 0.0159 (~4/255) at x = 0.5
-    # and 0.0054 at x = 0.05 (where read noise is an eighth of the variance)
+    # and 0.0054 at x = 0.05 (where read noise is a seventh of the variance)
     cfg = replace(NoiseConfig(), bits=0)
     for x, std in ((0.5, 0.01594), (0.05, 0.00539)):
         y = add_sensor_noise(torch.full((500, 500), x), cfg, generator=2)
